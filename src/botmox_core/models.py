@@ -1,0 +1,340 @@
+"""Domain values of botmox.
+
+All models are frozen attrs classes: they are values, changed with :func:`attrs.evolve`.
+Timestamps are timezone-aware UTC :class:`~datetime.datetime`. (Un)structuring to JSON or rows
+lives in :mod:`botmox_core.converter`, never here.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "ApiToken",
+    "Assignment",
+    "AuditEvent",
+    "AuditResult",
+    "DownloadAuditEntry",
+    "Entitlement",
+    "Lease",
+    "LeaseStatus",
+    "Licence",
+    "LicenceStatus",
+    "ObjectInfo",
+    "Release",
+    "ReleaseScope",
+    "ReleaseStatus",
+    "Role",
+    "Tenant",
+    "Vm",
+    "VmStatus",
+]
+
+
+class Role(str, enum.Enum):
+    """Roles a bearer token can carry."""
+
+    API = "api"
+    ADMIN = "admin"
+    INFRA = "infra"
+    AGENT = "agent"
+
+
+class VmStatus(str, enum.Enum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    REVOKED = "revoked"
+
+
+class LicenceStatus(str, enum.Enum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    SUSPENDED = "suspended"
+
+
+class LeaseStatus(str, enum.Enum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class ReleaseStatus(str, enum.Enum):
+    ACTIVE = "active"
+    DRAFT = "draft"
+    DISABLED = "disabled"
+    ARCHIVED = "archived"
+
+
+class AuditEvent(str, enum.Enum):
+    RESOLVE_SUCCESS = "resolve_success"
+    RESOLVE_DENIED = "resolve_denied"
+    DOWNLOAD_URL_ISSUED = "download_url_issued"
+
+
+class AuditResult(str, enum.Enum):
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    ERROR = "error"
+
+
+@attrs.frozen
+class Tenant:
+    """A customer of the control plane; every record belongs to exactly one.
+
+    Attributes:
+        id: the tenant id carried by tokens (``tenant_id`` claim or token record).
+    """
+
+    id: str
+
+
+@attrs.frozen
+class ApiToken:
+    """An operator-issued opaque bearer token. Only its hash is ever stored.
+
+    Attributes:
+        id: public identifier of the token (not secret; shown in listings and logs).
+        tenant_id: the tenant the token acts for.
+        role: the role it grants.
+        user_id: the user it acts as, if any.
+        token_hash: hex sha256 of the secret token.
+        created_at: when it was issued.
+        expires_at: when it stops working, or ``None`` for never.
+        revoked_at: when it was revoked, or ``None``.
+        label: free-form operator note.
+    """
+
+    id: str
+    tenant_id: str
+    role: Role
+    token_hash: str
+    created_at: datetime
+    user_id: str | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    label: str | None = None
+
+
+@attrs.frozen
+class Vm:
+    """A virtual machine registered by a runner.
+
+    Attributes:
+        tenant_id: owning tenant.
+        vm_uuid: the VM's id, lower-cased, 8–128 of ``[a-z0-9:_-]``.
+        user_id: the user the VM belongs to.
+        status: active, paused or revoked; only active VMs get leases.
+        vm_name, project_id: optional labels.
+        metadata: free-form JSON object.
+        created_at, updated_at: bookkeeping.
+    """
+
+    tenant_id: str
+    vm_uuid: str
+    user_id: str
+    status: VmStatus
+    created_at: datetime
+    updated_at: datetime
+    vm_name: str | None = None
+    project_id: str | None = None
+    metadata: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class Licence:
+    """A tenant's licence. Active means status active and (perpetual or future expiry).
+
+    Attributes:
+        tenant_id: the licensed tenant.
+        status: licence status.
+        expires_at: expiry, or ``None`` for a perpetual licence.
+        updated_at: last change.
+    """
+
+    tenant_id: str
+    status: LicenceStatus
+    updated_at: datetime
+    expires_at: datetime | None = None
+
+    def is_active(self, now: datetime) -> bool:
+        return self.status is LicenceStatus.ACTIVE and (
+            self.expires_at is None or self.expires_at > now
+        )
+
+
+@attrs.frozen
+class Entitlement:
+    """Which modules a user of a tenant may lease. ``"*"`` in ``modules`` allows every module.
+
+    Attributes:
+        tenant_id: owning tenant.
+        user_id: the entitled user.
+        modules: allowed module names (``"*"`` is a wildcard).
+        updated_at: last change.
+    """
+
+    tenant_id: str
+    user_id: str
+    modules: frozenset[str]
+    updated_at: datetime
+
+    def allows(self, module: str) -> bool:
+        return "*" in self.modules or module in self.modules
+
+
+@attrs.frozen
+class Lease:
+    """A licence lease held by a VM for one module.
+
+    The lease token itself is never stored: ``token_hash`` is the hex sha256 of the current token
+    and ``previous_token_hash`` that of the token a heartbeat replaced, which stays valid until its
+    own expiry so a resolve racing a heartbeat does not fail.
+
+    Attributes:
+        id: lease id (``lease_`` + random hex).
+        tenant_id, user_id, vm_uuid, module: what the lease is bound to.
+        status: active or revoked.
+        token_hash, previous_token_hash: hashes of the valid tokens.
+        issued_at, expires_at: lifetime; heartbeats move ``expires_at``.
+        last_heartbeat_at: last heartbeat, if any.
+        version, agent_id, runner_id: optional context given at issue.
+        revoked_at, revoke_reason: set on revocation.
+    """
+
+    id: str
+    tenant_id: str
+    user_id: str
+    vm_uuid: str
+    module: str
+    status: LeaseStatus
+    token_hash: str
+    issued_at: datetime
+    expires_at: datetime
+    previous_token_hash: str | None = None
+    last_heartbeat_at: datetime | None = None
+    version: str | None = None
+    agent_id: str | None = None
+    runner_id: str | None = None
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = None
+
+
+@attrs.frozen
+class ReleaseScope:
+    """Where a release applies: a module built for a platform on a channel."""
+
+    module: str
+    platform: str
+    channel: str
+
+
+@attrs.frozen
+class Release:
+    """A published, verified artifact of a module.
+
+    Attributes:
+        id: positive integer id, unique across the backend.
+        tenant_id: owning tenant.
+        module, platform, channel, version: the release's scope and version; unique together
+            per tenant.
+        object_key: key of the artifact in object storage, unique per tenant.
+        sha256: lower-case hex digest of the stored object, verified at publish.
+        size_bytes: size of the stored object, verified at publish.
+        status: only active releases are downloadable.
+        created_at: publish time.
+    """
+
+    id: int
+    tenant_id: str
+    module: str
+    platform: str
+    channel: str
+    version: str
+    object_key: str
+    sha256: str
+    size_bytes: int
+    status: ReleaseStatus
+    created_at: datetime
+
+    @property
+    def scope(self) -> ReleaseScope:
+        return ReleaseScope(self.module, self.platform, self.channel)
+
+
+@attrs.frozen
+class Assignment:
+    """The release a user (or the tenant default, ``user_id=None``) gets for a scope.
+
+    Attributes:
+        tenant_id: owning tenant.
+        user_id: the user, or ``None`` for the tenant default.
+        module, platform, channel: the scope.
+        release_id: the assigned release.
+        assigned_at: last change.
+    """
+
+    tenant_id: str
+    module: str
+    platform: str
+    channel: str
+    release_id: int
+    assigned_at: datetime
+    user_id: str | None = None
+
+
+@attrs.frozen
+class DownloadAuditEntry:
+    """One resolve-download attempt, allowed or not.
+
+    Attributes:
+        id: entry id (assigned by the repository when 0).
+        tenant_id: the tenant the attempt was made for.
+        event: resolve_success, resolve_denied or download_url_issued.
+        result: allowed, denied or error.
+        reason_code: the error code for denials and errors, ``None`` when allowed.
+        created_at: when.
+        lease_id, user_id, vm_uuid, module, platform, channel, release_id: what was asked and
+            found, as far as it was known.
+        request_ip: the caller's address.
+        url_expires_at: expiry of the issued URL.
+        metadata: extra JSON detail.
+    """
+
+    tenant_id: str
+    event: AuditEvent
+    result: AuditResult
+    created_at: datetime
+    id: int = 0
+    reason_code: str | None = None
+    lease_id: str | None = None
+    user_id: str | None = None
+    vm_uuid: str | None = None
+    module: str | None = None
+    platform: str | None = None
+    channel: str | None = None
+    release_id: int | None = None
+    request_ip: str | None = None
+    url_expires_at: datetime | None = None
+    metadata: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class ObjectInfo:
+    """What object storage knows of a stored object.
+
+    Attributes:
+        key: the object key.
+        size_bytes: object size.
+        sha256: hex digest when the backend recorded one at upload, else ``None``.
+        etag: backend ETag, if any.
+        content_type: stored content type, if any.
+    """
+
+    key: str
+    size_bytes: int
+    sha256: str | None = None
+    etag: str | None = None
+    content_type: str | None = None

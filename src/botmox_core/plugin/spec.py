@@ -1,0 +1,70 @@
+"""Every botmox hook, in one place.
+
+Plugins implement hooks with :data:`hookimpl` and are found through the ``botmox`` entry-point
+group (or registered by the core, for the built-in backends). Registration hooks receive a
+``register`` callback rather than returning lists, so a plugin can register several things and
+the core can validate each call.
+
+A factory receives the resolved :class:`~botmox_core.config.Settings` and builds the backend;
+it reads its own options with ``settings.plugin_options("<name>")``. Factories are called only
+for the backend the operator selected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from cattrs import Converter
+
+    from botmox_core.config import Settings
+    from botmox_core.ports import AgentTransport, DataBackend, ObjectStorage
+
+PROJECT = "botmox"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+DataBackendFactory = Callable[["Settings"], "DataBackend"]
+StorageFactory = Callable[["Settings"], "ObjectStorage"]
+TransportFactory = Callable[["Settings"], "AgentTransport"]
+
+
+@hookspec
+def botmox_register_data_backends(register: Callable[[str, DataBackendFactory], None]) -> None:
+    """Register repository backends.
+
+    Called once when the plugin manager is built. Call ``register(name, factory)`` for each
+    backend; ``name`` is what operators put in ``DATA_BACKEND``. Registering a name twice is an
+    error. Return value ignored.
+    """
+
+
+@hookspec
+def botmox_register_storages(register: Callable[[str, StorageFactory], None]) -> None:
+    """Register object storage backends.
+
+    Called once when the plugin manager is built. Call ``register(name, factory)`` for each
+    storage; ``name`` is what operators put in ``BOTMOX_STORAGE``. Registering a name twice is an
+    error. Return value ignored.
+    """
+
+
+@hookspec
+def botmox_register_agent_transports(register: Callable[[str, TransportFactory], None]) -> None:
+    """Register agent transports (how a replica wakes the replica holding an agent's socket).
+
+    Called once when the plugin manager is built. Call ``register(name, factory)`` for each
+    transport. Registering a name twice is an error. Return value ignored.
+    """
+
+
+@hookspec
+def botmox_configure_converter(converter: Converter) -> None:
+    """Extend the shared cattrs converter (structure/unstructure hooks for a plugin's types).
+
+    Called once, in registration order, when :func:`botmox_core.converter.get_converter` first
+    builds the converter. Return value ignored.
+    """

@@ -1,0 +1,40 @@
+"""Ports: the ``typing.Protocol`` interfaces services depend on and plugins implement.
+
+* :mod:`~botmox_core.ports.repositories` — one repository per aggregate, grouped in a
+  :class:`UnitOfWork` handed out by a :class:`DataBackend`.
+* :mod:`~botmox_core.ports.storage` — :class:`ObjectStorage` for artifacts.
+* :mod:`~botmox_core.ports.transport` — :class:`AgentTransport` for the agent command bus.
+
+Ports are synchronous except the agent transport; the server runs them off the event loop.
+"""
+
+from botmox_core.ports.health import HealthReport
+from botmox_core.ports.repositories import (
+    ApiTokenRepository,
+    AssignmentRepository,
+    DataBackend,
+    DownloadAuditRepository,
+    LeaseRepository,
+    LicenceRepository,
+    ReleaseRepository,
+    UnitOfWork,
+    VmRepository,
+)
+from botmox_core.ports.storage import ObjectStorage, PresignedUrl
+from botmox_core.ports.transport import AgentTransport
+
+__all__ = [
+    "AgentTransport",
+    "ApiTokenRepository",
+    "AssignmentRepository",
+    "DataBackend",
+    "DownloadAuditRepository",
+    "HealthReport",
+    "LeaseRepository",
+    "LicenceRepository",
+    "ObjectStorage",
+    "PresignedUrl",
+    "ReleaseRepository",
+    "UnitOfWork",
+    "VmRepository",
+]

@@ -1,0 +1,177 @@
+"""Repository ports, one per aggregate, and the unit of work that groups them.
+
+Every read and write names the tenant: a repository never returns another tenant's record.
+Repositories raise :class:`~botmox_core.errors.DuplicateError` on a uniqueness violation and
+:class:`~botmox_core.errors.DatabaseError` (or :class:`~botmox_core.errors.ServiceUnavailableError`
+when the database cannot be reached) for backend failures; they never leak SDK exceptions.
+
+A :class:`UnitOfWork` is a context manager: leaving it without :meth:`UnitOfWork.commit`
+rolls back. Backends that cannot make several writes atomic (e.g. Firebase RTDB) document which
+guarantees they keep; the state changes that must not race go through ``modify`` methods, which
+every backend makes atomic for the one record they touch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol
+
+from botmox_core.models import (
+    ApiToken,
+    Assignment,
+    DownloadAuditEntry,
+    Entitlement,
+    Lease,
+    Licence,
+    Release,
+    ReleaseScope,
+    Vm,
+)
+from botmox_core.ports.health import HealthReport
+
+
+class ApiTokenRepository(Protocol):
+    """Operator-issued API tokens (hashes only)."""
+
+    def add(self, token: ApiToken) -> None:
+        """Store a new token record. :class:`DuplicateError` if the id or hash exists."""
+
+    def get_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The token whose hash is ``token_hash`` (any tenant: the hash is the credential)."""
+
+    def revoke(self, tenant_id: str, token_id: str, at: datetime) -> bool:
+        """Mark a token revoked. False when no such token exists for the tenant."""
+
+
+class VmRepository(Protocol):
+    """VM registry."""
+
+    def upsert(self, vm: Vm) -> Vm:
+        """Create the VM or replace the record with the same (tenant, vm_uuid), keeping
+        ``created_at`` of an existing record. Returns the stored record."""
+
+    def get(self, tenant_id: str, vm_uuid: str) -> Vm | None:
+        """The VM, or None."""
+
+
+class LicenceRepository(Protocol):
+    """Tenant licences and per-user entitlements."""
+
+    def put_licence(self, licence: Licence) -> None:
+        """Create or replace the tenant's licence."""
+
+    def get_licence(self, tenant_id: str) -> Licence | None:
+        """The tenant's licence, or None."""
+
+    def put_entitlement(self, entitlement: Entitlement) -> None:
+        """Create or replace a user's entitlement."""
+
+    def get_entitlement(self, tenant_id: str, user_id: str) -> Entitlement | None:
+        """The user's entitlement, or None."""
+
+
+class LeaseRepository(Protocol):
+    """Licence leases."""
+
+    def add(self, lease: Lease) -> None:
+        """Store a new lease. :class:`DuplicateError` if the id exists."""
+
+    def get(self, tenant_id: str, lease_id: str) -> Lease | None:
+        """The lease, or None."""
+
+    def modify(
+        self, tenant_id: str, lease_id: str, change: Callable[[Lease], Lease]
+    ) -> Lease | None:
+        """Atomically replace the lease with ``change(current)`` and return the new value.
+
+        ``change`` sees the latest committed state and may raise a :class:`BotmoxError` to abort
+        (nothing is written). Concurrent modifications never lose an update: backends lock the
+        row or retry ``change`` on conflict, so ``change`` must be a pure function of its input.
+        Returns None when no such lease exists.
+        """
+
+
+class ReleaseRepository(Protocol):
+    """Published releases."""
+
+    def add(self, release: Release) -> Release:
+        """Store a release (its ``id`` is ignored) and return it with a newly allocated
+        positive integer id. :class:`DuplicateError` when (tenant, module, platform, channel,
+        version) or (tenant, object_key) is taken."""
+
+    def get(self, tenant_id: str, release_id: int) -> Release | None:
+        """The release, or None."""
+
+    def find(self, tenant_id: str, scope: ReleaseScope, version: str) -> Release | None:
+        """The release with that scope and version, or None."""
+
+    def list(self, tenant_id: str, module: str | None = None) -> Sequence[Release]:
+        """The tenant's releases (optionally of one module), newest id first."""
+
+
+class AssignmentRepository(Protocol):
+    """Which release a user, or a tenant by default, gets for a scope."""
+
+    def put(self, assignment: Assignment) -> Assignment:
+        """Create or replace the assignment for (tenant, user_id or default, scope)."""
+
+    def get(
+        self, tenant_id: str, user_id: str | None, scope: ReleaseScope
+    ) -> Assignment | None:
+        """The assignment of ``user_id`` (``None``: the tenant default) for the scope."""
+
+
+class DownloadAuditRepository(Protocol):
+    """Append-only log of resolve-download attempts."""
+
+    def append(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
+        """Store an entry and return it with its allocated positive id."""
+
+    def list(
+        self, tenant_id: str, *, lease_id: str | None = None, limit: int = 100
+    ) -> Sequence[DownloadAuditEntry]:
+        """The tenant's entries (optionally for one lease), newest first, at most ``limit``."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction over all repositories. Exit without :meth:`commit` rolls back."""
+
+    tokens: ApiTokenRepository
+    vms: VmRepository
+    licences: LicenceRepository
+    leases: LeaseRepository
+    releases: ReleaseRepository
+    assignments: AssignmentRepository
+    audit: DownloadAuditRepository
+
+    def commit(self) -> None:
+        """Make every write of this unit durable."""
+
+    def rollback(self) -> None:
+        """Discard every uncommitted write of this unit."""
+
+    def __enter__(self) -> UnitOfWork: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class DataBackend(Protocol):
+    """A repository backend (``sqlite``, ``supabase``, ``rtdb`` ...), built by a plugin factory."""
+
+    name: str
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A new unit of work; use it as a context manager."""
+
+    def check_health(self) -> HealthReport:
+        """Whether the backend answers (a cheap round trip)."""
+
+    def close(self) -> None:
+        """Release connections and files. Idempotent."""

@@ -1,0 +1,76 @@
+"""Object storage port: where release artifacts live.
+
+Objects are private. The only way a VM reads one is a short-lived presigned URL handed out after
+a lease check. Implementations raise :class:`~botmox_core.errors.StorageError` for backend
+failures and :class:`~botmox_core.errors.ArtifactObjectNotFoundError` for missing objects where
+noted; they never leak SDK exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+import attrs
+
+from botmox_core.models import ObjectInfo
+from botmox_core.ports.health import HealthReport
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of bytes just transferred."""
+
+
+@attrs.frozen
+class PresignedUrl:
+    """A time-limited download URL.
+
+    Attributes:
+        url: absolute URL; the signature inside it is a secret: never log it.
+        expires_at: the instant after which the storage refuses it.
+    """
+
+    url: str = attrs.field(repr=False)
+    expires_at: datetime
+
+
+class ObjectStorage(Protocol):
+    """A private object store with expiring download URLs."""
+
+    name: str
+
+    def put(
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        size: int | None = None,
+        content_type: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ObjectInfo:
+        """Store ``stream`` (read to EOF) under ``key``, replacing any object there.
+
+        Returns what was stored, with ``sha256`` computed while streaming. A failed upload leaves
+        no partial object visible under ``key``.
+        """
+
+    def open(self, key: str, *, start: int = 0, end: int | None = None) -> BinaryIO:
+        """A readable binary stream of bytes ``start`` .. ``end`` (inclusive; ``None`` = to the end).
+
+        :class:`ArtifactObjectNotFoundError` when the object does not exist. Close it after use.
+        """
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size and metadata of the object, or None when it does not exist."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing object is not an error."""
+
+    def presign_download(self, key: str, *, ttl_seconds: int) -> PresignedUrl:
+        """A GET URL for the object valid for ``ttl_seconds``. Does not check existence."""
+
+    def check_health(self) -> HealthReport:
+        """Whether the storage answers (bucket reachable, directory writable ...)."""
+
+    def close(self) -> None:
+        """Release clients and files. Idempotent."""

@@ -1,0 +1,40 @@
+"""The conformance suite every botmox backend passes (``pip install botmox[testing]``).
+
+Subclass a mixin, provide its backend fixture, run plain ``pytest``::
+
+    import pytest
+    from botmox_core.testing import ObjectStorageConformance
+
+    class TestMyStore(ObjectStorageConformance):
+        @pytest.fixture
+        def storage(self, tmp_path):
+            yield MyStore(tmp_path)
+
+Mixins:
+
+* :class:`RepositoryConformance` — fixture ``backend`` yields a fresh, empty
+  :class:`~botmox_core.ports.DataBackend`.
+* :class:`ObjectStorageConformance` — fixture ``storage`` yields a fresh, empty
+  :class:`~botmox_core.ports.ObjectStorage`.
+
+Optional features are class-level capability flags; a test for a feature the backend lacks is
+skipped with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ObjectStorageConformance", "RepositoryConformance"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RepositoryConformance":
+        from botmox_core.testing.repository import RepositoryConformance
+
+        return RepositoryConformance
+    if name == "ObjectStorageConformance":
+        from botmox_core.testing.storage import ObjectStorageConformance
+
+        return ObjectStorageConformance
+    raise AttributeError(name)
