@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import click
     from cattrs import Converter
 
     from botmox_core.config import Settings
@@ -67,4 +68,13 @@ def botmox_configure_converter(converter: Converter) -> None:
 
     Called once, in registration order, when :func:`botmox_core.converter.get_converter` first
     builds the converter. Return value ignored.
+    """
+
+
+@hookspec
+def botmox_register_commands(cli: click.Group) -> None:
+    """Add commands to the ``botmox`` command line (for example ``botmox db migrate``).
+
+    Called once when the CLI starts, before arguments are parsed. Add commands or groups with
+    ``cli.add_command(...)``; a name already taken is an error. Return value ignored.
     """
