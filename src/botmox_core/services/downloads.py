@@ -1,0 +1,210 @@
+"""Resolve-download: the lease-gated door to an artifact.
+
+Checks run in the contract's order and the first failure wins: ``UNAUTHORIZED`` (token does not
+verify), ``LEASE_EXPIRED``, ``LEASE_NOT_FOUND``, ``FORBIDDEN`` (other tenant), ``LEASE_INACTIVE``,
+``VM_UUID_MISMATCH``, ``MODULE_MISMATCH``, ``ARTIFACT_ASSIGNMENT_NOT_FOUND``,
+``ARTIFACT_RELEASE_NOT_FOUND``, ``ARTIFACT_RELEASE_NOT_ACTIVE``, ``ARTIFACT_OBJECT_NOT_FOUND``,
+then storage failures (502). Every attempt, allowed or not, writes exactly one audit entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from botmox_core.errors import (
+    ArtifactAssignmentNotFoundError,
+    ArtifactObjectNotFoundError,
+    ArtifactReleaseNotActiveError,
+    ArtifactReleaseNotFoundError,
+    BotmoxError,
+    ForbiddenError,
+    LeaseExpiredError,
+    LeaseInactiveError,
+    LeaseNotFoundError,
+    ModuleMismatchError,
+    StorageError,
+    UnauthorizedError,
+    UpstreamError,
+    VmUuidMismatchError,
+)
+from botmox_core.models import (
+    AuditEvent,
+    AuditResult,
+    DownloadAuditEntry,
+    LeaseStatus,
+    Release,
+    ReleaseStatus,
+)
+from botmox_core.ports import DataBackend, ObjectStorage
+from botmox_core.security import LeaseTokenSigner, hashes_match
+from botmox_core.services import validation as check
+from botmox_core.services.principal import Clock, Principal, utcnow
+from botmox_core.services.releases import scope_from
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class ResolvedDownload:
+    """Where and what to download.
+
+    Attributes:
+        download_url: presigned URL (secret: never log it).
+        url_expires_at: when the URL stops working.
+        release: the release it points at (id, version, sha256, size_bytes).
+    """
+
+    download_url: str = attrs.field(repr=False)
+    url_expires_at: datetime
+    release: Release
+
+
+class DownloadService:
+    """Turns a valid lease into a short-lived download URL."""
+
+    def __init__(
+        self,
+        backend: DataBackend,
+        storage: ObjectStorage,
+        signer: LeaseTokenSigner,
+        *,
+        url_ttl_seconds: int = 300,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._backend = backend
+        self._storage = storage
+        self._signer = signer
+        self._url_ttl = url_ttl_seconds
+        self._clock = clock
+
+    def resolve(
+        self,
+        principal: Principal,
+        *,
+        lease_token: Any,
+        vm_uuid: Any,
+        module: Any,
+        platform: Any,
+        channel: Any,
+        request_ip: str | None = None,
+    ) -> ResolvedDownload:
+        """Check the lease and assignment and issue a URL; audit the attempt either way."""
+        now = self._clock()
+        entry = DownloadAuditEntry(
+            tenant_id=principal.tenant_id,
+            event=AuditEvent.RESOLVE_DENIED,
+            result=AuditResult.DENIED,
+            created_at=now,
+            user_id=principal.user_id,
+            vm_uuid=vm_uuid if isinstance(vm_uuid, str) else None,
+            module=module if isinstance(module, str) else None,
+            platform=platform if isinstance(platform, str) else None,
+            channel=channel if isinstance(channel, str) else None,
+            request_ip=request_ip,
+        )
+        with self._backend.unit_of_work() as uow:
+            try:
+                resolved, entry = self._check(uow, principal, entry, now, lease_token, vm_uuid,
+                                              module, platform, channel)
+            except BotmoxError as exc:
+                result = AuditResult.ERROR if isinstance(exc, UpstreamError) else AuditResult.DENIED
+                entry = attrs.evolve(entry, result=result, reason_code=exc.code)
+                self._audit(uow, entry)
+                raise
+            self._audit(uow, entry)
+        return resolved
+
+    def _audit(self, uow: Any, entry: DownloadAuditEntry) -> None:
+        try:
+            uow.audit.append(entry)
+            uow.commit()
+        except BotmoxError:
+            log.exception(
+                "could not write the download audit entry (tenant=%s lease=%s result=%s)",
+                entry.tenant_id, entry.lease_id, entry.result.value,
+            )
+            raise
+
+    def _check(
+        self,
+        uow: Any,
+        principal: Principal,
+        entry: DownloadAuditEntry,
+        now: datetime,
+        lease_token: Any,
+        vm_uuid: Any,
+        module: Any,
+        platform: Any,
+        channel: Any,
+    ) -> tuple[ResolvedDownload, DownloadAuditEntry]:
+        if not isinstance(lease_token, str) or not lease_token:
+            raise UnauthorizedError("lease_token is missing")
+        claims = self._signer.verify(lease_token)
+        entry = attrs.evolve(entry, lease_id=claims.lease_id)
+        if claims.expired(now):
+            raise LeaseExpiredError("the lease token has expired")
+        lease = uow.leases.get(claims.tenant_id, claims.lease_id)
+        if lease is None:
+            raise LeaseNotFoundError("no such lease")
+        if lease.tenant_id != principal.tenant_id:
+            raise ForbiddenError("the lease belongs to another tenant")
+        if not (
+            hashes_match(lease_token, lease.token_hash)
+            or hashes_match(lease_token, lease.previous_token_hash)
+        ):
+            raise UnauthorizedError("the lease token is not current")
+        entry = attrs.evolve(entry, user_id=lease.user_id)
+        if lease.status is not LeaseStatus.ACTIVE:
+            raise LeaseInactiveError(f"the lease is {lease.status.value}")
+        if lease.expires_at <= now:
+            raise LeaseExpiredError("the lease has expired")
+        uuid = check.vm_uuid(vm_uuid)
+        if uuid != lease.vm_uuid:
+            raise VmUuidMismatchError("the lease was issued to another VM")
+        scope = scope_from(module, platform, channel)
+        if scope.module != lease.module:
+            raise ModuleMismatchError("the lease was issued for another module")
+        assignment = uow.assignments.get(principal.tenant_id, lease.user_id, scope)
+        if assignment is None:
+            assignment = uow.assignments.get(principal.tenant_id, None, scope)
+        if assignment is None:
+            raise ArtifactAssignmentNotFoundError("no release is assigned for this scope")
+        release = uow.releases.get(principal.tenant_id, assignment.release_id)
+        if release is None:
+            raise ArtifactReleaseNotFoundError("the assigned release does not exist")
+        entry = attrs.evolve(entry, release_id=release.id)
+        if release.status is not ReleaseStatus.ACTIVE:
+            raise ArtifactReleaseNotActiveError(f"the assigned release is {release.status.value}")
+        try:
+            if self._storage.head(release.object_key) is None:
+                raise ArtifactObjectNotFoundError("the release's object is missing from storage")
+            remaining = int((lease.expires_at - now).total_seconds())
+            ttl = max(1, min(self._url_ttl, remaining))
+            url = self._storage.presign_download(release.object_key, ttl_seconds=ttl)
+        except BotmoxError:
+            raise
+        except Exception as exc:  # a storage plugin that leaked an SDK error
+            log.exception("storage %s failed", self._storage.name)
+            raise StorageError("object storage failed") from exc
+        url_expires_at = min(url.expires_at, lease.expires_at, now + timedelta(seconds=ttl))
+        entry = attrs.evolve(
+            entry,
+            event=AuditEvent.DOWNLOAD_URL_ISSUED,
+            result=AuditResult.ALLOWED,
+            url_expires_at=url_expires_at,
+        )
+        return ResolvedDownload(url.url, url_expires_at, release), entry
+
+    def audit_log(
+        self, principal: Principal, *, lease_id: str | None = None, limit: int = 100
+    ) -> list[DownloadAuditEntry]:
+        """The tenant's audit entries, newest first (operators only)."""
+        from botmox_core.models import Role
+
+        principal.require(Role.ADMIN, Role.INFRA)
+        with self._backend.unit_of_work() as uow:
+            return list(uow.audit.list(principal.tenant_id, lease_id=lease_id, limit=limit))
