@@ -1,0 +1,372 @@
+"""The SQLite data backend and its unit of work.
+
+Concurrency model:
+
+* One backend instance holds one connection, used by one unit of work at a time: a unit takes
+  the instance's lock on entry and returns it on exit, so threads of a server's pool queue
+  in-process instead of spinning on SQLite's busy handler.
+* Every unit runs in a ``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock at the
+  start: reads and writes of one unit, ``LeaseRepository.modify`` and the uniqueness checks are
+  serialised against every other connection, including other processes (``botmox`` admin
+  commands writing while the server runs). Another process waits up to the busy timeout.
+* Files use WAL journaling, so the write lock never blocks readers of other processes, and
+  ``synchronous=FULL`` by default, so a committed unit survives a power cut.
+* ``":memory:"`` gives a private in-memory database shared by every thread using the instance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+from botmox_core.backends.sqlite.errors import error_from_sqlite, translate_sqlite_errors
+from botmox_core.backends.sqlite.repositories import (
+    Params,
+    SqliteApiTokenRepository,
+    SqliteAssignmentRepository,
+    SqliteDownloadAuditRepository,
+    SqliteLeaseRepository,
+    SqliteLicenceRepository,
+    SqliteReleaseRepository,
+    SqliteVmRepository,
+)
+from botmox_core.backends.sqlite.schema import SCHEMA_VERSION, migrate, schema_version
+from botmox_core.errors import (
+    BotmoxError,
+    ConfigurationError,
+    DatabaseError,
+    ServiceUnavailableError,
+)
+from botmox_core.ports.health import HealthReport
+from botmox_core.ports.repositories import (
+    ApiTokenRepository,
+    AssignmentRepository,
+    DownloadAuditRepository,
+    LeaseRepository,
+    LicenceRepository,
+    ReleaseRepository,
+    VmRepository,
+)
+
+__all__ = ["MEMORY", "SqliteBackend", "SqliteUnitOfWork"]
+
+log = logging.getLogger(__name__)
+
+#: The path that selects a private in-memory database.
+MEMORY = ":memory:"
+
+_SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+class SqliteBackend:
+    """The embedded ``sqlite`` data backend.
+
+    Opening creates the file if needed, switches it to WAL and brings the schema up to date;
+    a path that cannot be opened raises :class:`ServiceUnavailableError`, a file that is not a
+    botmox database (corrupted, foreign or from a newer botmox) :class:`DatabaseError`.
+
+    Args:
+        path: database file, or ``":memory:"`` for a private in-memory database.
+        busy_timeout: seconds a unit waits for the write lock before :class:`DatabaseError`.
+        synchronous: SQLite ``synchronous`` mode for files (``FULL`` by default).
+    """
+
+    name = "sqlite"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = MEMORY,
+        *,
+        busy_timeout: float = 15.0,
+        synchronous: str = "FULL",
+    ) -> None:
+        if busy_timeout < 0:
+            raise ConfigurationError("the SQLite busy timeout must not be negative")
+        if synchronous.upper() not in _SYNCHRONOUS_MODES:
+            raise ConfigurationError(
+                f"SQLite synchronous must be one of {', '.join(_SYNCHRONOUS_MODES)}, "
+                f"got {synchronous!r}"
+            )
+        self.path = str(path) if str(path) == MEMORY else os.fspath(Path(path))
+        self.in_memory = self.path == MEMORY
+        self.busy_timeout = float(busy_timeout)
+        self._synchronous = synchronous.upper()
+        self._label = "in-memory database" if self.in_memory else f"database {self.path}"
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._closed = False
+        self._pid = os.getpid()
+        self._inherited: list[sqlite3.Connection] = []
+        self._connection: sqlite3.Connection | None = self._open()
+
+    def __repr__(self) -> str:
+        return f"SqliteBackend(path={self.path!r})"
+
+    def unit_of_work(self) -> SqliteUnitOfWork:
+        """A new unit of work; enter it with ``with``. Leaving without ``commit()`` rolls back.
+
+        Units of one backend must not be nested in one thread (the outer unit holds the
+        connection); doing so raises :class:`BotmoxError` instead of deadlocking.
+        """
+        return SqliteUnitOfWork(self)
+
+    def check_health(self) -> HealthReport:
+        """Run ``SELECT 1`` (on a fresh connection for files) and report the latency.
+        Never raises."""
+        started = time.perf_counter()
+        try:
+            if self._closed:
+                raise ServiceUnavailableError("the SQLite backend is closed")
+            if self.in_memory:
+                connection = self._checkout(timeout=min(self.busy_timeout, 1.0))
+                try:
+                    with translate_sqlite_errors(self._label):
+                        connection.execute("SELECT 1").fetchone()
+                        version = schema_version(connection)
+                finally:
+                    self._checkin(connection, broken=False)
+            else:
+                with translate_sqlite_errors(self._label):
+                    probe = sqlite3.connect(
+                        self.path, timeout=min(self.busy_timeout, 1.0), isolation_level=None
+                    )
+                    try:
+                        probe.execute("SELECT 1").fetchone()
+                        version = schema_version(probe)
+                    finally:
+                        probe.close()
+            if version != SCHEMA_VERSION:
+                raise DatabaseError(f"schema version {version}, expected {SCHEMA_VERSION}")
+        except BotmoxError as exc:
+            return HealthReport(
+                name=self.name,
+                ok=False,
+                detail=exc.message,
+                latency_ms=(time.perf_counter() - started) * 1000,
+            )
+        return HealthReport(
+            name=self.name,
+            ok=True,
+            detail=f"SELECT 1 answered (schema version {version})",
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def close(self) -> None:
+        """Close the connection. Idempotent; a unit still running in another thread gets up
+        to the busy timeout to finish first."""
+        if self._closed:
+            return
+        acquired = self._lock.acquire(timeout=self.busy_timeout)
+        try:
+            if self._closed:
+                return
+            self._closed = True
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                try:
+                    connection.close()
+                except sqlite3.Error as exc:  # closing must not fail; the file is consistent
+                    log.warning("closing the SQLite %s failed: %s", self._label, exc)
+        finally:
+            if acquired:
+                self._lock.release()
+
+    # -- connection handling, used by SqliteUnitOfWork -------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        with translate_sqlite_errors(self._label):
+            connection = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                connection.row_factory = sqlite3.Row
+                connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+                if not self.in_memory:
+                    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                    if str(mode).lower() != "wal":
+                        raise DatabaseError(
+                            f"the SQLite {self._label} cannot use WAL journaling (got {mode})"
+                        )
+                    connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+                migrate(connection, self._label)
+            except BaseException:
+                connection.close()
+                raise
+        return connection
+
+    def _checkout(self, timeout: float | None = None) -> sqlite3.Connection:
+        """Take the instance's lock and its connection."""
+        if os.getpid() != self._pid:
+            self._after_fork()
+        if self._owner == threading.get_ident():
+            raise BotmoxError(
+                "a unit of work is already open on this SQLite backend in this thread; "
+                "units of work cannot be nested"
+            )
+        wait = self.busy_timeout if timeout is None else timeout
+        if not self._lock.acquire(timeout=wait):
+            raise DatabaseError(
+                f"timed out after {wait:g} s waiting for the SQLite {self._label} "
+                "(another unit of work in this process held it)"
+            )
+        try:
+            if self._closed:
+                raise ServiceUnavailableError("the SQLite backend is closed")
+            if self._connection is None:
+                self._connection = self._open()
+        except BaseException:
+            self._lock.release()
+            raise
+        self._owner = threading.get_ident()
+        return self._connection
+
+    def _checkin(self, connection: sqlite3.Connection, *, broken: bool) -> None:
+        """Return the connection and the lock; a broken connection is closed and reopened by
+        the next unit."""
+        try:
+            if broken and connection is self._connection:
+                self._connection = None
+                with contextlib.suppress(sqlite3.Error):
+                    connection.close()
+        finally:
+            self._owner = None
+            self._lock.release()
+
+    def _after_fork(self) -> None:
+        # A connection must not cross fork(): the child keeps the inherited one referenced
+        # (closing it could disturb the parent's locks) and opens its own.
+        if self.in_memory:
+            raise DatabaseError("an in-memory SQLite backend cannot be used after fork()")
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._owner = None
+        if self._connection is not None:
+            self._inherited.append(self._connection)
+            self._connection = None
+
+
+class SqliteUnitOfWork:
+    """One ``BEGIN IMMEDIATE`` transaction over every repository.
+
+    Leaving the ``with`` block without :meth:`commit` rolls back. After :meth:`commit` or
+    :meth:`rollback` the unit may go on: the next statement starts a new transaction. If SQLite
+    itself aborts the transaction (disk full, I/O error), every later statement of the unit
+    raises :class:`DatabaseError` rather than writing half a unit.
+    """
+
+    def __init__(self, backend: SqliteBackend) -> None:
+        self._backend = backend
+        self._connection: sqlite3.Connection | None = None
+        self._entered = False
+        self._transaction_open = False
+        self._aborted = False
+        self.tokens: ApiTokenRepository = SqliteApiTokenRepository(self)
+        self.vms: VmRepository = SqliteVmRepository(self)
+        self.licences: LicenceRepository = SqliteLicenceRepository(self)
+        self.leases: LeaseRepository = SqliteLeaseRepository(self)
+        self.releases: ReleaseRepository = SqliteReleaseRepository(self)
+        self.assignments: AssignmentRepository = SqliteAssignmentRepository(self)
+        self.audit: DownloadAuditRepository = SqliteDownloadAuditRepository(self)
+
+    def __enter__(self) -> SqliteUnitOfWork:
+        if self._entered:
+            raise BotmoxError("a unit of work can be entered only once")
+        self._entered = True
+        connection = self._backend._checkout()
+        try:
+            self._begin(connection)
+        except BaseException:
+            self._backend._checkin(connection, broken=False)
+            raise
+        self._connection = connection
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        broken = False
+        try:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+        except sqlite3.Error as rollback_error:
+            broken = True
+            if exc is None:
+                raise error_from_sqlite(
+                    rollback_error, database=self._backend._label
+                ) from rollback_error
+            log.warning("rollback failed after %s: %s", exc_type, rollback_error)
+        finally:
+            self._transaction_open = False
+            self._backend._checkin(connection, broken=broken)
+
+    def commit(self) -> None:
+        """Make the unit's writes durable; :class:`DatabaseError` if SQLite already aborted
+        the transaction (its writes are gone, nothing is committed)."""
+        connection = self._active_connection()
+        self._raise_if_aborted(connection)
+        if connection.in_transaction:
+            with translate_sqlite_errors(self._backend._label):
+                connection.execute("COMMIT")
+        self._transaction_open = False
+
+    def rollback(self) -> None:
+        """Discard the unit's uncommitted writes."""
+        connection = self._active_connection()
+        if connection.in_transaction:
+            with translate_sqlite_errors(self._backend._label):
+                connection.execute("ROLLBACK")
+        self._transaction_open = False
+
+    # -- Statements, used by the repositories ----------------------------------------------
+
+    def run(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        """Execute one statement in the unit's transaction."""
+        connection = self._statement_connection()
+        with translate_sqlite_errors(self._backend._label):
+            return connection.execute(sql, params)
+
+    def rows(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """Execute one statement in the unit's transaction and fetch every row."""
+        connection = self._statement_connection()
+        with translate_sqlite_errors(self._backend._label):
+            return connection.execute(sql, params).fetchall()
+
+    def _active_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise BotmoxError("the unit of work is used outside its with-block")
+        return self._connection
+
+    def _statement_connection(self) -> sqlite3.Connection:
+        connection = self._active_connection()
+        self._raise_if_aborted(connection)
+        if not self._transaction_open:
+            self._begin(connection)
+        return connection
+
+    def _raise_if_aborted(self, connection: sqlite3.Connection) -> None:
+        if self._aborted or (self._transaction_open and not connection.in_transaction):
+            self._aborted = True
+            raise DatabaseError(
+                "SQLite aborted this unit of work's transaction after an error; "
+                "its writes were discarded, start a new unit of work"
+            )
+
+    def _begin(self, connection: sqlite3.Connection) -> None:
+        with translate_sqlite_errors(self._backend._label):
+            connection.execute("BEGIN IMMEDIATE")
+        self._transaction_open = True

@@ -1,0 +1,243 @@
+"""The SQLite schema and its forward migrations.
+
+The schema version lives in ``PRAGMA user_version``; ``PRAGMA application_id`` marks the file as
+a botmox database, so the backend never writes into a foreign SQLite file. :func:`migrate` runs
+the missing migrations in one ``BEGIN IMMEDIATE`` transaction (two processes opening a fresh file
+at once apply them once). Migrations are append-only: never edit a released one, add the next.
+
+Constraints mirror the contract: one release per (tenant, module, platform, channel, version)
+and per (tenant, object_key); ``sha256`` is 64 lower-case hex; ``size_bytes`` is positive; one
+VM per (tenant, vm_uuid); one assignment per (tenant, user, scope) and one tenant default per
+(tenant, scope) — two partial unique indexes, because SQLite treats NULLs as distinct in UNIQUE.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from botmox_core.errors import DatabaseError
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]
+
+#: ``PRAGMA application_id`` of botmox databases (ASCII ``bmox``).
+APPLICATION_ID = 0x626D6F78
+
+_V1 = (
+    """
+    CREATE TABLE api_tokens (
+        id          TEXT NOT NULL PRIMARY KEY,
+        tenant_id   TEXT NOT NULL,
+        role        TEXT NOT NULL
+            CONSTRAINT api_token_role CHECK (role IN ('api', 'admin', 'infra', 'agent')),
+        token_hash  TEXT NOT NULL UNIQUE,
+        user_id     TEXT,
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT,
+        revoked_at  TEXT,
+        label       TEXT
+    ) STRICT
+    """,
+    "CREATE INDEX api_tokens_by_tenant ON api_tokens (tenant_id, id)",
+    """
+    CREATE TABLE vms (
+        tenant_id   TEXT NOT NULL,
+        vm_uuid     TEXT NOT NULL,
+        user_id     TEXT NOT NULL,
+        status      TEXT NOT NULL
+            CONSTRAINT vm_status CHECK (status IN ('active', 'paused', 'revoked')),
+        vm_name     TEXT,
+        project_id  TEXT,
+        metadata    TEXT NOT NULL DEFAULT '{}'
+            CONSTRAINT vm_metadata_object CHECK (json_type(metadata) = 'object'),
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, vm_uuid)
+    ) STRICT
+    """,
+    """
+    CREATE TABLE licences (
+        tenant_id   TEXT NOT NULL PRIMARY KEY,
+        status      TEXT NOT NULL
+            CONSTRAINT licence_status CHECK (status IN ('active', 'inactive', 'suspended')),
+        expires_at  TEXT,
+        updated_at  TEXT NOT NULL
+    ) STRICT
+    """,
+    """
+    CREATE TABLE entitlements (
+        tenant_id   TEXT NOT NULL,
+        user_id     TEXT NOT NULL,
+        modules     TEXT NOT NULL
+            CONSTRAINT entitlement_modules_array CHECK (json_type(modules) = 'array'),
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, user_id)
+    ) STRICT
+    """,
+    """
+    CREATE TABLE leases (
+        id                   TEXT NOT NULL PRIMARY KEY,
+        tenant_id            TEXT NOT NULL,
+        user_id              TEXT NOT NULL,
+        vm_uuid              TEXT NOT NULL,
+        module               TEXT NOT NULL,
+        status               TEXT NOT NULL
+            CONSTRAINT lease_status CHECK (status IN ('active', 'revoked')),
+        token_hash           TEXT NOT NULL,
+        previous_token_hash  TEXT,
+        issued_at            TEXT NOT NULL,
+        expires_at           TEXT NOT NULL,
+        last_heartbeat_at    TEXT,
+        version              TEXT,
+        agent_id             TEXT,
+        runner_id            TEXT,
+        revoked_at           TEXT,
+        revoke_reason        TEXT
+    ) STRICT
+    """,
+    "CREATE INDEX leases_by_tenant_vm ON leases (tenant_id, vm_uuid)",
+    """
+    CREATE TABLE releases (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id   TEXT NOT NULL,
+        module      TEXT NOT NULL,
+        platform    TEXT NOT NULL,
+        channel     TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        object_key  TEXT NOT NULL,
+        sha256      TEXT NOT NULL
+            CONSTRAINT release_sha256_hex
+            CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
+        size_bytes  INTEGER NOT NULL
+            CONSTRAINT release_size_positive CHECK (size_bytes > 0),
+        status      TEXT NOT NULL
+            CONSTRAINT release_status
+            CHECK (status IN ('active', 'draft', 'disabled', 'archived')),
+        created_at  TEXT NOT NULL,
+        UNIQUE (tenant_id, module, platform, channel, version),
+        UNIQUE (tenant_id, object_key)
+    ) STRICT
+    """,
+    "CREATE INDEX releases_by_tenant_module ON releases (tenant_id, module, id)",
+    """
+    CREATE TABLE assignments (
+        tenant_id    TEXT NOT NULL,
+        user_id      TEXT,
+        module       TEXT NOT NULL,
+        platform     TEXT NOT NULL,
+        channel      TEXT NOT NULL,
+        release_id   INTEGER NOT NULL
+            CONSTRAINT assignment_release_id_positive CHECK (release_id > 0),
+        assigned_at  TEXT NOT NULL
+    ) STRICT
+    """,
+    """
+    CREATE UNIQUE INDEX assignments_user_scope
+        ON assignments (tenant_id, user_id, module, platform, channel)
+        WHERE user_id IS NOT NULL
+    """,
+    """
+    CREATE UNIQUE INDEX assignments_default_scope
+        ON assignments (tenant_id, module, platform, channel)
+        WHERE user_id IS NULL
+    """,
+    """
+    CREATE TABLE download_audit (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id       TEXT NOT NULL,
+        event           TEXT NOT NULL
+            CONSTRAINT audit_event
+            CHECK (event IN ('resolve_success', 'resolve_denied', 'download_url_issued')),
+        result          TEXT NOT NULL
+            CONSTRAINT audit_result CHECK (result IN ('allowed', 'denied', 'error')),
+        reason_code     TEXT,
+        created_at      TEXT NOT NULL,
+        lease_id        TEXT,
+        user_id         TEXT,
+        vm_uuid         TEXT,
+        module          TEXT,
+        platform        TEXT,
+        channel         TEXT,
+        release_id      INTEGER,
+        request_ip      TEXT,
+        url_expires_at  TEXT,
+        metadata        TEXT NOT NULL DEFAULT '{}'
+            CONSTRAINT audit_metadata_object CHECK (json_type(metadata) = 'object')
+    ) STRICT
+    """,
+    "CREATE INDEX download_audit_by_tenant ON download_audit (tenant_id, id)",
+    "CREATE INDEX download_audit_by_lease ON download_audit (tenant_id, lease_id, id)",
+    """
+    CREATE TRIGGER download_audit_no_update BEFORE UPDATE ON download_audit
+    BEGIN SELECT RAISE(ABORT, 'the download audit is append-only'); END
+    """,
+    """
+    CREATE TRIGGER download_audit_no_delete BEFORE DELETE ON download_audit
+    BEGIN SELECT RAISE(ABORT, 'the download audit is append-only'); END
+    """,
+)
+
+#: Forward migrations: entry ``n`` takes a database from version ``n`` to ``n + 1``.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+
+#: The schema version this code reads and writes.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(connection: sqlite3.Connection) -> int:
+    """The database's ``PRAGMA user_version``."""
+    return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _application_id(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("PRAGMA application_id").fetchone()[0])
+
+
+def _check_ownership(connection: sqlite3.Connection, database: str) -> int:
+    """The current version, after checking the file is a botmox database this code can use."""
+    version = schema_version(connection)
+    application_id = _application_id(connection)
+    if application_id not in (0, APPLICATION_ID):
+        raise DatabaseError(
+            f"the SQLite {database} belongs to another application "
+            f"(application_id {application_id:#x}); refusing to use it"
+        )
+    if version > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"the SQLite {database} has schema version {version}, newer than this botmox "
+            f"supports ({SCHEMA_VERSION}); upgrade botmox"
+        )
+    if application_id == 0:
+        tables = connection.execute(
+            "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'"
+        ).fetchone()[0]
+        if tables:
+            raise DatabaseError(
+                f"the SQLite {database} already holds tables not created by botmox; "
+                "refusing to migrate it (point botmox at a new file)"
+            )
+    return version
+
+
+def migrate(connection: sqlite3.Connection, database: str = "database") -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION` and return the version found before.
+
+    ``connection`` must be in autocommit mode (``isolation_level=None``) and outside a
+    transaction. Raises :class:`DatabaseError` for a foreign or newer database; sqlite3 errors
+    propagate for the caller to translate.
+    """
+    if _check_ownership(connection, database) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        found = _check_ownership(connection, database)  # another process may have migrated
+        for statements in MIGRATIONS[found:]:
+            for statement in statements:
+                connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    return found
