@@ -1,0 +1,49 @@
+"""Request ids and access logging without query strings (download URLs carry signatures)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("botmox.access")
+_INBOUND_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Sets ``X-Request-Id`` (kept from the caller when well-formed) and logs one line per
+    request: method, path (never the query string), status, duration, request id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        inbound = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = inbound if _INBOUND_ID.match(inbound) else secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status: dict[str, Any] = {"code": 0}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("ascii")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                '%s %s %s %.1fms request_id=%s',
+                scope["method"], scope["path"], status["code"],
+                (time.perf_counter() - started) * 1000, request_id,
+            )

@@ -1,0 +1,166 @@
+"""Artifact routes: releases (publish by key or upload bytes), assignments, resolve-download,
+and the download audit log."""
+
+from __future__ import annotations
+
+import tempfile
+from functools import partial
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request, Response, get, post
+from litestar.params import Parameter
+
+from botmox_core.bootstrap import App
+from botmox_core.errors import PayloadTooLargeError
+from botmox_core.models import Role
+from botmox_core.services import Principal
+from botmox_server.bodies import AssignBody, ReleaseBody, ResolveDownloadBody
+from botmox_server.dependencies import client_ip
+from botmox_server.envelope import ok
+
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+
+
+@post("/api/v1/artifacts/releases", sync_to_thread=True, tags=["artifacts"])
+def publish_release(data: ReleaseBody, core: App, principal: Principal) -> Response[Any]:
+    """Register a release of an object already in storage; the server hashes the stored object
+    and refuses a sha256/size mismatch (409 ``ARTIFACT_INTEGRITY_MISMATCH``)."""
+    release = core.releases.publish(
+        principal,
+        module=data.module,
+        platform=data.platform,
+        channel=data.channel,
+        version=data.version,
+        object_key=data.object_key,
+        sha256=data.sha256,
+        size_bytes=data.size_bytes,
+        status=data.status,
+    )
+    return ok(release, 201)
+
+
+@post(
+    "/api/v1/artifacts/releases/upload",
+    tags=["artifacts"],
+    request_max_body_size=None,
+)
+async def upload_release(
+    request: Request[Any, Any, Any],
+    core: App,
+    principal: Principal,
+    module: str,
+    platform: str,
+    version: str,
+    channel: str = "stable",
+    filename: str = "artifact.bin",
+    sha256: str | None = None,
+    release_status: str | None = Parameter(query="status", default=None),
+) -> Response[Any]:
+    """Upload a release's bytes (request body, ``application/octet-stream``), verify the stored
+    object and publish it (admin/infra). **Beyond** the v1 contract."""
+    principal.require(Role.ADMIN, Role.INFRA)
+    limit = core.settings.max_upload_bytes
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(f"artifact larger than {limit} bytes")
+            await anyio.to_thread.run_sync(spool.write, chunk)
+        spool.seek(0)
+        release = await anyio.to_thread.run_sync(
+            partial(
+                core.releases.upload_and_publish,
+                principal,
+                spool,  # type: ignore[arg-type]
+                module=module,
+                platform=platform,
+                channel=channel,
+                version=version,
+                filename=filename,
+                size=size,
+                expected_sha256=sha256,
+                status=release_status,
+            )
+        )
+    return ok(release, 201)
+
+
+@get("/api/v1/artifacts/releases/{release_id:int}", sync_to_thread=True, tags=["artifacts"])
+def get_release(release_id: int, core: App, principal: Principal) -> Response[Any]:
+    """One release of the caller's tenant."""
+    return ok(core.releases.get(principal, release_id))
+
+
+@post("/api/v1/artifacts/assign", sync_to_thread=True, tags=["artifacts"])
+def assign(data: AssignBody, core: App, principal: Principal) -> Response[Any]:
+    """Assign a release to a user, or without ``user_id`` as the tenant default (admin/infra)."""
+    assignment = core.releases.assign(
+        principal,
+        module=data.module,
+        platform=data.platform,
+        channel=data.channel,
+        release_id=data.release_id,
+        user_id=data.user_id,
+    )
+    return ok(assignment, 201)
+
+
+@get("/api/v1/artifacts/assign/{user_id:str}/{module:str}", sync_to_thread=True,
+     tags=["artifacts"])
+def get_assignment(
+    user_id: str, module: str, core: App, principal: Principal, platform: str,
+    channel: str = "stable",
+) -> Response[Any]:
+    """The user's, the default and the effective assignment for a scope."""
+    view = core.releases.assignments_for(
+        principal, user_id=user_id, module=module, platform=platform, channel=channel
+    )
+    return ok(
+        {
+            "user_assignment": view.user_assignment,
+            "default_assignment": view.default_assignment,
+            "effective_assignment": view.effective_assignment,
+        }
+    )
+
+
+@post("/api/v1/artifacts/resolve-download", sync_to_thread=True, status_code=200,
+      tags=["artifacts"])
+def resolve_download(
+    request: Request[Any, Any, Any], data: ResolveDownloadBody, core: App, principal: Principal
+) -> Response[Any]:
+    """Exchange a valid lease token for a short-lived download URL (audited)."""
+    resolved = core.downloads.resolve(
+        principal,
+        lease_token=data.lease_token,
+        vm_uuid=data.vm_uuid,
+        module=data.module,
+        platform=data.platform,
+        channel=data.channel,
+        request_ip=client_ip(request),
+    )
+    release = resolved.release
+    return ok(
+        {
+            "download_url": resolved.download_url,
+            "url_expires_at": resolved.url_expires_at,
+            "release_id": release.id,
+            "version": release.version,
+            "sha256": release.sha256,
+            "size_bytes": release.size_bytes,
+        }
+    )
+
+
+@get("/api/v1/artifacts/audit", sync_to_thread=True, tags=["artifacts"])
+def audit_log(
+    core: App,
+    principal: Principal,
+    lease_id: str | None = None,
+    limit: int = Parameter(default=100, ge=1, le=200),
+) -> Response[Any]:
+    """Download audit entries of the tenant, newest first (admin/infra). **Beyond** v1."""
+    entries = core.downloads.audit_log(principal, lease_id=lease_id, limit=limit)
+    return ok(entries, meta={"total": len(entries), "page": 1, "limit": limit})

@@ -1,0 +1,64 @@
+"""Licence lease routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get, post
+
+from botmox_core.bootstrap import App
+from botmox_core.services import IssuedLease, Principal
+from botmox_server.bodies import HeartbeatBody, LeaseBody, RevokeBody
+from botmox_server.envelope import ok
+
+
+def _lease_payload(issued: IssuedLease) -> dict[str, Any]:
+    lease = issued.lease
+    return {
+        "lease_id": lease.id,
+        "token": issued.token,
+        "expires_at": lease.expires_at,
+        "tenant_id": lease.tenant_id,
+        "user_id": lease.user_id,
+        "vm_uuid": lease.vm_uuid,
+        "module": lease.module,
+        "status": lease.status,
+    }
+
+
+@post("/api/v1/license/lease", sync_to_thread=True, tags=["license"])
+def issue_lease(data: LeaseBody, core: App, principal: Principal) -> Response[Any]:
+    """Issue a lease for a registered, active VM of an entitled user."""
+    issued = core.leases.issue(
+        principal,
+        vm_uuid=data.vm_uuid,
+        module=data.module,
+        user_id=data.user_id,
+        version=data.version,
+        agent_id=data.agent_id,
+        runner_id=data.runner_id,
+    )
+    return ok(_lease_payload(issued), 201)
+
+
+@post("/api/v1/license/heartbeat", sync_to_thread=True, tags=["license"])
+def heartbeat(data: HeartbeatBody, core: App, principal: Principal) -> Response[Any]:
+    """Extend the lease by its TTL; answers a rotated token (the previous one stays valid until
+    its own expiry)."""
+    issued = core.leases.heartbeat(principal, data.lease_id)
+    payload = _lease_payload(issued)
+    payload["last_heartbeat_at"] = issued.lease.last_heartbeat_at
+    return ok(payload)
+
+
+@post("/api/v1/license/revoke", sync_to_thread=True, tags=["license"])
+def revoke(data: RevokeBody, core: App, principal: Principal) -> Response[Any]:
+    """Revoke a lease (admin/infra)."""
+    lease = core.leases.revoke(principal, data.lease_id, data.reason)
+    return ok({"lease_id": lease.id, "status": "revoked", "revoked_at": lease.revoked_at})
+
+
+@get("/api/v1/license/public-key", tags=["license"])
+async def public_key(core: App) -> Response[Any]:
+    """The Ed25519 public key lease tokens are signed with (raw 32 bytes, base64url)."""
+    return ok({"algorithm": "Ed25519", "public_key": core.signer.public_key_b64()})

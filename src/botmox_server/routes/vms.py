@@ -1,0 +1,33 @@
+"""VM registry routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get, post
+
+from botmox_core.bootstrap import App
+from botmox_core.services import Principal
+from botmox_server.bodies import RegisterVmBody
+from botmox_server.envelope import ok
+
+
+@post("/api/v1/vm/register", sync_to_thread=True, tags=["vm"])
+def register_vm(data: RegisterVmBody, core: App, principal: Principal) -> Response[Any]:
+    """Register (or update) the caller's VM."""
+    vm = core.vms.register(
+        principal,
+        vm_uuid=data.vm_uuid,
+        user_id=data.user_id,
+        vm_name=data.vm_name,
+        project_id=data.project_id,
+        status=data.status,
+        metadata=data.metadata,
+    )
+    return ok(vm, 201)
+
+
+@get("/api/v1/vm/{vm_uuid:str}/resolve", sync_to_thread=True, tags=["vm"])
+def resolve_vm(vm_uuid: str, core: App, principal: Principal) -> Response[Any]:
+    """The VM record of the caller's tenant."""
+    return ok(core.vms.resolve(principal, vm_uuid))
