@@ -1,11 +1,12 @@
 """The ``botmox`` command line: ``serve``, ``admin ...``, ``runner ...`` and plugin commands.
 
-Every command accepts ``--json`` where it prints results, so operators can script it.
+Every command that prints results accepts ``--json`` so operators can script it. Errors print
+``Error: CODE: message`` on stderr and exit 1, without a traceback.
 """
 
 from __future__ import annotations
 
-import sys
+from typing import Any
 
 import click
 
@@ -14,40 +15,38 @@ from botmox_core.errors import BotmoxError
 __all__ = ["cli", "main"]
 
 
-@click.group()
+class BotmoxGroup(click.Group):
+    """A click group that reports botmox errors as clean CLI errors."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BotmoxError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+
+
+@click.group(cls=BotmoxGroup)
 @click.version_option(package_name="botmox")
 def cli() -> None:
     """botmox: deliver licensed bot modules to VMs and drive them through agents."""
 
 
-def _add_builtin_commands() -> None:
+def _add_commands() -> None:
     from botmox_core.cli.admin import admin_group
     from botmox_core.cli.runner import runner_group
     from botmox_core.cli.serve import serve_command
+    from botmox_core.plugin import build_plugin_manager
 
     cli.add_command(serve_command)
     cli.add_command(admin_group)
     cli.add_command(runner_group)
-
-
-def _add_plugin_commands() -> None:
-    from botmox_core.plugin import build_plugin_manager
-
     build_plugin_manager().hook.botmox_register_commands(cli=cli)
 
 
 def main() -> None:
-    """Console-script entry point: run the CLI, printing botmox errors without a traceback."""
+    """Console-script entry point."""
     try:
-        _add_builtin_commands()
-        _add_plugin_commands()
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _add_commands()
     except BotmoxError as exc:
-        click.echo(f"error: {exc.code}: {exc.message}", err=True)
-        sys.exit(1)
+        raise SystemExit(f"Error: {exc.code}: {exc.message}") from None
+    cli.main(prog_name="botmox")

@@ -146,6 +146,7 @@ class ReleaseService:
         expected_sha256: str | None = None,
         status: Any = None,
         progress: ProgressCallback | None = None,
+        verify_progress: ProgressCallback | None = None,
     ) -> Release:
         """Upload ``stream`` under a fresh key, verify the stored bytes and publish.
 
@@ -188,6 +189,7 @@ class ReleaseService:
                 sha256=declared,
                 size_bytes=info.size_bytes if size is None else size,
                 status=status,
+                progress=verify_progress,
             )
         except BaseException:
             self._storage.delete(key)

@@ -1,0 +1,241 @@
+"""``botmox admin ...``: operator commands acting directly on the configured backends (the same
+configuration as ``botmox serve``), so they work while the server runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from botmox_core.bootstrap import App, bootstrap
+from botmox_core.cli._output import byte_progress, emit
+from botmox_core.config import load_settings
+from botmox_core.converter import parse_timestamp
+from botmox_core.errors import BadRequestError
+from botmox_core.models import Role
+from botmox_core.services import Principal
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+tenant_option = click.option("--tenant", required=True, help="Tenant id.")
+
+
+@click.group("admin")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Directory of the embedded backends' files [default: ./.botmox].")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML configuration file (also BOTMOX_CONFIG).")
+@click.pass_context
+def admin_group(ctx: click.Context, data_dir: Path | None, config_file: str | None) -> None:
+    """Operator commands: tokens, licences, entitlements, releases."""
+    ctx.obj = {"data_dir": data_dir, "config_file": config_file}
+
+
+@contextmanager
+def _core(ctx: click.Context) -> Iterator[App]:
+    options = ctx.find_object(dict) or {"config_file": None, "data_dir": None}
+    settings = load_settings(config_file=options["config_file"], data_dir=options["data_dir"])
+    core = bootstrap(settings)
+    try:
+        yield core
+    finally:
+        core.close()
+
+
+def _operator(tenant: str) -> Principal:
+    return Principal(tenant_id=tenant, role=Role.ADMIN, subject="cli")
+
+
+def _timestamp(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise BadRequestError(f"{option}: not an ISO 8601 timestamp: {value!r}") from None
+
+
+@admin_group.group("token")
+def token_group() -> None:
+    """API tokens."""
+
+
+@token_group.command("create")
+@tenant_option
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role if r != Role.AGENT]))
+@click.option("--user", "user_id", default=None, help="User the token acts as.")
+@click.option("--label", default=None, help="Free-form note.")
+@click.option("--expires-at", default=None, help="ISO 8601 expiry (default: never).")
+@json_option
+@click.pass_context
+def token_create(
+    ctx: click.Context, tenant: str, role: str, user_id: str | None, label: str | None,
+    expires_at: str | None, as_json: bool,
+) -> None:
+    """Create an API token. The token is printed once and stored only as a hash."""
+    with _core(ctx) as core:
+        created = core.tokens.create(
+            tenant, role, user_id=user_id, label=label,
+            expires_at=_timestamp(expires_at, "--expires-at"),
+        )
+    record = created.record
+    emit(
+        {"id": record.id, "token": created.secret, "tenant_id": record.tenant_id,
+         "role": record.role, "user_id": record.user_id, "expires_at": record.expires_at},
+        as_json,
+        created.secret,
+    )
+
+
+@token_group.command("revoke")
+@tenant_option
+@click.option("--id", "token_id", required=True, help="Token id (tok_...).")
+@json_option
+@click.pass_context
+def token_revoke(ctx: click.Context, tenant: str, token_id: str, as_json: bool) -> None:
+    """Revoke an API token."""
+    with _core(ctx) as core:
+        done = core.tokens.revoke(tenant, token_id)
+    if not done:
+        raise click.ClickException(f"no token {token_id} for tenant {tenant}")
+    emit({"id": token_id, "revoked": True}, as_json, f"revoked {token_id}")
+
+
+@admin_group.group("license")
+def license_group() -> None:
+    """Tenant licences."""
+
+
+@license_group.command("set")
+@tenant_option
+@click.option("--status", required=True, type=click.Choice(["active", "inactive", "suspended"]))
+@click.option("--expires-at", default=None, help="ISO 8601 expiry.")
+@click.option("--perpetual", is_flag=True, help="Never expires.")
+@json_option
+@click.pass_context
+def license_set(
+    ctx: click.Context, tenant: str, status: str, expires_at: str | None, perpetual: bool,
+    as_json: bool,
+) -> None:
+    """Create or replace the tenant's licence."""
+    if perpetual and expires_at:
+        raise click.UsageError("--perpetual and --expires-at exclude each other")
+    if not perpetual and not expires_at and status == "active":
+        raise click.UsageError("an active licence needs --expires-at or --perpetual")
+    with _core(ctx) as core:
+        licence = core.licences.set_licence(tenant, status, _timestamp(expires_at, "--expires-at"))
+    expiry = "perpetual" if licence.expires_at is None else f"until {licence.expires_at:%Y-%m-%dT%H:%M:%SZ}"
+    emit(licence, as_json, f"licence of {tenant}: {licence.status.value}, {expiry}")
+
+
+@admin_group.group("entitlement")
+def entitlement_group() -> None:
+    """User entitlements."""
+
+
+@entitlement_group.command("set")
+@tenant_option
+@click.option("--user", "user_id", required=True, help="User id.")
+@click.option("--module", "modules", required=True, multiple=True,
+              help="Module the user may lease (repeat; '*' allows all).")
+@json_option
+@click.pass_context
+def entitlement_set(
+    ctx: click.Context, tenant: str, user_id: str, modules: tuple[str, ...], as_json: bool
+) -> None:
+    """Create or replace which modules a user may lease."""
+    with _core(ctx) as core:
+        entitlement = core.licences.set_entitlement(tenant, user_id, modules)
+    emit(entitlement, as_json,
+         f"{user_id}@{tenant} may lease: {', '.join(sorted(entitlement.modules))}")
+
+
+@admin_group.group("release")
+def release_group() -> None:
+    """Releases and assignments."""
+
+
+@release_group.command("publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@tenant_option
+@click.option("--module", required=True)
+@click.option("--platform", required=True)
+@click.option("--channel", default="stable", show_default=True)
+@click.option("--version", "version", required=True)
+@click.option("--status", default="active", show_default=True,
+              type=click.Choice(["active", "draft", "disabled", "archived"]))
+@click.option("--sha256", "expected_sha256", default=None,
+              help="Refuse the release unless the stored object has this sha256.")
+@json_option
+@click.pass_context
+def release_publish(
+    ctx: click.Context, file: Path, tenant: str, module: str, platform: str, channel: str,
+    version: str, status: str, expected_sha256: str | None, as_json: bool,
+) -> None:
+    """Upload FILE, verify the stored object's sha256 and size, and publish it. Prints the
+    release id."""
+    size = file.stat().st_size
+    with _core(ctx) as core, byte_progress(not as_json) as progress, file.open("rb") as stream:
+        callbacks: dict[str, Any] = {}
+        if progress is not None:
+            upload = progress.add_task("upload", total=size)
+            verify = progress.add_task("verify", total=size)
+            callbacks = {
+                "progress": lambda n: progress.advance(upload, n),
+                "verify_progress": lambda n: progress.advance(verify, n),
+            }
+        release = core.releases.upload_and_publish(
+            _operator(tenant), stream, module=module, platform=platform, channel=channel,
+            version=version, filename=_filename(file), size=size, status=status,
+            expected_sha256=expected_sha256, **callbacks,
+        )
+    emit(release, as_json, str(release.id))
+
+
+def _filename(path: Path) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in path.name)
+    return cleaned.lstrip("._-")[:100] or "artifact.bin"
+
+
+@release_group.command("assign")
+@tenant_option
+@click.option("--release-id", required=True, type=int)
+@click.option("--module", required=True)
+@click.option("--platform", required=True)
+@click.option("--channel", default="stable", show_default=True)
+@click.option("--user", "user_id", default=None, help="User (default: the tenant default).")
+@json_option
+@click.pass_context
+def release_assign(
+    ctx: click.Context, tenant: str, release_id: int, module: str, platform: str, channel: str,
+    user_id: str | None, as_json: bool,
+) -> None:
+    """Assign a release to a user, or as the tenant default."""
+    with _core(ctx) as core:
+        assignment = core.releases.assign(
+            _operator(tenant), module=module, platform=platform, channel=channel,
+            release_id=release_id, user_id=user_id,
+        )
+    who = user_id or "tenant default"
+    emit(assignment, as_json, f"release {release_id} assigned to {who} for {module}/{platform}/{channel}")
+
+
+@admin_group.command("audit")
+@tenant_option
+@click.option("--lease-id", default=None)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@json_option
+@click.pass_context
+def audit(ctx: click.Context, tenant: str, lease_id: str | None, limit: int, as_json: bool) -> None:
+    """Show download audit entries, newest first."""
+    with _core(ctx) as core:
+        entries = core.downloads.audit_log(_operator(tenant), lease_id=lease_id, limit=limit)
+    lines = [
+        f"{e.created_at:%Y-%m-%dT%H:%M:%SZ} {e.result.value:7} {e.reason_code or '-':30} "
+        f"lease={e.lease_id or '-'} vm={e.vm_uuid or '-'} release={e.release_id or '-'}"
+        for e in entries
+    ]
+    emit(entries, as_json, "\n".join(lines) or "no audit entries")
