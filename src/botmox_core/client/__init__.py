@@ -1,0 +1,61 @@
+"""The runner client: register a VM, hold a licence lease, fetch a verified artifact.
+
+::
+
+    from botmox_core.client import RunnerClient
+
+    with RunnerClient("https://botmox.example.com", token) as client:
+        result = client.fetch("farm-bot", "windows-x64", "stable", "bin/farm-bot.zip")
+
+:class:`RunnerClient` (sync, httpx.Client) and :class:`AsyncRunnerClient` (asyncio,
+httpx.AsyncClient) share one implementation of request building, envelope parsing, error mapping
+and retry policy (:mod:`botmox_core.client._rules`) and of the resumable verified download
+(:mod:`botmox_core.client._download`). Failures raise the :mod:`botmox_core.errors` class for the
+server's error code, plus the client-only errors listed in :mod:`botmox_core.client._errors`.
+See ``docs/runner-client.md``.
+"""
+
+from botmox_core.client._async import AsyncLeaseSession, AsyncRunnerClient
+from botmox_core.client._download import CHUNK_SIZE, PartialDownload
+from botmox_core.client._errors import (
+    InvalidResponseError,
+    LocalFileError,
+    NetworkError,
+    ServerError,
+)
+from botmox_core.client._lease import Lease
+from botmox_core.client._machine import machine_vm_uuid
+from botmox_core.client._models import (
+    DownloadResult,
+    FetchResult,
+    LeaseGrant,
+    RegisteredVm,
+    ResolvedDownload,
+)
+from botmox_core.client._redact import redact_url
+from botmox_core.client._rules import RetryPolicy, parse_retry_after
+from botmox_core.client._sync import LeaseSession, ProgressCallback, RunnerClient
+
+__all__ = [
+    "CHUNK_SIZE",
+    "AsyncLeaseSession",
+    "AsyncRunnerClient",
+    "DownloadResult",
+    "FetchResult",
+    "InvalidResponseError",
+    "Lease",
+    "LeaseGrant",
+    "LeaseSession",
+    "LocalFileError",
+    "NetworkError",
+    "PartialDownload",
+    "ProgressCallback",
+    "RegisteredVm",
+    "ResolvedDownload",
+    "RetryPolicy",
+    "RunnerClient",
+    "ServerError",
+    "machine_vm_uuid",
+    "parse_retry_after",
+    "redact_url",
+]
