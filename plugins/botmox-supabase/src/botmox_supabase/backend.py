@@ -1,0 +1,221 @@
+"""The ``supabase`` data backend: a psycopg 3 connection pool and one transaction per unit of work.
+
+Connections are opened with ``prepare_threshold=None`` (no server-side prepared statements), so
+the backend works through Supavisor's transaction mode as well as on direct connections; no
+session state is relied on between transactions (the optional role switch is ``SET LOCAL``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from types import TracebackType
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import sql
+
+from botmox_core.errors import BotmoxError, ConfigurationError
+from botmox_core.ports.health import HealthReport
+from botmox_supabase.error_mapping import map_database_error, map_database_errors
+from botmox_supabase.options import SupabaseOptions
+from botmox_supabase.repositories import (
+    PostgresApiTokenRepository,
+    PostgresAssignmentRepository,
+    PostgresDownloadAuditRepository,
+    PostgresLeaseRepository,
+    PostgresLicenceRepository,
+    PostgresReleaseRepository,
+    PostgresVmRepository,
+)
+
+__all__ = ["PostgresDataBackend", "PostgresUnitOfWork"]
+
+log = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_SECONDS = 2.0
+_HEALTH_QUERY = (
+    "select current_user::text, coalesce((select rolsuper or rolbypassrls from pg_roles"
+    " where rolname = current_user), false)"
+)
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+class PostgresUnitOfWork:
+    """One database transaction over every repository; leaving without :meth:`commit` rolls back.
+
+    The connection is taken from the pool on ``__enter__`` and returned on ``__exit__``; a
+    connection broken mid-way is discarded by the pool, never reused.
+    """
+
+    def __init__(self, backend: PostgresDataBackend) -> None:
+        self._backend = backend
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def __enter__(self) -> PostgresUnitOfWork:
+        if self._conn is not None:
+            raise RuntimeError("unit of work entered twice")
+        conn = self._backend._checkout()
+        self._conn = conn
+        self.tokens = PostgresApiTokenRepository(conn)
+        self.vms = PostgresVmRepository(conn)
+        self.licences = PostgresLicenceRepository(conn)
+        self.leases = PostgresLeaseRepository(conn)
+        self.releases = PostgresReleaseRepository(conn)
+        self.assignments = PostgresAssignmentRepository(conn)
+        self.audit = PostgresDownloadAuditRepository(conn)
+        return self
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None:
+            raise RuntimeError("unit of work used outside its with-block")
+        return self._conn
+
+    def commit(self) -> None:
+        """Commit the transaction; a later write starts a new one (rolled back unless committed)."""
+        with map_database_errors("commit"):
+            self._connection().commit()
+        self._backend._begin(self._connection())
+
+    def rollback(self) -> None:
+        """Discard every uncommitted write."""
+        with map_database_errors("rollback"):
+            self._connection().rollback()
+        self._backend._begin(self._connection())
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if not conn.closed:
+                conn.rollback()
+        except psycopg.Error as rollback_error:
+            if exc is None:
+                raise map_database_error(rollback_error, "rollback") from rollback_error
+            log.debug("rollback after a failed unit of work also failed: %s", type(rollback_error))
+        finally:
+            self._backend._checkin(conn)
+
+
+class PostgresDataBackend:
+    """:class:`~botmox_core.ports.DataBackend` on Supabase/PostgreSQL (``DATA_BACKEND=supabase``).
+
+    The pool opens in the background, so the backend can be built while the database is down:
+    :meth:`check_health` then reports not ok and operations raise
+    :class:`~botmox_core.errors.ServiceUnavailableError` until it returns.
+    """
+
+    name = "supabase"
+
+    def __init__(self, options: SupabaseOptions) -> None:
+        self.options = options
+        self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+            options.database_url,
+            min_size=options.pool_min_size,
+            max_size=options.pool_max_size,
+            timeout=options.pool_timeout,
+            kwargs={
+                "prepare_threshold": None,
+                "autocommit": False,
+                "connect_timeout": max(1, round(options.connect_timeout)),
+                "application_name": "botmox",
+            },
+            check=psycopg_pool.ConnectionPool.check_connection,
+            reconnect_timeout=max(30.0, options.pool_timeout * 6),
+            name="botmox-supabase",
+            open=False,
+        )
+        self._pool.open(wait=False)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"PostgresDataBackend({self.options!r})"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _checkout(self) -> psycopg.Connection[Any]:
+        if self._closed:
+            raise ConfigurationError("the supabase backend is closed")
+        with map_database_errors("connect"):
+            conn = self._pool.getconn()
+        try:
+            self._begin(conn)
+        except BaseException:
+            self._pool.putconn(conn)
+            raise
+        return conn
+
+    def _begin(self, conn: psycopg.Connection[Any]) -> None:
+        """Start the transaction's session state: the optional ``SET LOCAL ROLE``."""
+        if self.options.role:
+            with map_database_errors("set role"):
+                conn.execute(sql.SQL("set local role {}").format(sql.Identifier(self.options.role)))
+
+    def _checkin(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            self._pool.putconn(conn)
+        except psycopg_pool.PoolClosed:
+            conn.close()
+
+    # -- DataBackend ---------------------------------------------------------------------------
+
+    def unit_of_work(self) -> PostgresUnitOfWork:
+        """A new unit of work (one transaction); use it as a context manager."""
+        return PostgresUnitOfWork(self)
+
+    def check_health(self) -> HealthReport:
+        """One round trip through the pool (within a couple of seconds); never raises.
+
+        Not ok when the database cannot be reached, or when the role the server acts as does not
+        bypass row-level security (it would see no rows: every table forces RLS).
+        """
+        started = time.perf_counter()
+        try:
+            with map_database_errors("health check"):
+                conn = self._pool.getconn(
+                    timeout=min(HEALTH_TIMEOUT_SECONDS, self.options.pool_timeout)
+                )
+            try:
+                self._begin(conn)
+                with map_database_errors("health check"):
+                    row = conn.execute(_HEALTH_QUERY).fetchone()
+                    conn.rollback()
+            finally:
+                self._checkin(conn)
+        except BotmoxError as error:
+            return HealthReport(
+                name=self.name,
+                ok=False,
+                detail=f"{error.code}: {error.message}",
+                latency_ms=_elapsed_ms(started),
+            )
+        role, bypasses = row if row else ("?", False)
+        if not bypasses:
+            return HealthReport(
+                name=self.name,
+                ok=False,
+                detail=(
+                    f"role {role} does not bypass row-level security; connect as postgres or "
+                    "service_role, or set BOTMOX_SUPABASE_ROLE=service_role"
+                ),
+                latency_ms=_elapsed_ms(started),
+            )
+        return HealthReport(
+            name=self.name, ok=True, detail="postgresql answered", latency_ms=_elapsed_ms(started)
+        )
+
+    def close(self) -> None:
+        """Close the pool and every connection. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._pool.close()

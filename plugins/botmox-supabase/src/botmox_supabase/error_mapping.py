@@ -1,0 +1,107 @@
+"""The one place where psycopg and pool errors become botmox errors.
+
+* unique violation → :class:`DuplicateError` (409) whose message names the broken rule;
+* check, not-null, foreign-key and data errors → :class:`BadRequestError` (400);
+* connection loss, ``OperationalError``, admin shutdown, pool timeout →
+  :class:`ServiceUnavailableError` (503);
+* serialization failures and deadlocks, and every other database error → :class:`DatabaseError`
+  (502, retryable).
+
+Messages carry the SQLSTATE and the constraint name, never the connection string or a password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+
+from botmox_core.errors import (
+    BadRequestError,
+    BotmoxError,
+    DatabaseError,
+    DuplicateError,
+    ServiceUnavailableError,
+)
+
+__all__ = ["UNIQUE_RULES", "map_database_error", "map_database_errors"]
+
+# Constraint name → the contract's uniqueness rule, as told to the caller.
+UNIQUE_RULES: dict[str, str] = {
+    "api_tokens_pkey": "an API token with this id already exists",
+    "api_tokens_token_hash_key": "an API token with this hash already exists",
+    "vms_pkey": "a VM with this vm_uuid is already registered for the tenant",
+    "licences_pkey": "the tenant already has a licence",
+    "entitlements_pkey": "the user already has an entitlement",
+    "leases_pkey": "a lease with this id already exists",
+    "releases_pkey": "a release with this id already exists",
+    "releases_scope_version_key": (
+        "a release of this module, platform, channel and version already exists for the tenant"
+    ),
+    "releases_object_key_key": "a release with this object_key already exists for the tenant",
+    "releases_tenant_id_key": "a release with this id already exists",
+    "assignments_scope_key": "an assignment for this user (or default) and scope already exists",
+    "download_audit_pkey": "an audit entry with this id already exists",
+}
+
+_UNAVAILABLE_STATES = {
+    "57P01",  # admin_shutdown
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now
+    "53300",  # too_many_connections
+}
+
+
+def _constraint(exc: psycopg.Error) -> str | None:
+    try:
+        return exc.diag.constraint_name
+    except Exception:  # diag may be unavailable on a broken connection
+        return None
+
+
+def _connection_lost(exc: psycopg.Error) -> bool:
+    state = exc.sqlstate
+    if state is None:  # raised by libpq/psycopg itself: no server answer at all
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return state.startswith("08") or state in _UNAVAILABLE_STATES
+
+
+def map_database_error(exc: BaseException, action: str) -> BotmoxError:
+    """The botmox error for ``exc``, raised while doing ``action`` (e.g. ``"lease add"``)."""
+    if isinstance(exc, BotmoxError):
+        return exc
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return ServiceUnavailableError(
+            f"database unavailable during {action}: no connection in time"
+        )
+    if isinstance(exc, psycopg_pool.PoolClosed):
+        return ServiceUnavailableError(f"database unavailable during {action}: backend closed")
+    if isinstance(exc, pg_errors.UniqueViolation):
+        name = _constraint(exc)
+        rule = UNIQUE_RULES.get(name or "", f"uniqueness rule {name or 'unknown'} violated")
+        return DuplicateError(rule, details={"constraint": name} if name else None)
+    if isinstance(exc, pg_errors.IntegrityError | pg_errors.DataError):
+        name = _constraint(exc)
+        what = f"constraint {name}" if name else f"SQLSTATE {exc.sqlstate}"
+        return BadRequestError(
+            f"{action} refused by the database: {what}",
+            details={"constraint": name} if name else None,
+        )
+    if isinstance(exc, psycopg.Error) and _connection_lost(exc):
+        return ServiceUnavailableError(f"database unavailable during {action}: connection lost")
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate or type(exc).__name__
+        return DatabaseError(f"database error during {action} ({state})")
+    raise TypeError(f"not a database error: {type(exc).__name__}")
+
+
+@contextmanager
+def map_database_errors(action: str) -> Iterator[None]:
+    """Re-raise any psycopg or pool error inside the block as a botmox error."""
+    try:
+        yield
+    except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+        raise map_database_error(exc, action) from exc

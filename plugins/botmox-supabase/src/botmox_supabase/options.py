@@ -1,0 +1,166 @@
+"""Options of the ``supabase`` data backend, read from :meth:`Settings.plugin_options`.
+
+=====================  ===========================================================  ==========
+option                 environment variable / ``[plugins.supabase]`` key             default
+=====================  ===========================================================  ==========
+database_url           ``BOTMOX_SUPABASE_DATABASE_URL``, else ``SUPABASE_DB_URL``,   required
+                       else ``DATABASE_URL``
+pool_min_size          ``BOTMOX_SUPABASE_POOL_MIN_SIZE``                              1
+pool_max_size          ``BOTMOX_SUPABASE_POOL_MAX_SIZE``                              10
+pool_timeout           ``BOTMOX_SUPABASE_POOL_TIMEOUT`` (seconds to get a connection)  5
+connect_timeout        ``BOTMOX_SUPABASE_CONNECT_TIMEOUT`` (seconds)                  5
+role                   ``BOTMOX_SUPABASE_ROLE``: ``SET LOCAL ROLE`` per transaction    none
+url                    ``BOTMOX_SUPABASE_URL`` (project URL, informational)           none
+anon_key               ``BOTMOX_SUPABASE_ANON_KEY``                                   none
+service_role_key       ``BOTMOX_SUPABASE_SERVICE_ROLE_KEY``                           none
+=====================  ===========================================================  ==========
+
+Keys and the password in the URL never appear in reprs, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+
+from botmox_core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from botmox_core.config import Settings
+
+__all__ = ["SupabaseOptions", "redact_database_url"]
+
+PLUGIN_NAME = "supabase"
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def redact_database_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages and logs)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url if "@" not in parts.netloc else urlunsplit(parts)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username or ''}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _validate_url(url: str) -> str:
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError(
+            "supabase database_url is malformed (expected postgresql://user:password@host:port/db)"
+        ) from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"supabase database_url must start with postgresql:// (got scheme {parts.scheme!r}; "
+            f"URL {redact_database_url(url)})"
+        )
+    if not parts.hostname and "host=" not in parts.query:
+        raise ConfigurationError(f"supabase database_url names no host: {redact_database_url(url)}")
+    if port is not None and not 0 < port < 65536:
+        raise ConfigurationError(
+            f"supabase database_url port is invalid: {redact_database_url(url)}"
+        )
+    return url
+
+
+def _integer(options: Mapping[str, str], key: str, default: int, minimum: int) -> int:
+    raw = options.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"supabase {key}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigurationError(f"supabase {key} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _seconds(options: Mapping[str, str], key: str, default: float) -> float:
+    raw = options.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"supabase {key}={raw!r} is not a number of seconds") from None
+    if not value > 0:
+        raise ConfigurationError(f"supabase {key} must be positive, got {raw!r}")
+    return value
+
+
+@attrs.frozen
+class SupabaseOptions:
+    """Validated options of the Supabase backend.
+
+    Attributes:
+        database_url: libpq URL of the Supabase Postgres (direct, session or transaction pooler).
+        pool_min_size, pool_max_size: connection pool bounds.
+        pool_timeout: seconds to wait for a pooled connection before answering 503.
+        connect_timeout: seconds libpq waits for a new connection.
+        role: role switched to with ``SET LOCAL ROLE`` at the start of every transaction
+            (for a login role that is a member of ``service_role`` but lacks BYPASSRLS).
+        url: the Supabase project URL (reported, not used for data access).
+        anon_key, service_role_key: Supabase API keys (kept for plugins that call Supabase APIs).
+    """
+
+    database_url: str = attrs.field(repr=redact_database_url)
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    pool_timeout: float = 5.0
+    connect_timeout: float = 5.0
+    role: str | None = None
+    url: str | None = None
+    anon_key: str | None = attrs.field(default=None, repr=False)
+    service_role_key: str | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        _validate_url(self.database_url)
+        if self.pool_min_size < 0 or self.pool_max_size < 1:
+            raise ConfigurationError("supabase pool sizes must be >= 0 (min) and >= 1 (max)")
+        if self.pool_min_size > self.pool_max_size:
+            raise ConfigurationError(
+                f"supabase pool_min_size ({self.pool_min_size}) exceeds pool_max_size "
+                f"({self.pool_max_size})"
+            )
+        if self.role is not None and not _ROLE_NAME.match(self.role):
+            raise ConfigurationError(f"supabase role {self.role!r} is not a plain role name")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SupabaseOptions:
+        """Read the options; :class:`ConfigurationError` when the URL is missing or malformed."""
+        options = settings.plugin_options(PLUGIN_NAME)
+        url = (
+            options.get("database_url")
+            or settings.environ.get("SUPABASE_DB_URL")
+            or settings.environ.get("DATABASE_URL")
+        )
+        if not url:
+            raise ConfigurationError(
+                "DATA_BACKEND=supabase needs a database URL: set BOTMOX_SUPABASE_DATABASE_URL "
+                "(or SUPABASE_DB_URL / DATABASE_URL, or database_url in [plugins.supabase])"
+            )
+        return cls(
+            database_url=_validate_url(url),
+            pool_min_size=_integer(options, "pool_min_size", 1, 0),
+            pool_max_size=_integer(options, "pool_max_size", 10, 1),
+            pool_timeout=_seconds(options, "pool_timeout", 5.0),
+            connect_timeout=_seconds(options, "connect_timeout", 5.0),
+            role=options.get("role") or None,
+            url=options.get("url") or None,
+            anon_key=options.get("anon_key") or None,
+            service_role_key=options.get("service_role_key") or None,
+        )

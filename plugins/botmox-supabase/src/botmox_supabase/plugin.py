@@ -1,0 +1,41 @@
+"""Hook implementations that plug the Supabase backend and ``botmox db`` into botmox.
+
+Registered through the ``botmox`` entry-point group (``supabase = "botmox_supabase.plugin"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from botmox_core.plugin import hookimpl
+
+if TYPE_CHECKING:
+    import click
+
+    from botmox_core.config import Settings
+    from botmox_core.ports import DataBackend
+
+BACKEND_NAME = "supabase"
+
+
+def build_data_backend(settings: Settings) -> DataBackend:
+    """Build the Supabase backend from ``settings.plugin_options("supabase")``."""
+    from botmox_supabase.backend import PostgresDataBackend
+    from botmox_supabase.options import SupabaseOptions
+
+    return PostgresDataBackend(SupabaseOptions.from_settings(settings))
+
+
+@hookimpl
+def botmox_register_data_backends(register: Callable[[str, Any], None]) -> None:
+    """Register the ``supabase`` data backend."""
+    register(BACKEND_NAME, build_data_backend)
+
+
+@hookimpl
+def botmox_register_commands(cli: click.Group) -> None:
+    """Add the ``botmox db`` command group (``botmox db migrate``)."""
+    from botmox_supabase.cli import db_group
+
+    cli.add_command(db_group)
