@@ -29,6 +29,7 @@ from typing import Any
 import anyio.to_thread
 from litestar import Request, Response, route
 from litestar.enums import HttpMethod
+from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
 from botmox_core.backends.localfs import CHUNK_SIZE, DOWNLOAD_PATH_PREFIX, LocalFsStorage
@@ -128,9 +129,9 @@ def _object_headers(info: ObjectInfo, etag: str) -> dict[str, str]:
 )
 async def serve_localfs_download(
     request: Request[Any, Any, Any],
-    key: str,
-    expires: str | None = None,
-    signature: str | None = None,
+    key: FromPath[str],
+    expires: FromQuery[str | None] = None,
+    signature: FromQuery[str | None] = None,
 ) -> Response[Any]:
     """Verify the presigned URL, then send the object (or the requested byte range)."""
     storage = getattr(request.app.state, "storage", None)
