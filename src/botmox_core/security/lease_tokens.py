@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,3 +163,21 @@ class LeaseTokenSigner:
             raise UnauthorizedError("lease token signature is invalid") from None
         except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError, OverflowError):
             raise UnauthorizedError("lease token is malformed") from None
+
+
+_LEASE_ID = re.compile(r"^lease_[0-9a-f]{32}$")
+
+
+def peek_lease_id(token: object) -> str | None:
+    """The lease id a token *claims*, without verifying it (for audit records of refused
+    tokens only); ``None`` when there is no well-formed one."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claimed = json.loads(_b64decode(parts[1])).get("lid")
+    except (binascii.Error, ValueError, AttributeError, UnicodeError):
+        return None
+    return claimed if isinstance(claimed, str) and _LEASE_ID.match(claimed) else None

@@ -41,6 +41,7 @@ from botmox_core.models import (
 )
 from botmox_core.ports import DataBackend, ObjectStorage
 from botmox_core.security import LeaseTokenSigner, hashes_match
+from botmox_core.security.lease_tokens import peek_lease_id
 from botmox_core.services import validation as check
 from botmox_core.services.principal import Clock, Principal, utcnow
 from botmox_core.services.releases import scope_from
@@ -94,28 +95,30 @@ class DownloadService:
     ) -> ResolvedDownload:
         """Check the lease and assignment and issue a URL; audit the attempt either way."""
         now = self._clock()
-        entry = DownloadAuditEntry(
-            tenant_id=principal.tenant_id,
-            event=AuditEvent.RESOLVE_DENIED,
-            result=AuditResult.DENIED,
-            created_at=now,
-            user_id=principal.user_id,
-            vm_uuid=vm_uuid if isinstance(vm_uuid, str) else None,
-            module=module if isinstance(module, str) else None,
-            platform=platform if isinstance(platform, str) else None,
-            channel=channel if isinstance(channel, str) else None,
-            request_ip=request_ip,
-        )
+        draft: dict[str, Any] = {  # what the checks learn, kept even when one of them fails
+            "tenant_id": principal.tenant_id,
+            "event": AuditEvent.RESOLVE_DENIED,
+            "result": AuditResult.DENIED,
+            "created_at": now,
+            "user_id": principal.user_id,
+            "vm_uuid": vm_uuid if isinstance(vm_uuid, str) else None,
+            "module": module if isinstance(module, str) else None,
+            "platform": platform if isinstance(platform, str) else None,
+            "channel": channel if isinstance(channel, str) else None,
+            "request_ip": request_ip,
+        }
         with self._backend.unit_of_work() as uow:
             try:
-                resolved, entry = self._check(uow, principal, entry, now, lease_token, vm_uuid,
-                                              module, platform, channel)
+                resolved = self._check(uow, principal, draft, now, lease_token, vm_uuid,
+                                       module, platform, channel)
             except BotmoxError as exc:
-                result = AuditResult.ERROR if isinstance(exc, UpstreamError) else AuditResult.DENIED
-                entry = attrs.evolve(entry, result=result, reason_code=exc.code)
-                self._audit(uow, entry)
+                draft["result"] = (
+                    AuditResult.ERROR if isinstance(exc, UpstreamError) else AuditResult.DENIED
+                )
+                draft["reason_code"] = exc.code
+                self._audit(uow, DownloadAuditEntry(**draft))
                 raise
-            self._audit(uow, entry)
+            self._audit(uow, DownloadAuditEntry(**draft))
         return resolved
 
     def _audit(self, uow: Any, entry: DownloadAuditEntry) -> None:
@@ -133,18 +136,24 @@ class DownloadService:
         self,
         uow: Any,
         principal: Principal,
-        entry: DownloadAuditEntry,
+        draft: dict[str, Any],
         now: datetime,
         lease_token: Any,
         vm_uuid: Any,
         module: Any,
         platform: Any,
         channel: Any,
-    ) -> tuple[ResolvedDownload, DownloadAuditEntry]:
+    ) -> ResolvedDownload:
         if not isinstance(lease_token, str) or not lease_token:
             raise UnauthorizedError("lease_token is missing")
-        claims = self._signer.verify(lease_token)
-        entry = attrs.evolve(entry, lease_id=claims.lease_id)
+        try:
+            claims = self._signer.verify(lease_token)
+        except UnauthorizedError:
+            claimed = peek_lease_id(lease_token)
+            if claimed is not None:
+                draft["metadata"] = {"claimed_lease_id": claimed, "claim_verified": False}
+            raise
+        draft["lease_id"] = claims.lease_id
         if claims.expired(now):
             raise LeaseExpiredError("the lease token has expired")
         lease = uow.leases.get(claims.tenant_id, claims.lease_id)
@@ -157,7 +166,7 @@ class DownloadService:
             or hashes_match(lease_token, lease.previous_token_hash)
         ):
             raise UnauthorizedError("the lease token is not current")
-        entry = attrs.evolve(entry, user_id=lease.user_id)
+        draft["user_id"] = lease.user_id
         if lease.status is not LeaseStatus.ACTIVE:
             raise LeaseInactiveError(f"the lease is {lease.status.value}")
         if lease.expires_at <= now:
@@ -176,7 +185,7 @@ class DownloadService:
         release = uow.releases.get(principal.tenant_id, assignment.release_id)
         if release is None:
             raise ArtifactReleaseNotFoundError("the assigned release does not exist")
-        entry = attrs.evolve(entry, release_id=release.id)
+        draft["release_id"] = release.id
         if release.status is not ReleaseStatus.ACTIVE:
             raise ArtifactReleaseNotActiveError(f"the assigned release is {release.status.value}")
         try:
@@ -191,13 +200,12 @@ class DownloadService:
             log.exception("storage %s failed", self._storage.name)
             raise StorageError("object storage failed") from exc
         url_expires_at = min(url.expires_at, lease.expires_at, now + timedelta(seconds=ttl))
-        entry = attrs.evolve(
-            entry,
+        draft.update(
             event=AuditEvent.DOWNLOAD_URL_ISSUED,
             result=AuditResult.ALLOWED,
             url_expires_at=url_expires_at,
         )
-        return ResolvedDownload(url.url, url_expires_at, release), entry
+        return ResolvedDownload(url.url, url_expires_at, release)
 
     def audit_log(
         self, principal: Principal, *, lease_id: str | None = None, limit: int = 100

@@ -1,0 +1,93 @@
+"""End-to-end fixtures: a real uvicorn server process per backend stack, set up through the
+real admin CLI (a separate process writing to the same backends while the server runs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+
+from botmox_core.testing.server import RunningServer, running_server
+
+TENANT = "tenant-a"
+OTHER_TENANT = "tenant-b"
+USER = "user-1"
+MODULE = "farm-bot"
+PLATFORM = "win64"
+CHANNEL = "stable"
+
+
+def stack_env(name: str, stack: ExitStack, tmp: Path) -> dict[str, str]:
+    """Environment selecting the backends of one stack, starting the services it needs."""
+    if name == "embedded":
+        return {"DATA_BACKEND": "sqlite", "BOTMOX_STORAGE": "localfs"}
+    raise pytest.UsageError(f"unknown stack {name}")
+
+
+STACKS = ["embedded"]
+
+
+def admin(server: RunningServer, *args: str) -> Any:
+    """Run ``botmox admin ... --json`` against the server's backends; the parsed output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "botmox_core", "admin", *args, "--json"],
+        env=dict(server.env), capture_output=True, text=True, timeout=120, check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"admin {args} failed ({done.returncode}): {done.stderr}")
+    return json.loads(done.stdout)
+
+
+@attrs.frozen
+class Deployment:
+    """A running server with a tenant set up: tokens, licence, entitlement, an assigned release."""
+
+    server: RunningServer
+    admin_token: str
+    user_token: str
+    other_tenant_token: str
+    artifact: Path
+    release: dict[str, Any]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
+    with ExitStack() as stack:
+        env = stack_env(request.param, stack, tmp)
+        server = stack.enter_context(running_server(tmp / "data", env))
+        artifact = tmp / "farm-bot-1.2.0.zip"
+        artifact.write_bytes(bytes(range(256)) * 12_289 + b"tail")  # ~3 MiB, odd size
+        admin_token = admin(server, "token", "create", "--tenant", TENANT, "--role", "admin")["token"]
+        user_token = admin(server, "token", "create", "--tenant", TENANT, "--role", "api",
+                           "--user", USER)["token"]
+        other = admin(server, "token", "create", "--tenant", OTHER_TENANT, "--role", "api",
+                      "--user", USER)["token"]
+        for tenant in (TENANT, OTHER_TENANT):
+            admin(server, "license", "set", "--tenant", tenant, "--status", "active", "--perpetual")
+            admin(server, "entitlement", "set", "--tenant", tenant, "--user", USER,
+                  "--module", MODULE)
+        release = admin(server, "release", "publish", str(artifact), "--tenant", TENANT,
+                        "--module", MODULE, "--platform", PLATFORM, "--channel", CHANNEL,
+                        "--version", "1.2.0")
+        admin(server, "release", "assign", "--tenant", TENANT, "--release-id", str(release["id"]),
+              "--module", MODULE, "--platform", PLATFORM, "--channel", CHANNEL)
+        yield Deployment(server, admin_token, user_token, other, artifact, release)
