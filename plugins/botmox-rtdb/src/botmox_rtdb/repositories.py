@@ -1,0 +1,418 @@
+"""The botmox repositories on Firebase Realtime Database (layout: :mod:`botmox_rtdb.layout`).
+
+Each repository belongs to one :class:`~botmox_rtdb.unit_of_work.RtdbUnitOfWork`, which buffers
+writes until commit; see that module for exactly what is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import attrs
+
+from botmox_core.converter import format_timestamp
+from botmox_core.errors import BadRequestError, DuplicateError
+from botmox_core.models import (
+    ApiToken,
+    Assignment,
+    DownloadAuditEntry,
+    Entitlement,
+    Lease,
+    Licence,
+    Release,
+    ReleaseScope,
+    Vm,
+)
+from botmox_rtdb import layout
+from botmox_rtdb.layout import checked_key, tenant_path
+from botmox_rtdb.records import (
+    checked_json,
+    children_of,
+    entitlement_from_record,
+    entitlement_to_record,
+    from_record,
+    to_record,
+)
+from botmox_rtdb.sdk_errors import map_rtdb_errors
+from botmox_rtdb.transactions import UNCHANGED, run_transaction
+from botmox_rtdb.unit_of_work import ConditionalWrite, create_if_absent, insert_child
+
+if TYPE_CHECKING:
+    from botmox_rtdb.unit_of_work import RtdbUnitOfWork
+
+__all__ = [
+    "RtdbApiTokenRepository",
+    "RtdbAssignmentRepository",
+    "RtdbDownloadAuditRepository",
+    "RtdbLeaseRepository",
+    "RtdbLicenceRepository",
+    "RtdbReleaseRepository",
+    "RtdbVmRepository",
+    "query_string_value",
+]
+
+
+def query_string_value(value: str) -> str:
+    """The argument to give ``Query.equal_to`` so the server receives exactly ``value``.
+
+    firebase-admin JSON-encodes query values but does not URL-encode them, so ``&``, ``+``,
+    ``%``, ``#`` or ``=`` in a value would corrupt the query string. Passing the JSON-escaped
+    body of the string already percent-encoded (which JSON encoding leaves alone) makes the
+    server decode it back to the intended JSON string.
+    """
+    return quote(json.dumps(value)[1:-1], safe="")
+
+
+def _records_by_id(found: Any) -> dict[str, Any]:
+    """Query results keyed by the records' ``id``: firebase-admin returns an ordered dict, or a
+    plain list of values when the server answered an array (dense integer keys)."""
+    values = found.values() if isinstance(found, dict) else found if isinstance(found, list) else []
+    return {str(record.get("id")): record for record in values if isinstance(record, dict)}
+
+
+def _next_counter(uow: RtdbUnitOfWork, path: str, operation: str) -> int:
+    def increment(current: Any) -> Any:
+        return (current if isinstance(current, int) and not isinstance(current, bool) else 0) + 1
+
+    _, value = run_transaction(uow.ref(path), increment, operation)
+    return int(value)
+
+
+class RtdbApiTokenRepository:
+    """API tokens at ``tenants/{t}/api_tokens/{id}``; hash lookup via
+    ``botmox_meta/api_token_hashes/{hash}``."""
+
+    def __init__(self, uow: RtdbUnitOfWork) -> None:
+        self._uow = uow
+
+    def add(self, token: ApiToken) -> None:
+        """Stage the token; :class:`DuplicateError` now, or at commit if a racing writer took
+        the id or hash first."""
+        record_path = tenant_path(token.tenant_id, layout.API_TOKENS,
+                                  checked_key(token.id, "token id"))
+        hash_path = f"{layout.TOKEN_HASHES}/{checked_key(token.token_hash, 'token_hash')}"
+        if self._uow.read(hash_path) is not None:
+            raise DuplicateError("an API token with this hash exists")
+        if self._uow.read(record_path) is not None:
+            raise DuplicateError(f"API token {token.id!r} exists")
+        pointer = {"tenant_id": token.tenant_id, "token_id": token.id}
+        self._uow.stage_conditional(create_if_absent(
+            hash_path, pointer, lambda: DuplicateError("an API token with this hash exists"),
+            "add api token"))
+        self._uow.stage_conditional(create_if_absent(
+            record_path, to_record(token), lambda: DuplicateError(f"API token {token.id!r} exists"),
+            "add api token"))
+
+    def get_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The token with this hash, in any tenant, or None."""
+        try:
+            hash_path = f"{layout.TOKEN_HASHES}/{checked_key(token_hash, 'token_hash')}"
+        except BadRequestError:
+            return None  # not a hash we could have stored
+        pointer = self._uow.read(hash_path)
+        if not isinstance(pointer, dict):
+            return None
+        tenant_id, token_id = pointer.get("tenant_id"), pointer.get("token_id")
+        if not isinstance(tenant_id, str) or not isinstance(token_id, str):
+            return None
+        record = self._uow.read(tenant_path(tenant_id, layout.API_TOKENS, token_id))
+        if record is None:
+            return None
+        token = from_record(record, ApiToken)
+        return token if token.token_hash == token_hash else None
+
+    def revoke(self, tenant_id: str, token_id: str, at: datetime) -> bool:
+        """Stage the revocation; False when the tenant has no such token."""
+        path = tenant_path(tenant_id, layout.API_TOKENS, checked_key(token_id, "token id"))
+        pending = self._uow.pending_conditional(path)
+        if pending is not None:
+            pending.pending_value = {**pending.pending_value,
+                                     "revoked_at": format_timestamp(at)}
+            return True
+        if self._uow.read(path) is None:
+            return False
+        stamp = format_timestamp(at)
+
+        def apply(current: Any) -> Any:
+            if not isinstance(current, dict) or current.get("revoked_at"):
+                return UNCHANGED
+            return {**current, "revoked_at": stamp}
+
+        def undo(current: Any) -> Any:
+            if isinstance(current, dict) and current.get("revoked_at") == stamp:
+                return {k: v for k, v in current.items() if k != "revoked_at"}
+            return UNCHANGED
+
+        self._uow.stage_conditional(ConditionalWrite(
+            path, apply, undo, path, {**self._uow.read(path), "revoked_at": stamp},
+            "revoke api token"))
+        return True
+
+
+class RtdbVmRepository:
+    """VMs at ``tenants/{t}/vm_registry/{vm_uuid}``."""
+
+    def __init__(self, uow: RtdbUnitOfWork) -> None:
+        self._uow = uow
+
+    def upsert(self, vm: Vm) -> Vm:
+        """Stage the record, keeping ``created_at`` of an existing one."""
+        path = tenant_path(vm.tenant_id, layout.VM_REGISTRY, checked_key(vm.vm_uuid, "vm_uuid"))
+        checked_key(vm.user_id, "user_id")
+        checked_json(vm.metadata, "metadata")
+        existing = self._uow.read(path)
+        if existing is not None:
+            vm = attrs.evolve(vm, created_at=from_record(existing, Vm).created_at)
+        self._uow.stage_write(path, to_record(vm))
+        return vm
+
+    def get(self, tenant_id: str, vm_uuid: str) -> Vm | None:
+        """The VM, or None."""
+        record = self._uow.read(tenant_path(tenant_id, layout.VM_REGISTRY,
+                                            checked_key(vm_uuid, "vm_uuid")))
+        return None if record is None else from_record(record, Vm, tenant_id=tenant_id)
+
+
+class RtdbLicenceRepository:
+    """The licence at ``tenants/{t}/licenses/current``; entitlements at
+    ``tenants/{t}/entitlements/{user_id}``."""
+
+    def __init__(self, uow: RtdbUnitOfWork) -> None:
+        self._uow = uow
+
+    def put_licence(self, licence: Licence) -> None:
+        """Stage the tenant's licence."""
+        path = tenant_path(licence.tenant_id, layout.LICENCES, layout.CURRENT_LICENCE)
+        self._uow.stage_write(path, to_record(licence))
+
+    def get_licence(self, tenant_id: str) -> Licence | None:
+        """The tenant's licence, or None."""
+        record = self._uow.read(tenant_path(tenant_id, layout.LICENCES, layout.CURRENT_LICENCE))
+        return None if record is None else from_record(record, Licence, tenant_id=tenant_id)
+
+    def put_entitlement(self, entitlement: Entitlement) -> None:
+        """Stage a user's entitlement (module names must be valid keys)."""
+        path = tenant_path(entitlement.tenant_id, layout.ENTITLEMENTS,
+                           checked_key(entitlement.user_id, "user_id"))
+        self._uow.stage_write(path, entitlement_to_record(entitlement))
+
+    def get_entitlement(self, tenant_id: str, user_id: str) -> Entitlement | None:
+        """The user's entitlement, or None."""
+        record = self._uow.read(tenant_path(tenant_id, layout.ENTITLEMENTS,
+                                            checked_key(user_id, "user_id")))
+        if record is None:
+            return None
+        return entitlement_from_record(record, tenant_id, user_id)
+
+
+class RtdbLeaseRepository:
+    """Leases at ``tenants/{t}/execution_leases/{lease_id}``."""
+
+    def __init__(self, uow: RtdbUnitOfWork) -> None:
+        self._uow = uow
+
+    def _path(self, tenant_id: str, lease_id: str) -> str:
+        return tenant_path(tenant_id, layout.LEASES, checked_key(lease_id, "lease_id"))
+
+    def add(self, lease: Lease) -> None:
+        """Stage a new lease; :class:`DuplicateError` now or, if raced, at commit."""
+        path = self._path(lease.tenant_id, lease.id)
+        for value, what in ((lease.user_id, "user_id"), (lease.vm_uuid, "vm_uuid"),
+                            (lease.module, "module")):
+            checked_key(value, what)
+        if self._uow.read(path) is not None:
+            raise DuplicateError(f"lease {lease.id!r} exists")
+        self._uow.stage_conditional(create_if_absent(
+            path, to_record(lease), lambda: DuplicateError(f"lease {lease.id!r} exists"),
+            "add lease"))
+
+    def get(self, tenant_id: str, lease_id: str) -> Lease | None:
+        """The lease, or None."""
+        record = self._uow.read(self._path(tenant_id, lease_id))
+        return None if record is None else from_record(record, Lease, tenant_id=tenant_id)
+
+    def modify(
+        self, tenant_id: str, lease_id: str, change: Callable[[Lease], Lease]
+    ) -> Lease | None:
+        """Compare-and-set ``change(current)`` on the lease now (retried on conflict)."""
+        path = self._path(tenant_id, lease_id)
+        pending = self._uow.pending_conditional(path)
+        if pending is not None:  # created in this unit, not yet committed
+            changed = change(from_record(pending.pending_value, Lease, tenant_id=tenant_id))
+            self._check_identity(changed, tenant_id, lease_id)
+            pending.pending_value = to_record(changed)
+            return changed
+        result: list[Lease] = []
+
+        def update(current: Any) -> Any:
+            result.clear()
+            if current is None:
+                return UNCHANGED
+            changed = change(from_record(current, Lease, tenant_id=tenant_id))
+            self._check_identity(changed, tenant_id, lease_id)
+            result.append(changed)
+            return to_record(changed)
+
+        written, _ = run_transaction(self._uow.ref(path), update, "modify lease")
+        return result[0] if written and result else None
+
+    @staticmethod
+    def _check_identity(lease: Lease, tenant_id: str, lease_id: str) -> None:
+        if lease.tenant_id != tenant_id or lease.id != lease_id:
+            raise BadRequestError("a lease change must not alter the lease id or tenant")
+
+
+class RtdbReleaseRepository:
+    """Releases at ``tenants/{t}/artifact_releases/{id}``; ids from the backend-wide counter
+    ``botmox_meta/counters/release_id``."""
+
+    def __init__(self, uow: RtdbUnitOfWork) -> None:
+        self._uow = uow
+
+    def _children(self, tenant_id: str) -> dict[str, Any]:
+        parent = tenant_path(tenant_id, layout.RELEASES)
+        with map_rtdb_errors("list releases"):
+            stored = dict(children_of(self._uow.ref(parent).get()))
+        stored.update(self._uow.pending_children(parent))
+        return stored
+
+    def add(self, release: Release) -> Release:
+        """Allocate an id now and stage the release; :class:`DuplicateError` now or at commit
+        (the commit's transaction on the tenant's releases re-checks both uniqueness rules)."""
+        for value, what in ((release.module, "module"), (release.platform, "platform"),
+                            (release.channel, "channel")):
+            checked_key(value, what)
+        parent = tenant_path(release.tenant_id, layout.RELEASES)
+        _check_release_unique(self._children(release.tenant_id), release)
+        release_id = _next_counter(self._uow, layout.RELEASE_ID_COUNTER, "allocate release id")
+        stored = attrs.evolve(release, id=release_id)
+        record = to_record(stored)
+        self._uow.stage_conditional(insert_child(
+            parent, str(release_id), record,
+            lambda children: _check_release_unique(children, stored), "publish release"))
+        return stored
+
+    def get(self, tenant_id: str, release_id: int) -> Release | None:
+        """The release, or None."""
+        if isinstance(release_id, bool) or not isinstance(release_id, int) or release_id <= 0:
+            return None
+        record = self._uow.read(tenant_path(tenant_id, layout.RELEASES, str(release_id)))
+        return None if record is None else from_record(record, Release, tenant_id=tenant_id)
+
+    def _query(self, tenant_id: str, field: str, value: str) -> list[Release]:
+        parent = tenant_path(tenant_id, layout.RELEASES)
+        with map_rtdb_errors("query releases"):
+            found = self._uow.ref(parent).order_by_child(field).equal_to(
+                query_string_value(value)).get()
+        children = _records_by_id(found)
+        for key, record in self._uow.pending_children(parent).items():
+            if isinstance(record, dict) and record.get(field) == value:
+                children[key] = record
+        return [from_record(r, Release, tenant_id=tenant_id) for r in children.values()
+                if isinstance(r, dict)]
+
+    def find(self, tenant_id: str, scope: ReleaseScope, version: str) -> Release | None:
+        """The release of that scope and version (index ``version``), or None."""
+        for release in self._query(tenant_id, "version", version):
+            if release.scope == scope:
+                return release
+        return None
+
+    def list(self, tenant_id: str, module: str | None = None) -> Sequence[Release]:
+        """The tenant's releases (index ``module`` when filtered), newest id first."""
+        if module is None:
+            releases = [from_record(r, Release, tenant_id=tenant_id)
+                        for r in self._children(tenant_id).values() if isinstance(r, dict)]
+        else:
+            releases = self._query(tenant_id, "module", module)
+        return sorted(releases, key=lambda release: release.id, reverse=True)
+
+
+def _check_release_unique(children: dict[str, Any], release: Release) -> None:
+    for key, record in children.items():
+        if not isinstance(record, dict) or key == str(release.id):
+            continue
+        if record.get("object_key") == release.object_key:
+            raise DuplicateError("a release with this object_key exists",
+                                 details={"object_key": release.object_key})
+        same_scope = all(record.get(field) == getattr(release, field)
+                         for field in ("module", "platform", "channel", "version"))
+        if same_scope:
+            raise DuplicateError(
+                "this module, platform, channel and version is already published",
+                details={"version": release.version},
+            )
+
+
+class RtdbAssignmentRepository:
+    """Assignments at ``tenants/{t}/artifact_assignments/{module}/{platform}/{channel}/``
+    ``default`` or ``users/{user_id}``."""
+
+    def __init__(self, uow: RtdbUnitOfWork) -> None:
+        self._uow = uow
+
+    @staticmethod
+    def _path(tenant_id: str, user_id: str | None, scope: ReleaseScope) -> str:
+        parts = [checked_key(scope.module, "module"), checked_key(scope.platform, "platform"),
+                 checked_key(scope.channel, "channel")]
+        parts += ["default"] if user_id is None else ["users", checked_key(user_id, "user_id")]
+        return tenant_path(tenant_id, layout.ASSIGNMENTS, *parts)
+
+    def put(self, assignment: Assignment) -> Assignment:
+        """Stage the assignment for its scope, replacing any previous one."""
+        scope = ReleaseScope(assignment.module, assignment.platform, assignment.channel)
+        self._uow.stage_write(self._path(assignment.tenant_id, assignment.user_id, scope),
+                              to_record(assignment))
+        return assignment
+
+    def get(self, tenant_id: str, user_id: str | None, scope: ReleaseScope) -> Assignment | None:
+        """The assignment of ``user_id`` (``None``: tenant default) for the scope, or None."""
+        record = self._uow.read(self._path(tenant_id, user_id, scope))
+        if record is None:
+            return None
+        return from_record(record, Assignment, tenant_id=tenant_id, user_id=user_id)
+
+
+class RtdbDownloadAuditRepository:
+    """Audit entries at ``tenants/{t}/download_audit/{id}``; ids from the tenant's counter."""
+
+    def __init__(self, uow: RtdbUnitOfWork) -> None:
+        self._uow = uow
+
+    def append(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
+        """Allocate an id now (race-free counter) and stage the entry."""
+        checked_json(entry.metadata, "metadata")
+        counter = tenant_path(entry.tenant_id, layout.COUNTERS, layout.AUDIT)
+        entry_id = _next_counter(self._uow, counter, "allocate audit id")
+        stored = attrs.evolve(entry, id=entry_id)
+        self._uow.stage_write(tenant_path(entry.tenant_id, layout.AUDIT, str(entry_id)),
+                              to_record(stored))
+        return stored
+
+    def list(
+        self, tenant_id: str, *, lease_id: str | None = None, limit: int = 100
+    ) -> Sequence[DownloadAuditEntry]:
+        """Newest first, at most ``limit`` (indexes ``id`` and ``lease_id``)."""
+        if limit <= 0:
+            return []
+        parent = tenant_path(tenant_id, layout.AUDIT)
+        with map_rtdb_errors("list audit entries"):
+            query = self._uow.ref(parent)
+            if lease_id is None:
+                found = query.order_by_child("id").limit_to_last(limit).get()
+            else:
+                found = query.order_by_child("lease_id").equal_to(
+                    query_string_value(lease_id)).get()
+        children = _records_by_id(found)
+        for key, record in self._uow.pending_children(parent).items():
+            matches = isinstance(record, dict) and record.get("lease_id") == lease_id
+            if lease_id is None or matches:
+                children[key] = record
+        entries = [from_record(r, DownloadAuditEntry, tenant_id=tenant_id)
+                   for r in children.values() if isinstance(r, dict)]
+        entries.sort(key=lambda entry: entry.id, reverse=True)
+        return entries[:limit]
