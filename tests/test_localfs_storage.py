@@ -32,8 +32,10 @@ else:
     uvicorn = pytest.importorskip("uvicorn", reason="needs the [server] extra")
 
 from botmox_server.routes.localfs_download import (
+    RangeNotSatisfiableError,
     SignatureRedactingFilter,
     localfs_download_routes,
+    parse_byte_range,
 )
 
 
@@ -349,3 +351,46 @@ def test_large_download_streams_correctly(served_storage: LocalFsStorage) -> Non
         for chunk in response.iter_bytes():
             digest.update(chunk)
     assert digest.hexdigest() == hashlib.sha256(blob).hexdigest()
+
+
+def test_head_of_forged_url_is_403_without_body(stored: tuple[LocalFsStorage, str]) -> None:
+    _, url = stored
+    with _client() as client:
+        response = client.head(url.replace("signature=", "signature=0"))
+        after = client.get(url)  # the connection is still usable: no stray body was sent
+    assert response.status_code == 403
+    assert response.content == b""
+    assert after.status_code == 200 and after.content == DATA
+
+
+@pytest.mark.parametrize(
+    ("header", "size", "expected"),
+    [
+        (None, 10, None),
+        ("bytes=0-4", 10, (0, 4)),
+        ("bytes=4-", 10, (4, 9)),
+        ("bytes=-3", 10, (7, 9)),
+        ("bytes=-30", 10, (0, 9)),
+        ("bytes=8-100", 10, (8, 9)),
+        ("bytes=9-9", 10, (9, 9)),
+        ("BYTES=1-2", 10, (1, 2)),
+        ("bytes=1-2,4-5", 10, None),
+        ("bytes=5-1", 10, None),
+        ("bytes=-", 10, None),
+        ("bytes=", 10, None),
+        ("bytes 1-2", 10, None),
+        ("pages=1-2", 10, None),
+        ("bytes=1-2-3", 10, None),
+        ("bytes=" + "9" * 30 + "-", 10, None),
+    ],
+)
+def test_parse_byte_range(header: str | None, size: int, expected: tuple[int, int] | None) -> None:
+    assert parse_byte_range(header, size) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "size"), [("bytes=10-", 10), ("bytes=10-20", 10), ("bytes=-0", 10), ("bytes=-1", 0)]
+)
+def test_parse_byte_range_unsatisfiable(header: str, size: int) -> None:
+    with pytest.raises(RangeNotSatisfiableError):
+        parse_byte_range(header, size)
