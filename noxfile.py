@@ -1,0 +1,111 @@
+"""Developer and CI sessions.
+
+``nox -s tests`` is the test command: the core's own tests (unit, conformance for the embedded
+backends, end-to-end on a real uvicorn) and every plugin's tests against real servers (PostgreSQL,
+SeaweedFS, the RTDB emulator). Under ``CI=true`` a missing real component fails instead of
+skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+
+# Plugin distributions, each with its own tests, and the extra that pulls its test needs.
+PLUGINS: dict[str, str] = {
+    "plugins/botmox-s3": "test",
+    "plugins/botmox-minio": "test",
+    "plugins/botmox-supabase": "test",
+    "plugins/botmox-rtdb": "test",
+    "examples/storage-plugin": "test",
+}
+
+# One conformance session per backend: the same mixins, run where the backend lives.
+CONFORMANCE: dict[str, tuple[str, str]] = {
+    "sqlite": (".", "tests/test_sqlite_repository.py"),
+    "localfs": (".", "tests/test_localfs_storage.py"),
+    "s3": ("plugins/botmox-s3", "tests"),
+    "minio": ("plugins/botmox-minio", "tests"),
+    "supabase": ("plugins/botmox-supabase", "tests"),
+    "rtdb": ("plugins/botmox-rtdb", "tests"),
+    "fsspec-example": ("examples/storage-plugin", "tests"),
+}
+
+
+def present(path: str) -> bool:
+    return (ROOT / path / "pyproject.toml").exists()
+
+
+def install(session: nox.Session, *projects: str) -> None:
+    """Install the core with its dev extras and the given plugin projects, editable."""
+    args = ["-e", ".[dev]"]
+    for project in projects:
+        if present(project):
+            args += ["-e", f"{project}[{PLUGINS[project]}]"]
+    session.install(*args)
+
+
+def run_pytest(session: nox.Session, where: str, *targets: str) -> None:
+    """Run pytest in ``where`` (the project root or a plugin's folder)."""
+    with session.chdir(ROOT / where):
+        session.run("python", "-m", "pytest", *targets, *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """All tests: core, embedded backends, end-to-end, and every plugin."""
+    install(session, *PLUGINS)
+    run_pytest(session, ".")
+    for project in PLUGINS:
+        if present(project):
+            run_pytest(session, project)
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("backend", list(CONFORMANCE))
+def conformance(session: nox.Session, backend: str) -> None:
+    """The conformance suite against one backend."""
+    where, target = CONFORMANCE[backend]
+    if where != "." and not present(where):
+        session.skip(f"{where} is not in this checkout")
+    install(session, *([where] if where != "." else []))
+    run_pytest(session, where, target)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff over everything."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "noxfile.py", "bench", "examples", "plugins")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy (strict) over the core and server."""
+    install(session)
+    session.run("mypy", "src")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Check the docs against the code (hooks documented, links resolve, snippets import)."""
+    install(session)
+    session.run("python", "-m", "pytest", "tests/test_docs.py")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: each prints its figures beside a baseline measured in the same run."""
+    install(session, *PLUGINS)
+    for script in sorted((ROOT / "bench").glob("bench_*.py")):
+        session.run("python", str(script), env={"BOTMOX_BENCH_QUICK": os.environ.get(
+            "BOTMOX_BENCH_QUICK", "")})

@@ -1,0 +1,93 @@
+"""The plugin manager: built-ins through the same manager, entry points, allow/block lists,
+loud failures."""
+
+from __future__ import annotations
+
+import types
+from importlib.metadata import EntryPoint
+
+import pluggy
+import pytest
+
+from botmox_core.errors import ConfigurationError
+from botmox_core.plugin import build_plugin_manager, hookimpl, load_registry
+from botmox_core.plugin import manager as manager_module
+from botmox_core.plugin.manager import PluginRegistry
+
+
+def test_builtins_register_through_the_manager() -> None:
+    registry = load_registry({"BOTMOX_PLUGINS": "none"})
+    assert {"sqlite"} <= set(registry.data_backends.factories)
+    assert {"localfs"} <= set(registry.storages.factories)
+    assert {"inprocess"} <= set(registry.agent_transports.factories)
+    assert registry.manager.get_plugin("sqlite") is not None
+
+
+def test_block_list_removes_a_builtin() -> None:
+    registry = load_registry({"BOTMOX_PLUGINS": "none", "BOTMOX_DISABLE_PLUGINS": "localfs"})
+    with pytest.raises(ConfigurationError, match="unknown storage 'localfs'"):
+        registry.storages.get("localfs")
+
+
+def _entry_points(monkeypatch: pytest.MonkeyPatch, module: types.ModuleType, name: str) -> None:
+    import sys
+
+    sys.modules[module.__name__] = module
+    monkeypatch.setattr(
+        manager_module, "entry_points",
+        lambda group: [EntryPoint(name=name, value=module.__name__, group=group)],
+    )
+
+
+def test_entry_point_plugins_load_and_obey_the_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin = types.ModuleType("third_party_store")
+
+    @hookimpl
+    def botmox_register_storages(register):  # type: ignore[no-untyped-def]
+        register("thirdparty", lambda settings: object())
+
+    plugin.botmox_register_storages = botmox_register_storages  # type: ignore[attr-defined]
+    _entry_points(monkeypatch, plugin, "thirdparty")
+    assert "thirdparty" in load_registry({}).storages.factories
+    assert "thirdparty" not in load_registry({"BOTMOX_PLUGINS": "other"}).storages.factories
+    assert "thirdparty" not in load_registry({"BOTMOX_DISABLE_PLUGINS": "thirdparty"}).storages.factories
+
+
+def test_a_misspelt_hook_fails_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin = types.ModuleType("misspelt_plugin")
+
+    @hookimpl
+    def botmox_register_storage(register):  # type: ignore[no-untyped-def]  # missing "s"
+        return None
+
+    plugin.botmox_register_storage = botmox_register_storage  # type: ignore[attr-defined]
+    _entry_points(monkeypatch, plugin, "misspelt")
+    with pytest.raises(pluggy.PluginValidationError):
+        build_plugin_manager({})
+
+
+def test_a_broken_plugin_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        manager_module, "entry_points",
+        lambda group: [EntryPoint(name="broken", value="no_such_module_xyz", group=group)],
+    )
+    with pytest.raises(ConfigurationError, match="plugin 'broken'"):
+        build_plugin_manager({})
+
+
+def test_duplicate_and_invalid_registrations_are_refused() -> None:
+    pm = build_plugin_manager({"BOTMOX_PLUGINS": "none"})
+    twice = types.ModuleType("twice")
+
+    @hookimpl
+    def botmox_register_data_backends(register):  # type: ignore[no-untyped-def]
+        register("sqlite", lambda settings: object())
+
+    twice.botmox_register_data_backends = botmox_register_data_backends  # type: ignore[attr-defined]
+    pm.register(twice)
+    with pytest.raises(ConfigurationError, match="registered twice"):
+        PluginRegistry(pm)
+    with pytest.raises(ConfigurationError):
+        load_registry({"BOTMOX_PLUGINS": "none"}).storages.register("", lambda s: None)
+    with pytest.raises(ConfigurationError, match="not callable"):
+        load_registry({"BOTMOX_PLUGINS": "none"}).storages.register("x", "nope")  # type: ignore[arg-type]
