@@ -55,6 +55,7 @@ __all__ = [
     "find_postgres_bindir",
     "migrated_database",
     "require_postgres",
+    "reset_database",
     "running_postgres",
     "with_database",
 ]
@@ -328,7 +329,7 @@ def create_database(admin_dsn: str, name: str | None = None, *, template: str | 
         raise ValueError(f"bad database name {name!r}")
     statement = sql.SQL("create database {}").format(sql.Identifier(name))
     if template:
-        statement = sql.SQL("create database {} template {} strategy file_copy").format(
+        statement = sql.SQL("create database {} template {}").format(
             sql.Identifier(name), sql.Identifier(template)
         )
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
@@ -361,6 +362,21 @@ def migrated_database(admin_dsn: str, *, template: str | None = None) -> Iterato
         yield dsn
     finally:
         drop_database(admin_dsn, name)
+
+
+def reset_database(dsn: str) -> None:
+    """Empty every botmox table (identities restarted), keeping the schema: a fast "fresh
+    database" between tests that share one migrated database."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        tables = [
+            sql.Identifier("botmox", name)
+            for (name,) in conn.execute(
+                "select tablename from pg_tables where schemaname = 'botmox'"
+                " and tablename <> 'schema_migrations' order by tablename"
+            ).fetchall()
+        ]
+        if tables:
+            conn.execute(sql.SQL("truncate {} restart identity").format(sql.SQL(", ").join(tables)))
 
 
 def make_template(admin_dsn: str, name: str = "botmox_template") -> str:

@@ -1,0 +1,97 @@
+"""Fixtures: one real PostgreSQL per session, a migrated template, a fresh database per test."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from botmox_supabase.backend import PostgresDataBackend
+from botmox_supabase.options import SupabaseOptions
+from botmox_supabase.testing import (
+    PostgresUnavailable,
+    create_database,
+    drop_database,
+    make_template,
+    require_postgres,
+    reset_database,
+    running_postgres,
+)
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_dsn() -> Iterator[str]:
+    """Superuser DSN of the session's PostgreSQL (skips, or fails under CI=true, without one)."""
+    try:
+        manager = running_postgres()
+        dsn = manager.__enter__()
+    except PostgresUnavailable as exc:
+        require_postgres(str(exc))
+    try:
+        yield dsn
+    finally:
+        manager.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def template_db(postgres_admin_dsn: str) -> Iterator[str]:
+    name = f"botmox_tpl_{secrets.token_hex(4)}"
+    make_template(postgres_admin_dsn, name)
+    yield name
+    drop_database(postgres_admin_dsn, name)
+
+
+@pytest.fixture(scope="session")
+def shared_database_url(postgres_admin_dsn: str, template_db: str) -> Iterator[str]:
+    dsn = create_database(postgres_admin_dsn, template=template_db)
+    yield dsn
+    drop_database(postgres_admin_dsn, urlsplit(dsn).path.lstrip("/"))
+
+
+@pytest.fixture
+def database_url(shared_database_url: str) -> str:
+    """DSN (superuser) of a database at the latest schema with every table empty."""
+    reset_database(shared_database_url)
+    return shared_database_url
+
+
+@pytest.fixture
+def own_database_url(postgres_admin_dsn: str, template_db: str) -> Iterator[str]:
+    """DSN of a database at the latest schema that only this test uses (it may alter it)."""
+    dsn = create_database(postgres_admin_dsn, template=template_db)
+    yield dsn
+    drop_database(postgres_admin_dsn, urlsplit(dsn).path.lstrip("/"))
+
+
+@pytest.fixture
+def empty_database_url(postgres_admin_dsn: str) -> Iterator[str]:
+    """DSN of a fresh database without any botmox schema."""
+    dsn = create_database(postgres_admin_dsn)
+    yield dsn
+    drop_database(postgres_admin_dsn, urlsplit(dsn).path.lstrip("/"))
+
+
+def make_backend(dsn: str, **overrides: object) -> PostgresDataBackend:
+    options = {"database_url": dsn, "pool_min_size": 1, "pool_max_size": 4, "pool_timeout": 5.0}
+    options.update(overrides)
+    return PostgresDataBackend(SupabaseOptions(**options))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def pg_backend(database_url: str) -> Iterator[PostgresDataBackend]:
+    backend = make_backend(database_url, pool_max_size=8)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def sql(database_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit superuser connection to the test's database (out-of-band checks)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
