@@ -108,9 +108,9 @@ def test_public_key_is_decoded(botmox_server: ScriptedBotmoxServer, flavour: Fla
 
 
 def test_base_url_path_prefix_is_kept(botmox_server: ScriptedBotmoxServer) -> None:
-    with RunnerClient(botmox_server.url + "/prefix/", API_TOKEN, retry_policy=FAST) as client:
-        with pytest.raises(BotmoxError):
-            client.register_vm(VM)
+    client = RunnerClient(botmox_server.url + "/prefix/", API_TOKEN, retry_policy=FAST)
+    with client, pytest.raises(BotmoxError):
+        client.register_vm(VM)
     assert botmox_server.requests[-1].path == "/prefix/api/v1/vm/register"
 
 
@@ -168,7 +168,7 @@ def test_bad_api_token_is_unauthorized(
     botmox_server: ScriptedBotmoxServer, flavour: Flavour
 ) -> None:
     with pytest.raises(UnauthorizedError) as caught:
-        flavour.call(botmox_server, "register_vm", VM, token="wrong")  # noqa: S106
+        flavour.call(botmox_server, "register_vm", VM, token="wrong")
     assert "wrong" not in repr(caught.value) and "wrong" not in str(caught.value)
 
 
@@ -319,15 +319,15 @@ def test_async_lease_heartbeats_and_rotates_token(botmox_server: ScriptedBotmoxS
 
 
 def test_lease_heartbeat_refusal_is_recorded(botmox_server: ScriptedBotmoxServer) -> None:
-    with RunnerClient(botmox_server.url, API_TOKEN, retry_policy=FAST) as client:
-        with client.lease("farm-bot", VM, heartbeat_interval=0.2) as lease:
-            botmox_server.expire_all_leases()
-            assert _wait_for(lambda: lease.heartbeat_error is not None, timeout=3)
-            assert isinstance(lease.heartbeat_error, LeaseExpiredError)
-            assert not lease.active
-            refused = len(botmox_server.requests_to(HEARTBEAT))
-            time.sleep(0.6)
-            assert len(botmox_server.requests_to(HEARTBEAT)) == refused  # no hammering
+    client = RunnerClient(botmox_server.url, API_TOKEN, retry_policy=FAST)
+    with client, client.lease("farm-bot", VM, heartbeat_interval=0.2) as lease:
+        botmox_server.expire_all_leases()
+        assert _wait_for(lambda: lease.heartbeat_error is not None, timeout=3)
+        assert isinstance(lease.heartbeat_error, LeaseExpiredError)
+        assert not lease.active
+        refused = len(botmox_server.requests_to(HEARTBEAT))
+        time.sleep(0.6)
+        assert len(botmox_server.requests_to(HEARTBEAT)) == refused  # no hammering
 
 
 # -- fetch: register + lease + resolve + download + verify -------------------------------------
@@ -400,8 +400,14 @@ def test_fetch_gives_up_after_bounded_url_refreshes(
     policy = RetryPolicy(max_retries=1, base_delay=0.01, max_url_refreshes=2)
     with pytest.raises(DownloadUrlInvalidError):
         flavour.call(
-            botmox_server, "fetch", "farm-bot", "linux-x64", "stable", tmp_path / "x",
-            vm_uuid=VM, policy=policy,
+            botmox_server,
+            "fetch",
+            "farm-bot",
+            "linux-x64",
+            "stable",
+            tmp_path / "x",
+            vm_uuid=VM,
+            policy=policy,
         )
     assert len(botmox_server.requests_to(RESOLVE)) == 3
     assert not (tmp_path / "x").exists()
@@ -453,7 +459,7 @@ def test_secrets_stay_out_of_logs_and_reprs(
 def test_heartbeat_expiry_is_in_the_future_after_rotation() -> None:
     from botmox_core.client import LeaseGrant
 
-    grant = LeaseGrant(lease_id="l1", token="t1", expires_at=datetime.now(UTC))  # noqa: S106
+    grant = LeaseGrant(lease_id="l1", token="t1", expires_at=datetime.now(UTC))
     later = datetime.now(UTC) + timedelta(seconds=90)
     rotated = grant.rotated({"token": "t2", "expires_at": later.isoformat()})
     assert rotated.token == "t2" and rotated.lease_id == "l1"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import secrets
 from collections.abc import Callable
@@ -118,7 +119,7 @@ def test_full_download_verifies_and_reports_progress(
     size = len(botmox_server.payload)
     assert seen[0] == (0, size) and seen[-1] == (size, size)
     # chunks of >= 1 MiB except the last one
-    steps = [b - a for (a, _), (b, _) in zip(seen, seen[1:], strict=False)]
+    steps = [b - a for (a, _), (b, _) in itertools.pairwise(seen)]
     assert all(step == CHUNK_SIZE for step in steps[:-1]) and steps[-1] <= CHUNK_SIZE
     (request,) = file_gets(botmox_server)
     assert "authorization" not in request.headers  # the API token never goes to download URLs

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-API_TOKEN = "test-api-token-0123456789abcdef"  # noqa: S105 - test credential
+API_TOKEN = "test-api-token-0123456789abcdef"
 FILE_PATH = "/files/artifact.bin"
 
 
@@ -216,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
     owner: ScriptedBotmoxServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _record(self, body: Any) -> str:
@@ -243,7 +243,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(
             status,
             body,
-            {"Content-Type": ctype, "X-Request-Id": self.owner.next_request_id(), **(headers or {})},
+            {
+                "Content-Type": ctype,
+                "X-Request-Id": self.owner.next_request_id(),
+                **(headers or {}),
+            },
         )
 
     def do_POST(self) -> None:

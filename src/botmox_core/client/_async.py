@@ -113,7 +113,11 @@ class AsyncRunnerClient:
             delay = self.retry_policy.retry_delay(error, retries)
             logger.info(
                 "%s %s failed with %s; retry %d in %.2fs",
-                request.method, request.path, error.code, retries + 1, delay,
+                request.method,
+                request.path,
+                error.code,
+                retries + 1,
+                delay,
             )
             await self._sleep(delay)
             retries += 1
@@ -155,7 +159,11 @@ class AsyncRunnerClient:
     ) -> LeaseGrant:
         """Take a lease without heartbeating it; prefer :meth:`lease`."""
         request = rules.lease_request(
-            module, vm_uuid, user_id=user_id, agent_id=agent_id, runner_id=runner_id,
+            module,
+            vm_uuid,
+            user_id=user_id,
+            agent_id=agent_id,
+            runner_id=runner_id,
             version=version,
         )
         return LeaseGrant.from_data(await self._send(request))
@@ -177,7 +185,11 @@ class AsyncRunnerClient:
     ) -> AsyncLeaseSession:
         """``async with client.lease(module, vm_uuid) as lease:`` -- heartbeated by a task."""
         request = rules.lease_request(
-            module, vm_uuid, user_id=user_id, agent_id=agent_id, runner_id=runner_id,
+            module,
+            vm_uuid,
+            user_id=user_id,
+            agent_id=agent_id,
+            runner_id=runner_id,
             version=version,
         )
         return AsyncLeaseSession(self, request, heartbeat_interval)
@@ -237,7 +249,12 @@ class AsyncRunnerClient:
                     delay = self.retry_policy.retry_delay(error, retries)
                     logger.info(
                         "download of %s failed with %s at %d/%d bytes; retry %d in %.2fs",
-                        redact_url(url), error.code, partial.have, size, retries + 1, delay,
+                        redact_url(url),
+                        error.code,
+                        partial.have,
+                        size,
+                        retries + 1,
+                        delay,
                     )
                     await self._sleep(delay)
                     retries += 1

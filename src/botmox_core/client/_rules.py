@@ -300,9 +300,7 @@ def absolute_url(base_url: httpx.URL, url: str) -> httpx.URL:
     return parsed if parsed.is_absolute_url else base_url.join(url)
 
 
-def lease_args(
-    lease: Lease | str, vm_uuid: str | None, module: str | None
-) -> tuple[str, str, str]:
+def lease_args(lease: Lease | str, vm_uuid: str | None, module: str | None) -> tuple[str, str, str]:
     """Token, vm_uuid and module for a resolve call, taken from a held :class:`Lease` if given."""
     if isinstance(lease, Lease):
         token = lease.token

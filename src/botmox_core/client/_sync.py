@@ -118,7 +118,11 @@ class RunnerClient:
             delay = self.retry_policy.retry_delay(error, retries)
             logger.info(
                 "%s %s failed with %s; retry %d in %.2fs",
-                request.method, request.path, error.code, retries + 1, delay,
+                request.method,
+                request.path,
+                error.code,
+                retries + 1,
+                delay,
             )
             self._sleep(delay)
             retries += 1
@@ -163,7 +167,11 @@ class RunnerClient:
         Prefer :meth:`lease`, which keeps the lease alive while you work.
         """
         request = rules.lease_request(
-            module, vm_uuid, user_id=user_id, agent_id=agent_id, runner_id=runner_id,
+            module,
+            vm_uuid,
+            user_id=user_id,
+            agent_id=agent_id,
+            runner_id=runner_id,
             version=version,
         )
         return LeaseGrant.from_data(self._send(request))
@@ -195,7 +203,11 @@ class RunnerClient:
                 client.resolve_download(lease, "windows-x64", "stable")
         """
         request = rules.lease_request(
-            module, vm_uuid, user_id=user_id, agent_id=agent_id, runner_id=runner_id,
+            module,
+            vm_uuid,
+            user_id=user_id,
+            agent_id=agent_id,
+            runner_id=runner_id,
             version=version,
         )
         return LeaseSession(self, request, heartbeat_interval)
@@ -264,7 +276,12 @@ class RunnerClient:
                     delay = self.retry_policy.retry_delay(error, retries)
                     logger.info(
                         "download of %s failed with %s at %d/%d bytes; retry %d in %.2fs",
-                        redact_url(url), error.code, partial.have, size, retries + 1, delay,
+                        redact_url(url),
+                        error.code,
+                        partial.have,
+                        size,
+                        retries + 1,
+                        delay,
                     )
                     self._sleep(delay)
                     retries += 1
