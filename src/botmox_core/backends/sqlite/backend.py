@@ -36,7 +36,12 @@ from botmox_core.backends.sqlite.repositories import (
     SqliteReleaseRepository,
     SqliteVmRepository,
 )
-from botmox_core.backends.sqlite.schema import SCHEMA_VERSION, migrate, schema_version
+from botmox_core.backends.sqlite.schema import (
+    SCHEMA_VERSION,
+    check_ownership,
+    migrate,
+    schema_version,
+)
 from botmox_core.errors import (
     BotmoxError,
     ConfigurationError,
@@ -190,6 +195,7 @@ class SqliteBackend:
             try:
                 connection.row_factory = sqlite3.Row
                 connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+                check_ownership(connection, self._label)  # before anything writes the file
                 if not self.in_memory:
                     mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                     if str(mode).lower() != "wal":

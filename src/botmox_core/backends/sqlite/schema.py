@@ -17,7 +17,14 @@ import sqlite3
 
 from botmox_core.errors import DatabaseError
 
-__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]
+__all__ = [
+    "APPLICATION_ID",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "check_ownership",
+    "migrate",
+    "schema_version",
+]
 
 #: ``PRAGMA application_id`` of botmox databases (ASCII ``bmox``).
 APPLICATION_ID = 0x626D6F78
@@ -192,8 +199,9 @@ def _application_id(connection: sqlite3.Connection) -> int:
     return int(connection.execute("PRAGMA application_id").fetchone()[0])
 
 
-def _check_ownership(connection: sqlite3.Connection, database: str) -> int:
-    """The current version, after checking the file is a botmox database this code can use."""
+def check_ownership(connection: sqlite3.Connection, database: str) -> int:
+    """The database's schema version, after checking (read-only) that it is empty or a botmox
+    database this code can use; :class:`DatabaseError` otherwise."""
     version = schema_version(connection)
     application_id = _application_id(connection)
     if application_id not in (0, APPLICATION_ID):
@@ -225,11 +233,11 @@ def migrate(connection: sqlite3.Connection, database: str = "database") -> int:
     transaction. Raises :class:`DatabaseError` for a foreign or newer database; sqlite3 errors
     propagate for the caller to translate.
     """
-    if _check_ownership(connection, database) == SCHEMA_VERSION:
+    if check_ownership(connection, database) == SCHEMA_VERSION:
         return SCHEMA_VERSION
     connection.execute("BEGIN IMMEDIATE")
     try:
-        found = _check_ownership(connection, database)  # another process may have migrated
+        found = check_ownership(connection, database)  # another process may have migrated
         for statements in MIGRATIONS[found:]:
             for statement in statements:
                 connection.execute(statement)
