@@ -27,21 +27,12 @@ from botmox_core.client import (
     RunnerClient,
 )
 from botmox_core.errors import ArtifactIntegrityError, DownloadUrlInvalidError
-
-try:
-    from tests.test_client_servers import (
-        API_TOKEN,
-        FILE_PATH,
-        ScriptedBotmoxServer,
-        botmox_server,
-    )
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from test_client_servers import (  # type: ignore[no-redef]
-        API_TOKEN,
-        FILE_PATH,
-        ScriptedBotmoxServer,
-        botmox_server,
-    )
+from tests.test_client_servers import (
+    API_TOKEN,
+    FILE_PATH,
+    ScriptedBotmoxServer,
+    botmox_server,
+)
 
 __all__ = ["botmox_server"]  # the fixture, re-exported for pytest
 
