@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-
 from botmox_supabase.backend import PostgresDataBackend
 from botmox_supabase.options import SupabaseOptions
 from botmox_supabase.testing import (
@@ -77,17 +76,35 @@ def empty_database_url(postgres_admin_dsn: str) -> Iterator[str]:
     drop_database(postgres_admin_dsn, urlsplit(dsn).path.lstrip("/"))
 
 
-def make_backend(dsn: str, **overrides: object) -> PostgresDataBackend:
-    options = {"database_url": dsn, "pool_min_size": 1, "pool_max_size": 4, "pool_timeout": 5.0}
-    options.update(overrides)
-    return PostgresDataBackend(SupabaseOptions(**options))  # type: ignore[arg-type]
+BackendFactory = Callable[..., PostgresDataBackend]
 
 
 @pytest.fixture
-def pg_backend(database_url: str) -> Iterator[PostgresDataBackend]:
-    backend = make_backend(database_url, pool_max_size=8)
-    yield backend
-    backend.close()
+def make_backend() -> Iterator[BackendFactory]:
+    """``make_backend(dsn, **options)``: a backend closed at the end of the test."""
+    made: list[PostgresDataBackend] = []
+
+    def make(dsn: str, **overrides: object) -> PostgresDataBackend:
+        options: dict[str, object] = {
+            "database_url": dsn,
+            "pool_min_size": 1,
+            "pool_max_size": 8,
+            "pool_timeout": 5.0,
+        }
+        options.update(overrides)
+        backend = PostgresDataBackend(SupabaseOptions(**options))  # type: ignore[arg-type]
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.close()
+
+
+@pytest.fixture
+def pg_backend(database_url: str, make_backend: BackendFactory) -> PostgresDataBackend:
+    """A backend on :func:`database_url`."""
+    return make_backend(database_url)
 
 
 @pytest.fixture

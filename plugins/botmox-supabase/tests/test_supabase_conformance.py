@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
 from botmox_core.ports import DataBackend
 from botmox_core.testing import RepositoryConformance
 
-from conftest import make_backend
-
 
 class TestSupabaseConformance(RepositoryConformance):
     concurrency_threads = 6
 
     @pytest.fixture
-    def backend(self, database_url: str) -> Iterator[DataBackend]:
-        backend = make_backend(database_url, pool_max_size=8)
-        yield backend
-        backend.close()
+    def backend(self, database_url: str, make_backend: Callable[..., DataBackend]) -> DataBackend:
+        return make_backend(database_url)
 
     @pytest.fixture
-    def second_backend(self, database_url: str) -> Iterator[DataBackend]:
-        backend = make_backend(database_url, pool_max_size=8)
-        yield backend
-        backend.close()
+    def second_backend(
+        self, database_url: str, make_backend: Callable[..., DataBackend]
+    ) -> DataBackend:
+        return make_backend(database_url)
