@@ -8,30 +8,76 @@ as existing Bot-Mox data has both.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from botmox_core.converter import get_converter, parse_timestamp
-from botmox_core.errors import DatabaseError
+from botmox_core.errors import BadRequestError, DatabaseError
 from botmox_core.models import Entitlement
 from botmox_rtdb.layout import checked_key
 
-__all__ = ["checked_json", "children_of", "entitlement_from_record", "entitlement_to_record",
-           "from_record", "to_record"]
+__all__ = ["children_of", "decode_metadata", "encode_metadata", "entitlement_from_record",
+           "entitlement_to_record", "from_record", "to_record"]
 
 T = TypeVar("T")
 
 
-def checked_json(value: Any, what: str) -> Any:
-    """``value`` if every object key inside it is a legal RTDB key (else ``INVALID_KEY``)."""
+_ARRAY_INDEX = re.compile(r"^(0|[1-9][0-9]{0,9})$")
+_EXACT_INT_LIMIT = 2**53
+
+
+def _survives_rtdb(value: Any) -> bool:
+    """Whether RTDB gives ``value`` back unchanged: no nulls, no empty objects or arrays, no
+    illegal keys, no object that would come back as an array, no integer beyond 2**53."""
+    if value is None:
+        return False
+    if isinstance(value, bool | str):
+        return True
+    if isinstance(value, int):
+        return abs(value) <= _EXACT_INT_LIMIT
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, list | tuple):
+        return bool(value) and all(_survives_rtdb(member) for member in value)
     if isinstance(value, Mapping):
+        if not value or all(isinstance(k, str) and _ARRAY_INDEX.match(k) for k in value):
+            return False
         for key, member in value.items():
-            checked_key(key, f"{what} key")
-            checked_json(member, what)
-    elif isinstance(value, list | tuple):
-        for member in value:
-            checked_json(member, what)
-    return value
+            try:
+                checked_key(key, "key")
+            except BadRequestError:
+                return False
+            if not _survives_rtdb(member):
+                return False
+        return True
+    return False
+
+
+def encode_metadata(metadata: Mapping[str, Any]) -> Any:
+    """The stored form of a free-form JSON object: the object itself when RTDB keeps it
+    exactly, else its JSON text (nulls, empty objects, arbitrary keys survive that way)."""
+    if not metadata:
+        return None
+    if _survives_rtdb(metadata):
+        return dict(metadata)
+    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_metadata(stored: Any) -> dict[str, Any]:
+    """A metadata object from its stored form (object, or JSON text)."""
+    if stored is None:
+        return {}
+    if isinstance(stored, str):
+        try:
+            decoded = json.loads(stored)
+        except ValueError:
+            raise DatabaseError("stored metadata is not valid JSON") from None
+        stored = decoded
+    if not isinstance(stored, dict):
+        raise DatabaseError("stored metadata is not an object")
+    return stored
 
 
 def _without_nulls(value: Any) -> Any:
@@ -41,9 +87,12 @@ def _without_nulls(value: Any) -> Any:
 
 
 def to_record(value: Any) -> dict[str, Any]:
-    """The stored form of a model value (``None`` fields dropped)."""
+    """The stored form of a model value (``None`` fields dropped, ``metadata`` encoded with
+    :func:`encode_metadata`)."""
     record = get_converter().unstructure(value)
     assert isinstance(record, dict)
+    if "metadata" in record:
+        record["metadata"] = encode_metadata(record["metadata"])
     return {k: _without_nulls(v) for k, v in record.items() if v is not None}
 
 
@@ -56,6 +105,8 @@ def from_record(record: Any, model: type[T], **known: Any) -> T:
     if not isinstance(record, dict):
         raise DatabaseError(f"stored {model.__name__} record is not an object")
     data = {**record, **known}
+    if "metadata" in data:
+        data["metadata"] = decode_metadata(data["metadata"])
     try:
         return get_converter().structure(data, model)
     except Exception as exc:  # cattrs raises several types; all mean "not this model"

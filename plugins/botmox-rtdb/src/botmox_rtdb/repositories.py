@@ -7,6 +7,7 @@ writes until commit; see that module for exactly what is atomic.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,6 @@ from botmox_core.models import (
 from botmox_rtdb import layout
 from botmox_rtdb.layout import checked_key, tenant_path
 from botmox_rtdb.records import (
-    checked_json,
     children_of,
     entitlement_from_record,
     entitlement_to_record,
@@ -54,6 +54,9 @@ __all__ = [
     "RtdbVmRepository",
     "query_string_value",
 ]
+
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 def query_string_value(value: str) -> str:
@@ -163,7 +166,6 @@ class RtdbVmRepository:
         """Stage the record, keeping ``created_at`` of an existing one."""
         path = tenant_path(vm.tenant_id, layout.VM_REGISTRY, checked_key(vm.vm_uuid, "vm_uuid"))
         checked_key(vm.user_id, "user_id")
-        checked_json(vm.metadata, "metadata")
         existing = self._uow.read(path)
         if existing is not None:
             vm = attrs.evolve(vm, created_at=from_record(existing, Vm).created_at)
@@ -286,6 +288,11 @@ class RtdbReleaseRepository:
         for value, what in ((release.module, "module"), (release.platform, "platform"),
                             (release.channel, "channel")):
             checked_key(value, what)
+        if not _SHA256_HEX.match(release.sha256):
+            raise BadRequestError("sha256 must be 64 lower-case hex digits",
+                                  details={"field": "sha256"})
+        if isinstance(release.size_bytes, bool) or release.size_bytes < 1:
+            raise BadRequestError("size_bytes must be at least 1", details={"field": "size_bytes"})
         parent = tenant_path(release.tenant_id, layout.RELEASES)
         _check_release_unique(self._children(release.tenant_id), release)
         release_id = _next_counter(self._uow, layout.RELEASE_ID_COUNTER, "allocate release id")
@@ -385,7 +392,6 @@ class RtdbDownloadAuditRepository:
 
     def append(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
         """Allocate an id now (race-free counter) and stage the entry."""
-        checked_json(entry.metadata, "metadata")
         counter = tenant_path(entry.tenant_id, layout.COUNTERS, layout.AUDIT)
         entry_id = _next_counter(self._uow, counter, "allocate audit id")
         stored = attrs.evolve(entry, id=entry_id)
