@@ -98,8 +98,10 @@ class GeneratedStream(io.RawIOBase):
 
 
 def generated_stream(blocks: Iterable[bytes], *, fail_after: int | None = None) -> BinaryIO:
-    """A :class:`GeneratedStream` typed as the ``BinaryIO`` that ``ObjectStorage.put`` takes."""
-    return cast(BinaryIO, GeneratedStream(blocks, fail_after=fail_after))
+    """A buffered, non-seekable :class:`GeneratedStream`: ``read(n)`` returns ``n`` bytes until
+    EOF, as SDKs expect of the ``BinaryIO`` that ``ObjectStorage.put`` takes."""
+    raw = GeneratedStream(blocks, fail_after=fail_after)
+    return cast(BinaryIO, io.BufferedReader(raw, buffer_size=64 * 1024))
 
 
 def _random_bytes(size: int, seed: int) -> bytes:
