@@ -1,0 +1,259 @@
+"""Row-level security, exercised for real: connected as Supabase's ``authenticated`` role with
+tenant A's JWT claims (``request.jwt.claims`` + ``SET ROLE``, as PostgREST does), no query on any
+table returns a row of tenant B, and inserts/updates/deletes of tenant B's rows are refused —
+with the shipped grants, and even with every table privilege granted (as Supabase grants on
+``public`` by default), because there is no write policy at all."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+HASH = "0123456789abcdef" * 4
+
+# table -> (insert of one row for %(tenant)s with unique %(key)s, update touching %(tenant)s rows)
+TABLES: dict[str, tuple[str, str]] = {
+    "api_tokens": (
+        "insert into botmox.api_tokens (id, tenant_id, role, token_hash, created_at)"
+        " values (%(key)s, %(tenant)s, 'admin', %(hash)s, now())",
+        "update botmox.api_tokens set revoked_at = null, label = 'x' where tenant_id = %(tenant)s",
+    ),
+    "vms": (
+        "insert into botmox.vms (tenant_id, vm_uuid, user_id, status, created_at, updated_at)"
+        " values (%(tenant)s, %(key)s, 'user-1', 'revoked', now(), now())",
+        "update botmox.vms set status = 'active' where tenant_id = %(tenant)s",
+    ),
+    "licences": (
+        "insert into botmox.licences (tenant_id, status, updated_at)"
+        " values (%(tenant)s, 'suspended', now())",
+        "update botmox.licences set status = 'active' where tenant_id = %(tenant)s",
+    ),
+    "entitlements": (
+        "insert into botmox.entitlements (tenant_id, user_id, modules, updated_at)"
+        " values (%(tenant)s, %(key)s, '{fishing}', now())",
+        "update botmox.entitlements set modules = '{*}' where tenant_id = %(tenant)s",
+    ),
+    "leases": (
+        "insert into botmox.leases (id, tenant_id, user_id, vm_uuid, module, status, token_hash,"
+        " issued_at, expires_at) values (%(key)s, %(tenant)s, 'user-1', 'vm-00001', 'fishing',"
+        " 'revoked', %(hash)s, now(), now() + interval '5 minutes')",
+        "update botmox.leases set status = 'active' where tenant_id = %(tenant)s",
+    ),
+    "releases": (
+        "insert into botmox.releases (tenant_id, module, platform, channel, version, object_key,"
+        " sha256, size_bytes, status, created_at) values (%(tenant)s, 'fishing', 'windows',"
+        " 'stable', %(key)s, %(key)s, %(hash)s, 10, 'disabled', now())",
+        "update botmox.releases set status = 'active' where tenant_id = %(tenant)s",
+    ),
+    "assignments": (
+        "insert into botmox.assignments (tenant_id, user_id, module, platform, channel,"
+        " release_id, assigned_at) values (%(tenant)s, %(key)s, 'fishing', 'windows', 'stable',"
+        " 1, now())",
+        "update botmox.assignments set release_id = 999 where tenant_id = %(tenant)s",
+    ),
+    "download_audit": (
+        "insert into botmox.download_audit (tenant_id, event, result, created_at)"
+        " values (%(tenant)s, 'resolve_denied', 'denied', now())",
+        "update botmox.download_audit set result = 'allowed' where tenant_id = %(tenant)s",
+    ),
+}
+
+
+def _params(tenant: str) -> dict[str, str]:
+    return {"tenant": tenant, "key": f"k-{secrets.token_hex(6)}", "hash": secrets.token_hex(32)}
+
+
+def _dump(conn: psycopg.Connection[Any], table: str, tenant: str) -> list[tuple[Any, ...]]:
+    query = sql.SQL("select * from {} where tenant_id = %s order by 1, 2").format(
+        sql.Identifier("botmox", table)
+    )
+    return conn.execute(query, (tenant,)).fetchall()
+
+
+@pytest.fixture
+def tenants(database_url: str) -> Iterator[tuple[str, str]]:
+    """Tenants A and B, each with two rows in every table (written as the superuser)."""
+    a, b = f"tenant-a-{secrets.token_hex(4)}", f"tenant-b-{secrets.token_hex(4)}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for table, (insert, _) in TABLES.items():
+            for tenant in (a, b):
+                for _ in range(1 if table == "licences" else 2):
+                    conn.execute(insert.encode(), _params(tenant))
+    yield a, b
+
+
+def _as_authenticated(conn: psycopg.Connection[Any], claims: dict[str, Any]) -> None:
+    """What PostgREST does per request: claims as a transaction-local setting, then the role."""
+    conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+    conn.execute("set local role authenticated")
+
+
+def _claims(tenant: str, *, in_app_metadata: bool = False) -> dict[str, Any]:
+    claims: dict[str, Any] = {"sub": "user-1", "role": "authenticated", "aud": "authenticated"}
+    if in_app_metadata:
+        claims["app_metadata"] = {"tenant_id": tenant}
+    else:
+        claims["tenant_id"] = tenant
+    return claims
+
+
+def _refused(conn: psycopg.Connection[Any], statement: str, params: dict[str, str]) -> int:
+    """Run ``statement`` in a savepoint; the rows it touched, or -1 when the database refused."""
+    try:
+        with conn.transaction():
+            return conn.execute(statement.encode(), params).rowcount
+    except pg_errors.InsufficientPrivilege:
+        return -1
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_authenticated_tenant_sees_and_writes_only_its_own_rows(
+    table: str, database_url: str, tenants: tuple[str, str]
+) -> None:
+    a, b = tenants
+    insert, update = TABLES[table]
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        b_before = _dump(admin, table, b)
+        a_before = _dump(admin, table, a)
+    assert b_before and a_before
+
+    with psycopg.connect(database_url) as conn:
+        # Reads: tenant A's rows, none of B's, whichever JWT shape carries the tenant.
+        for claims in (_claims(a), _claims(a, in_app_metadata=True)):
+            with conn.transaction(force_rollback=True):
+                _as_authenticated(conn, claims)
+                seen = conn.execute(
+                    sql.SQL("select tenant_id from {}").format(sql.Identifier("botmox", table))
+                ).fetchall()
+                assert sorted(t for (t,) in seen) == [a] * len(a_before)
+                filtered = conn.execute(
+                    sql.SQL("select count(*) from {} where tenant_id = %s").format(
+                        sql.Identifier("botmox", table)
+                    ),
+                    (b,),
+                ).fetchone()
+                assert filtered == (0,)
+
+        # Writes with the shipped grants: refused.
+        delete = f"delete from botmox.{table} where tenant_id = %(tenant)s"
+        with conn.transaction(force_rollback=True):
+            _as_authenticated(conn, _claims(a))
+            assert _refused(conn, insert, _params(b)) == -1
+            assert _refused(conn, update, {"tenant": b}) == -1
+            assert _refused(conn, delete, {"tenant": b}) == -1
+
+        # Writes with every privilege granted (Supabase's default grants on `public`): row-level
+        # security alone still refuses tenant B's rows (and, read-only model, A's as well).
+        with conn.transaction(force_rollback=True):
+            conn.execute(
+                sql.SQL("grant all on {} to authenticated").format(sql.Identifier("botmox", table))
+            )
+            _as_authenticated(conn, _claims(a))
+            assert _refused(conn, insert, _params(b)) == -1
+            assert _refused(conn, insert, _params(a)) == -1
+            assert _refused(conn, update, {"tenant": b}) == 0
+            assert _refused(conn, delete, {"tenant": b}) == 0
+
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        assert _dump(admin, table, b) == b_before
+        assert _dump(admin, table, a) == a_before
+        grants = admin.execute(
+            "select privilege_type from information_schema.role_table_grants"
+            " where table_schema = 'botmox' and table_name = %s and grantee = 'authenticated'",
+            (table,),
+        ).fetchall()
+        assert set(grants) <= {("SELECT",)}
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {},
+        {"sub": "user-1", "role": "authenticated"},
+        {"sub": "user-1", "user_metadata": {"tenant_id": "{b}"}},
+        {"sub": "user-1", "tenant_id": ""},
+    ],
+    ids=["no-claims", "no-tenant", "user-metadata-is-not-trusted", "empty-tenant"],
+)
+def test_without_a_trusted_tenant_claim_nothing_is_visible(
+    claims: dict[str, Any], database_url: str, tenants: tuple[str, str]
+) -> None:
+    _, b = tenants
+    claims = json.loads(json.dumps(claims).replace("{b}", b))
+    with psycopg.connect(database_url) as conn:
+        _as_authenticated(conn, claims)
+        for table in TABLES:
+            count = conn.execute(
+                sql.SQL("select count(*) from {}").format(sql.Identifier("botmox", table))
+            ).fetchone()
+            assert count == (0,), table
+
+
+def test_anon_gets_nothing(database_url: str, tenants: tuple[str, str]) -> None:
+    with psycopg.connect(database_url) as conn:
+        for table in TABLES:
+            with pytest.raises(pg_errors.InsufficientPrivilege), conn.transaction():
+                conn.execute("set local role anon")
+                conn.execute(sql.SQL("select 1 from {}").format(sql.Identifier("botmox", table)))
+
+
+def test_token_hashes_are_not_readable_by_users(
+    database_url: str, tenants: tuple[str, str]
+) -> None:
+    a, _ = tenants
+    with psycopg.connect(database_url) as conn:
+        _as_authenticated(conn, _claims(a))
+        rows = conn.execute("select id, role, label from botmox.api_tokens").fetchall()
+        assert len(rows) == 2
+        with pytest.raises(pg_errors.InsufficientPrivilege):
+            conn.execute("select token_hash from botmox.api_tokens")
+
+
+def test_service_role_bypasses_rls_and_sees_every_tenant(
+    database_url: str, tenants: tuple[str, str]
+) -> None:
+    a, b = tenants
+    with psycopg.connect(database_url) as conn:
+        conn.execute("set local role service_role")
+        for table in TABLES:
+            seen = {
+                t
+                for (t,) in conn.execute(
+                    sql.SQL("select tenant_id from {}").format(sql.Identifier("botmox", table))
+                ).fetchall()
+            }
+            assert {a, b} <= seen, table
+
+
+def test_policies_evaluate_the_claim_once_per_statement(database_url: str) -> None:
+    """The tenant function is wrapped in ``(select ...)`` (an InitPlan), and every policy
+    column is the leading column of an index."""
+    with psycopg.connect(database_url) as conn:
+        policies = conn.execute(
+            "select tablename, qual from pg_policies where schemaname = 'botmox'"
+        ).fetchall()
+        assert {t for t, _ in policies} == set(TABLES)
+        for table, qual in policies:
+            assert "( SELECT botmox.jwt_tenant_id()" in qual, (table, qual)
+        _as_authenticated(conn, _claims("tenant-x"))
+        plan = "\n".join(
+            row[0] for row in conn.execute("explain select * from botmox.leases").fetchall()
+        )
+        assert "InitPlan" in plan
+        conn.rollback()
+        leading = {
+            table
+            for (table,) in conn.execute(
+                "select c.relname from pg_index i join pg_class c on c.oid = i.indrelid"
+                " join pg_attribute a on a.attrelid = c.oid and a.attnum = i.indkey[0]"
+                " where c.relnamespace = 'botmox'::regnamespace and a.attname = 'tenant_id'"
+            ).fetchall()
+        }
+        assert leading >= set(TABLES)
