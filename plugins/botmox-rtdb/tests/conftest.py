@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from botmox_rtdb import RtdbBackend, build_backend
 from botmox_rtdb.rules import rules_document
-from botmox_rtdb.testing import RtdbEmulator
+from botmox_rtdb.testing import RtdbEmulator, emulator_environ
 
 from botmox_core.config import load_settings
+
+BackendFactory = Callable[..., RtdbBackend]
 
 
 @pytest.fixture(scope="session")
@@ -28,19 +30,24 @@ def namespace() -> str:
     return f"botmox-test-{uuid.uuid4().hex[:12]}"
 
 
-def backend_for(emulator: RtdbEmulator, namespace: str, **extra: str) -> RtdbBackend:
-    """A backend built by the plugin factory from settings, as the server builds it."""
-    environ = {
-        "BOTMOX_RTDB_DATABASE_URL": f"https://{namespace}.firebaseio.com",
-        "FIREBASE_DATABASE_EMULATOR_HOST": emulator.host_port,
-        **extra,
-    }
-    return build_backend(load_settings(environ))
+@pytest.fixture
+def make_backend(emulator: RtdbEmulator, namespace: str) -> Iterator[BackendFactory]:
+    """Build backends on the test's namespace with the plugin factory, as the server does
+    (``make_backend(**extra_environ)``); all are closed after the test."""
+    built: list[RtdbBackend] = []
+
+    def make(**extra: str) -> RtdbBackend:
+        environ = {**emulator_environ(emulator.host_port, namespace), **extra}
+        backend = build_backend(load_settings(environ))
+        built.append(backend)
+        return backend
+
+    yield make
+    for backend in built:
+        backend.close()
 
 
 @pytest.fixture
-def rtdb(emulator: RtdbEmulator, namespace: str) -> Iterator[RtdbBackend]:
+def rtdb(make_backend: BackendFactory) -> RtdbBackend:
     """An RTDB backend on a fresh namespace of the shared emulator."""
-    backend = backend_for(emulator, namespace)
-    yield backend
-    backend.close()
+    return make_backend()

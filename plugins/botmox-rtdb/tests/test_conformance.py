@@ -3,12 +3,10 @@ firebase-admin over HTTP to the shipped emulator."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from botmox_rtdb import RtdbBackend
-from botmox_rtdb.testing import RtdbEmulator
-from conftest import backend_for
 
 from botmox_core.testing import RepositoryConformance
 
@@ -21,15 +19,9 @@ class TestRtdbRepositoryConformance(RepositoryConformance):
     preserves_microseconds = False
 
     @pytest.fixture
-    def backend(self, emulator: RtdbEmulator, namespace: str) -> Iterator[RtdbBackend]:
-        backend = backend_for(emulator, namespace)
-        yield backend
-        backend.close()
+    def backend(self, make_backend: Any) -> RtdbBackend:
+        return make_backend()  # type: ignore[no-any-return]
 
     @pytest.fixture
-    def second_backend(
-        self, backend: RtdbBackend, emulator: RtdbEmulator, namespace: str
-    ) -> Iterator[RtdbBackend]:
-        other = backend_for(emulator, namespace)
-        yield other
-        other.close()
+    def second_backend(self, backend: RtdbBackend, make_backend: Any) -> RtdbBackend:
+        return make_backend()  # type: ignore[no-any-return]

@@ -19,6 +19,17 @@ Run one from a shell with ``python -m botmox_rtdb.testing --port 9000``.
 """
 
 from botmox_rtdb.testing.push_ids import PushIdGenerator
-from botmox_rtdb.testing.server import ADMIN_TOKEN, RtdbEmulator, running_emulator
+from botmox_rtdb.testing.server import (
+    ADMIN_TOKEN,
+    RtdbEmulator,
+    emulator_environ,
+    running_emulator,
+)
 
-__all__ = ["ADMIN_TOKEN", "PushIdGenerator", "RtdbEmulator", "running_emulator"]
+__all__ = [
+    "ADMIN_TOKEN",
+    "PushIdGenerator",
+    "RtdbEmulator",
+    "emulator_environ",
+    "running_emulator",
+]

@@ -32,7 +32,7 @@ from botmox_rtdb.testing.tree import (
     to_wire,
 )
 
-__all__ = ["ADMIN_TOKEN", "RtdbEmulator", "running_emulator"]
+__all__ = ["ADMIN_TOKEN", "RtdbEmulator", "emulator_environ", "running_emulator"]
 
 log = logging.getLogger(__name__)
 
@@ -413,3 +413,14 @@ def running_emulator(
         yield emulator.host_port
     finally:
         emulator.stop()
+
+
+def emulator_environ(host_port: str, namespace: str = "botmox") -> dict[str, str]:
+    """Environment variables that make a botmox process use the RTDB backend on an emulator:
+    ``DATA_BACKEND=rtdb``, ``BOTMOX_RTDB_DATABASE_URL`` and ``FIREBASE_DATABASE_EMULATOR_HOST``.
+    Each ``namespace`` is a separate, initially empty database."""
+    return {
+        "DATA_BACKEND": "rtdb",
+        "BOTMOX_RTDB_DATABASE_URL": f"https://{namespace}.firebaseio.com",
+        "FIREBASE_DATABASE_EMULATOR_HOST": host_port,
+    }
