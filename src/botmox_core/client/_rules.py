@@ -207,6 +207,8 @@ def download_error(status: int, headers: Mapping[str, str], body: bytes) -> Botm
     if status in (401, 403, 410) and not isinstance(error, DownloadUrlInvalidError):
         return DownloadUrlInvalidError(
             f"download URL refused with HTTP {status}: {error.message}",
+            # keep a specific envelope code such as DOWNLOAD_URL_EXPIRED
+            code=error.code if error.code.startswith("DOWNLOAD_URL") else None,
             request_id=error.request_id,
         )
     return error
