@@ -480,3 +480,16 @@ def test_registered_as_builtin_storage_plugin(tmp_path: Path) -> None:
     built = factory(load_settings(environ={}, data_dir=tmp_path))
     assert isinstance(built, LocalFsStorage)
     assert built.check_health().ok
+
+
+def test_abandoned_temporary_files_are_cleaned_up(storage: LocalFsStorage) -> None:
+    storage.put("crash.bin", io.BytesIO(b"v1"))
+    shard = storage.root / hashlib.sha256(b"crash.bin").hexdigest()[:2]
+    abandoned, in_progress = shard / ".tmp-abandoned", shard / ".tmp-in-progress"
+    abandoned.write_bytes(b"half an upload")
+    in_progress.write_bytes(b"still uploading")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(abandoned, (two_days_ago, two_days_ago))
+    storage.put("crash.bin", io.BytesIO(b"v2"))
+    assert not abandoned.exists()
+    assert in_progress.exists()

@@ -6,7 +6,7 @@ Layout under the root directory (default ``<data_dir>/objects``)::
     <root>/<hh>/<digest>.meta.json        key, version, size, sha256 and content type
     <root>/<hh>/<digest>.<version>.blob   the object's bytes
     <root>/<hh>/.lock                     serialises commits within the shard
-    <root>/<hh>/.tmp-*                    uploads in progress
+    <root>/<hh>/.tmp-*                    uploads in progress (removed after a day if abandoned)
 
 ``digest`` is the sha256 of the key and ``hh`` its first two hex digits, so every valid key maps
 to a short fixed-length file name, metadata never shares a name with an object, and keys ``a``
@@ -77,6 +77,9 @@ DOWNLOAD_PATH_PREFIX = "/api/v1/storage/localfs/"
 
 URL_KEY_FILE = "localfs-url.key"
 """File in the data directory holding the generated HMAC key (hex), mode 0600."""
+
+ABANDONED_UPLOAD_SECONDS = 24 * 3600
+"""Temporary upload files untouched this long are leftovers of crashed processes."""
 
 MAX_KEY_LENGTH = 1024
 MIN_URL_KEY_BYTES = 16
@@ -300,14 +303,23 @@ class LocalFsStorage:
         )
 
     def _remove_blobs(self, shard: Path, digest: str, *, keep: str | None) -> None:
-        """Remove every blob of ``digest`` except version ``keep`` (caller holds the lock)."""
+        """Remove every blob of ``digest`` except version ``keep``, and temporary files that
+        crashed uploads left in the shard long ago (caller holds the lock)."""
         prefix = f"{digest}."
         kept = f"{digest}.{keep}{_BLOB_SUFFIX}" if keep is not None else None
+        abandoned_before = time.time() - ABANDONED_UPLOAD_SECONDS
         with os.scandir(shard) as entries:
             for entry in entries:
                 name = entry.name
-                if name.startswith(prefix) and name.endswith(_BLOB_SUFFIX) and name != kept:
-                    with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(FileNotFoundError):
+                    old_version = (
+                        name.startswith(prefix) and name.endswith(_BLOB_SUFFIX) and name != kept
+                    )
+                    abandoned = (
+                        name.startswith(".tmp-")
+                        and entry.stat(follow_symlinks=False).st_mtime < abandoned_before
+                    )
+                    if old_version or abandoned:
                         os.unlink(entry.path)
 
     def _commit(self, key: str, temp_path: Path, info: ObjectInfo) -> None:
