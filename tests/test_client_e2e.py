@@ -269,3 +269,25 @@ def test_cli_fetch_against_the_real_server(deployment: Deployment, tmp_path: Pat
     assert failed.stderr.startswith("error: ")
     code = failed.stderr.split(":")[1].strip()
     assert code in {"ENTITLEMENT_REQUIRED", "MODULE_NOT_ALLOWED"}, failed.stderr
+
+
+def test_example_script_fetches(deployment: Deployment, tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "runner_fetch.py"
+    dest = tmp_path / "modules" / "farm-bot.zip"
+    env = {
+        **os.environ,
+        "BOTMOX_SERVER": deployment.url,
+        "BOTMOX_TOKEN": deployment.token,
+        "BOTMOX_VM_UUID": new_vm(),
+    }
+    done = subprocess.run(
+        [sys.executable, str(example), MODULE, PLATFORM, str(dest)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"sha256 {deployment.sha256}" in done.stdout
+    assert dest.read_bytes() == deployment.artifact
