@@ -70,13 +70,14 @@ def check_bucket_privacy(
     client: BaseClient,
     *,
     bucket: str,
-    anonymous_client: BaseClient,
+    anonymous_client: BaseClient | None,
     put_args: Mapping[str, Any] | None = None,
 ) -> PrivacyReport:
     """Look at ``bucket`` with ``client`` and probe it with ``anonymous_client`` (unsigned).
 
     ``put_args`` are extra PutObject arguments for the probe object (server-side encryption).
-    Never raises for what the server answers; the anonymous client is closed before returning.
+    ``anonymous_client=None`` skips the probe (recorded as unverified). Never raises for what
+    the server answers; the anonymous client is closed before returning.
     """
     public: list[str] = []
     unverified: list[str] = []
@@ -92,10 +93,15 @@ def check_bucket_privacy(
         )
     else:
         public.extend(configured)
-    try:
-        _anonymous_probe(client, anonymous_client, bucket, dict(put_args or {}), public, unverified)
-    finally:
-        anonymous_client.close()
+    if anonymous_client is None:
+        unverified.append("anonymous probe (skipped)")
+    else:
+        try:
+            _anonymous_probe(
+                client, anonymous_client, bucket, dict(put_args or {}), public, unverified
+            )
+        finally:
+            anonymous_client.close()
     return PrivacyReport(
         bucket=bucket,
         public_reasons=tuple(public),

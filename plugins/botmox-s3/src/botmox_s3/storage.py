@@ -355,7 +355,7 @@ class S3Storage:
             return
         with tempfile.SpooledTemporaryFile(
             max_size=SPOOL_IN_MEMORY_BYTES,
-            dir=self.options.spool_dir,
+            dir=str(self.options.spool_dir) if self.options.spool_dir else None,
             prefix="botmox-s3-upload-",
         ) as spool:
             length = 0
