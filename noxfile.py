@@ -107,5 +107,8 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: each prints its figures beside a baseline measured in the same run."""
     install(session, *PLUGINS)
     for script in sorted((ROOT / "bench").glob("bench_*.py")):
-        session.run("python", str(script), env={"BOTMOX_BENCH_QUICK": os.environ.get(
-            "BOTMOX_BENCH_QUICK", "")})
+        session.run(
+            "python",
+            str(script),
+            env={"BOTMOX_BENCH_QUICK": os.environ.get("BOTMOX_BENCH_QUICK", "")},
+        )

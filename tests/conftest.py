@@ -33,9 +33,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def core(tmp_path: Path, clock: FakeClock) -> Iterator[App]:
     """The embedded default (SQLite file + localfs) with every service, on a fake clock."""
-    settings = load_settings(
-        {"BOTMOX_DATA_DIR": str(tmp_path / "data"), "BOTMOX_PLUGINS": "none"}
-    )
+    settings = load_settings({"BOTMOX_DATA_DIR": str(tmp_path / "data"), "BOTMOX_PLUGINS": "none"})
     app = bootstrap(settings, clock=clock)
     try:
         yield app

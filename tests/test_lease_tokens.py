@@ -20,8 +20,14 @@ LEASE = "lease_" + "ab" * 16
 
 
 def sign(signer: LeaseTokenSigner) -> str:
-    return signer.sign(lease_id=LEASE, tenant_id="t", vm_uuid="vm-00000001", module="m",
-                       issued_at=NOW, expires_at=NOW + timedelta(minutes=5))
+    return signer.sign(
+        lease_id=LEASE,
+        tenant_id="t",
+        vm_uuid="vm-00000001",
+        module="m",
+        issued_at=NOW,
+        expires_at=NOW + timedelta(minutes=5),
+    )
 
 
 def test_round_trip_and_offline_verification_with_the_public_key() -> None:
@@ -29,7 +35,11 @@ def test_round_trip_and_offline_verification_with_the_public_key() -> None:
     token = sign(signer)
     claims = signer.verify(token)
     assert (claims.lease_id, claims.tenant_id, claims.vm_uuid, claims.module) == (
-        LEASE, "t", "vm-00000001", "m")
+        LEASE,
+        "t",
+        "vm-00000001",
+        "m",
+    )
     assert claims.expires_at == NOW + timedelta(minutes=5)
     assert not claims.expired(NOW) and claims.expired(NOW + timedelta(minutes=5))
     raw = base64.urlsafe_b64decode(signer.public_key_b64() + "=")
@@ -37,7 +47,8 @@ def test_round_trip_and_offline_verification_with_the_public_key() -> None:
 
     prefix, body, signature = token.split(".")
     Ed25519PublicKey.from_public_bytes(raw).verify(
-        base64.urlsafe_b64decode(signature + "=="), f"{prefix}.{body}".encode())
+        base64.urlsafe_b64decode(signature + "=="), f"{prefix}.{body}".encode()
+    )
     assert sign(signer) != token  # every token is distinct
 
 
@@ -53,8 +64,9 @@ def test_tampered_payload_and_foreign_key_are_refused() -> None:
         signer.verify(sign(LeaseTokenSigner.generate()))
 
 
-@pytest.mark.parametrize("token", ["", "abc", "bml1.x.y", "bml2.a.b", "a.b.c.d", "x" * 5000,
-                                   "bml1.!!!.???", None, 17])
+@pytest.mark.parametrize(
+    "token", ["", "abc", "bml1.x.y", "bml2.a.b", "a.b.c.d", "x" * 5000, "bml1.!!!.???", None, 17]
+)
 def test_malformed_tokens_are_unauthorized(token: object) -> None:
     with pytest.raises(UnauthorizedError):
         LeaseTokenSigner.generate().verify(token)  # type: ignore[arg-type]

@@ -34,7 +34,8 @@ def _entry_points(monkeypatch: pytest.MonkeyPatch, module: types.ModuleType, nam
 
     sys.modules[module.__name__] = module
     monkeypatch.setattr(
-        manager_module, "entry_points",
+        manager_module,
+        "entry_points",
         lambda group: [EntryPoint(name=name, value=module.__name__, group=group)],
     )
 
@@ -50,7 +51,10 @@ def test_entry_point_plugins_load_and_obey_the_allow_list(monkeypatch: pytest.Mo
     _entry_points(monkeypatch, plugin, "thirdparty")
     assert "thirdparty" in load_registry({}).storages.factories
     assert "thirdparty" not in load_registry({"BOTMOX_PLUGINS": "other"}).storages.factories
-    assert "thirdparty" not in load_registry({"BOTMOX_DISABLE_PLUGINS": "thirdparty"}).storages.factories
+    assert (
+        "thirdparty"
+        not in load_registry({"BOTMOX_DISABLE_PLUGINS": "thirdparty"}).storages.factories
+    )
 
 
 def test_a_misspelt_hook_fails_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,7 +72,8 @@ def test_a_misspelt_hook_fails_at_start_up(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_a_broken_plugin_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        manager_module, "entry_points",
+        manager_module,
+        "entry_points",
         lambda group: [EntryPoint(name="broken", value="no_such_module_xyz", group=group)],
     )
     with pytest.raises(ConfigurationError, match="plugin 'broken'"):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import hashlib
+import io
 
 import attrs
 import pytest
@@ -28,15 +28,22 @@ def setup_tenant(core: App, modules: list[str] | None = None) -> int:
     release = core.releases.upload_and_publish(
         ADMIN, io.BytesIO(PAYLOAD), module="farm-bot", platform="win64", version="1.0.0"
     )
-    core.releases.assign(ADMIN, module="farm-bot", platform="win64", channel="stable",
-                         release_id=release.id)
+    core.releases.assign(
+        ADMIN, module="farm-bot", platform="win64", channel="stable", release_id=release.id
+    )
     core.vms.register(ALICE, vm_uuid="VM-ALICE-0001")
     return release.id
 
 
 def resolve(core: App, token: str, **overrides):
-    args = {"lease_token": token, "vm_uuid": "vm-alice-0001", "module": "farm-bot",
-            "platform": "win64", "channel": "stable", **overrides}
+    args = {
+        "lease_token": token,
+        "vm_uuid": "vm-alice-0001",
+        "module": "farm-bot",
+        "platform": "win64",
+        "channel": "stable",
+        **overrides,
+    }
     return core.downloads.resolve(ALICE, **args)
 
 
@@ -90,8 +97,9 @@ def test_lease_refusals(core: App, clock: FakeClock, arrange: str, error: type) 
         core.licences.set_entitlement(T, "alice", ["farm-bot"])
         core.vms.register(Principal(T, Role.API, user_id="dave"), vm_uuid="vm-dave-00001")
         with pytest.raises(error):
-            core.leases.issue(Principal(T, Role.API, user_id="dave"),
-                              vm_uuid="vm-dave-00001", module=module)
+            core.leases.issue(
+                Principal(T, Role.API, user_id="dave"), vm_uuid="vm-dave-00001", module=module
+            )
         return
     if arrange == "other_module":
         module = "miner-bot"
@@ -103,7 +111,10 @@ def test_wildcard_entitlement_allows_any_module(core: App) -> None:
     core.licences.set_licence(T, "active", None)
     core.licences.set_entitlement(T, "alice", {"*": True})
     core.vms.register(ALICE, vm_uuid="vm-alice-0001")
-    assert core.leases.issue(ALICE, vm_uuid="vm-alice-0001", module="anything").lease.module == "anything"
+    assert (
+        core.leases.issue(ALICE, vm_uuid="vm-alice-0001", module="anything").lease.module
+        == "anything"
+    )
 
 
 def test_lease_ttl_heartbeat_and_expiry(core: App, clock: FakeClock) -> None:
@@ -170,11 +181,17 @@ def test_release_publish_verifies_the_stored_object(core: App) -> None:
     with pytest.raises(errors.ArtifactIntegrityError):
         core.releases.publish(ADMIN, sha256=info.sha256, size_bytes=len(PAYLOAD) + 1, **base)
     with pytest.raises(errors.ArtifactObjectNotFoundError):
-        core.releases.publish(ADMIN, sha256=info.sha256, size_bytes=len(PAYLOAD),
-                              **{**base, "object_key": "missing/key"})
+        core.releases.publish(
+            ADMIN,
+            sha256=info.sha256,
+            size_bytes=len(PAYLOAD),
+            **{**base, "object_key": "missing/key"},
+        )
     with pytest.raises(errors.ForbiddenError):
         core.releases.publish(ALICE, sha256=info.sha256, size_bytes=len(PAYLOAD), **base)
-    release = core.releases.publish(ADMIN, sha256=info.sha256.upper(), size_bytes=len(PAYLOAD), **base)
+    release = core.releases.publish(
+        ADMIN, sha256=info.sha256.upper(), size_bytes=len(PAYLOAD), **base
+    )
     assert release.id > 0 and release.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
     with pytest.raises(errors.DuplicateError):
         core.releases.publish(ADMIN, sha256=info.sha256, size_bytes=len(PAYLOAD), **base)
@@ -182,38 +199,59 @@ def test_release_publish_verifies_the_stored_object(core: App) -> None:
 
 def test_failed_upload_publish_leaves_no_object(core: App) -> None:
     setup_tenant(core)
-    before = sorted(p.name for p in (core.settings.data_dir / "objects").rglob("*") if p.is_file())
+
+    def stored_files() -> list[str]:  # objects and their metadata; localfs lock files aside
+        root = core.settings.data_dir / "objects"
+        return sorted(p.name for p in root.rglob("*") if p.is_file() and p.name != ".lock")
+
+    before = stored_files()
     with pytest.raises(errors.ArtifactIntegrityError):
         core.releases.upload_and_publish(
-            ADMIN, io.BytesIO(b"other bytes"), module="farm-bot", platform="win64",
-            version="9.9.9", expected_sha256="1" * 64,
+            ADMIN,
+            io.BytesIO(b"other bytes"),
+            module="farm-bot",
+            platform="win64",
+            version="9.9.9",
+            expected_sha256="1" * 64,
         )
-    after = sorted(p.name for p in (core.settings.data_dir / "objects").rglob("*") if p.is_file())
-    assert after == before
+    assert stored_files() == before
     with pytest.raises(errors.DuplicateError):  # an existing version is never overwritten
         core.releases.upload_and_publish(
-            ADMIN, io.BytesIO(b"x"), module="farm-bot", platform="win64", version="1.0.0")
+            ADMIN, io.BytesIO(b"x"), module="farm-bot", platform="win64", version="1.0.0"
+        )
 
 
 def test_assignments_user_default_and_scope(core: App) -> None:
     default_id = setup_tenant(core)
     other = core.releases.upload_and_publish(
-        ADMIN, io.BytesIO(b"beta build"), module="farm-bot", platform="win64", version="1.1.0")
+        ADMIN, io.BytesIO(b"beta build"), module="farm-bot", platform="win64", version="1.1.0"
+    )
     linux = core.releases.upload_and_publish(
-        ADMIN, io.BytesIO(b"linux build"), module="farm-bot", platform="linux", version="1.0.0")
+        ADMIN, io.BytesIO(b"linux build"), module="farm-bot", platform="linux", version="1.0.0"
+    )
     with pytest.raises(errors.ArtifactScopeMismatchError):
-        core.releases.assign(ADMIN, module="farm-bot", platform="win64", channel="stable",
-                             release_id=linux.id)
+        core.releases.assign(
+            ADMIN, module="farm-bot", platform="win64", channel="stable", release_id=linux.id
+        )
     with pytest.raises(errors.ArtifactReleaseNotFoundError):
-        core.releases.assign(ADMIN, module="farm-bot", platform="win64", channel="stable",
-                             release_id=999)
-    view = core.releases.assignments_for(ALICE, user_id="alice", module="farm-bot",
-                                         platform="win64", channel="stable")
+        core.releases.assign(
+            ADMIN, module="farm-bot", platform="win64", channel="stable", release_id=999
+        )
+    view = core.releases.assignments_for(
+        ALICE, user_id="alice", module="farm-bot", platform="win64", channel="stable"
+    )
     assert view.user_assignment is None and view.effective_assignment.release_id == default_id
-    core.releases.assign(ADMIN, module="farm-bot", platform="win64", channel="stable",
-                         release_id=other.id, user_id="alice")
-    view = core.releases.assignments_for(ALICE, user_id="alice", module="farm-bot",
-                                         platform="win64", channel="stable")
+    core.releases.assign(
+        ADMIN,
+        module="farm-bot",
+        platform="win64",
+        channel="stable",
+        release_id=other.id,
+        user_id="alice",
+    )
+    view = core.releases.assignments_for(
+        ALICE, user_id="alice", module="farm-bot", platform="win64", channel="stable"
+    )
     assert view.effective_assignment.release_id == other.id
     assert view.default_assignment.release_id == default_id
     issued = core.leases.issue(ALICE, vm_uuid="vm-alice-0001", module="farm-bot")
@@ -223,23 +261,33 @@ def test_assignments_user_default_and_scope(core: App) -> None:
 def test_release_not_active_and_object_missing(core: App) -> None:
     setup_tenant(core)
     draft = core.releases.upload_and_publish(
-        ADMIN, io.BytesIO(b"draft"), module="farm-bot", platform="win64", version="3.0.0",
-        status="draft")
-    core.releases.assign(ADMIN, module="farm-bot", platform="win64", channel="stable",
-                         release_id=draft.id)
+        ADMIN,
+        io.BytesIO(b"draft"),
+        module="farm-bot",
+        platform="win64",
+        version="3.0.0",
+        status="draft",
+    )
+    core.releases.assign(
+        ADMIN, module="farm-bot", platform="win64", channel="stable", release_id=draft.id
+    )
     issued = core.leases.issue(ALICE, vm_uuid="vm-alice-0001", module="farm-bot")
     with pytest.raises(errors.ArtifactReleaseNotActiveError):
         resolve(core, issued.token)
     live = core.releases.upload_and_publish(
-        ADMIN, io.BytesIO(b"live"), module="farm-bot", platform="win64", version="3.0.1")
-    core.releases.assign(ADMIN, module="farm-bot", platform="win64", channel="stable",
-                         release_id=live.id)
+        ADMIN, io.BytesIO(b"live"), module="farm-bot", platform="win64", version="3.0.1"
+    )
+    core.releases.assign(
+        ADMIN, module="farm-bot", platform="win64", channel="stable", release_id=live.id
+    )
     core.storage.delete(live.object_key)
     with pytest.raises(errors.ArtifactObjectNotFoundError):
         resolve(core, issued.token)
     codes = [(e.result, e.reason_code) for e in core.downloads.audit_log(ADMIN)]
-    assert codes[:2] == [(AuditResult.DENIED, "ARTIFACT_OBJECT_NOT_FOUND"),
-                         (AuditResult.DENIED, "ARTIFACT_RELEASE_NOT_ACTIVE")]
+    assert codes[:2] == [
+        (AuditResult.DENIED, "ARTIFACT_OBJECT_NOT_FOUND"),
+        (AuditResult.DENIED, "ARTIFACT_RELEASE_NOT_ACTIVE"),
+    ]
 
 
 class BrokenStorage:
@@ -277,7 +325,12 @@ def test_tenants_are_isolated(core: App) -> None:
     assert core.downloads.audit_log(other) == []
     issued = core.leases.issue(ALICE, vm_uuid="vm-alice-0001", module="farm-bot")
     with pytest.raises(errors.ForbiddenError):
-        core.downloads.resolve(Principal("tenant-b", Role.API, user_id="alice"),
-                               lease_token=issued.token, vm_uuid="vm-alice-0001",
-                               module="farm-bot", platform="win64", channel="stable")
+        core.downloads.resolve(
+            Principal("tenant-b", Role.API, user_id="alice"),
+            lease_token=issued.token,
+            vm_uuid="vm-alice-0001",
+            module="farm-bot",
+            platform="win64",
+            channel="stable",
+        )
     assert attrs.asdict(core.leases.revoke(ADMIN, issued.lease.id))["tenant_id"] == T

@@ -76,7 +76,9 @@ def load_signer(settings: Settings) -> LeaseTokenSigner:
     """The lease signing key: ``BOTMOX_LEASE_SIGNING_KEY_FILE`` or ``<data_dir>/lease-signing.pem``
     (created on first use)."""
     path = settings.environ.get("BOTMOX_LEASE_SIGNING_KEY_FILE")
-    return LeaseTokenSigner.from_file(Path(path) if path else settings.data_dir / "lease-signing.pem")
+    return LeaseTokenSigner.from_file(
+        Path(path) if path else settings.data_dir / "lease-signing.pem"
+    )
 
 
 def bootstrap(

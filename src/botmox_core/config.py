@@ -77,7 +77,7 @@ class Settings:
         """The public base URL, without a trailing slash."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
 
     def plugin_options(self, plugin: str) -> dict[str, str]:
@@ -134,7 +134,11 @@ def load_settings(
         if not isinstance(plugins, dict):
             raise ConfigurationError("[plugins] in the config file must be a table")
         file_options = {str(k): v for k, v in plugins.items() if isinstance(v, dict)}
-        known = {f.name for f in attrs.fields(Settings)} - {"environ", "file_options", "config_file"}
+        known = {f.name for f in attrs.fields(Settings)} - {
+            "environ",
+            "file_options",
+            "config_file",
+        }
         for key, value in section.items():
             if key == "plugins":
                 continue

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """Roles a bearer token can carry."""
 
     API = "api"
@@ -44,37 +44,37 @@ class Role(str, enum.Enum):
     AGENT = "agent"
 
 
-class VmStatus(str, enum.Enum):
+class VmStatus(enum.StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
     REVOKED = "revoked"
 
 
-class LicenceStatus(str, enum.Enum):
+class LicenceStatus(enum.StrEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"
     SUSPENDED = "suspended"
 
 
-class LeaseStatus(str, enum.Enum):
+class LeaseStatus(enum.StrEnum):
     ACTIVE = "active"
     REVOKED = "revoked"
 
 
-class ReleaseStatus(str, enum.Enum):
+class ReleaseStatus(enum.StrEnum):
     ACTIVE = "active"
     DRAFT = "draft"
     DISABLED = "disabled"
     ARCHIVED = "archived"
 
 
-class AuditEvent(str, enum.Enum):
+class AuditEvent(enum.StrEnum):
     RESOLVE_SUCCESS = "resolve_success"
     RESOLVE_DENIED = "resolve_denied"
     DOWNLOAD_URL_ISSUED = "download_url_issued"
 
 
-class AuditResult(str, enum.Enum):
+class AuditResult(enum.StrEnum):
     ALLOWED = "allowed"
     DENIED = "denied"
     ERROR = "error"

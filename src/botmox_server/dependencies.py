@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from botmox_core.bootstrap import App
 from botmox_core.services import Principal
+
+Core = NamedDependency[App]
+"""The core services of this process (injected)."""
+Caller = NamedDependency[Principal]
+"""The authenticated caller (injected; raises 401 without valid credentials)."""
 
 
 def provide_core(request: Request[Any, Any, Any]) -> App:

@@ -47,7 +47,11 @@ def handle_botmox_error(request: Request[Any, Any, Any], exc: BotmoxError) -> Re
     if exc.status >= 500:
         log.warning(
             "%s %s failed: %s (%s) request_id=%s",
-            request.method, request.url.path, exc.code, exc.message, _request_id(request),
+            request.method,
+            request.url.path,
+            exc.code,
+            exc.message,
+            _request_id(request),
         )
     headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
     return _envelope(exc.status, exc.code, exc.message, exc.details, headers)
@@ -83,10 +87,14 @@ def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception(
-        "unhandled error on %s %s request_id=%s", request.method, request.url.path,
+        "unhandled error on %s %s request_id=%s",
+        request.method,
+        request.url.path,
         _request_id(request),
     )
-    return _envelope(500, "INTERNAL_ERROR", "internal error; see the server log for this request id")
+    return _envelope(
+        500, "INTERNAL_ERROR", "internal error; see the server log for this request id"
+    )
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

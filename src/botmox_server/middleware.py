@@ -43,7 +43,10 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             log.info(
-                '%s %s %s %.1fms request_id=%s',
-                scope["method"], scope["path"], status["code"],
-                (time.perf_counter() - started) * 1000, request_id,
+                "%s %s %s %.1fms request_id=%s",
+                scope["method"],
+                scope["path"],
+                status["code"],
+                (time.perf_counter() - started) * 1000,
+                request_id,
             )

@@ -39,7 +39,11 @@ def admin(server: RunningServer, *args: str) -> Any:
     """Run ``botmox admin ... --json`` against the server's backends; the parsed output."""
     done = subprocess.run(
         [sys.executable, "-m", "botmox_core", "admin", *args, "--json"],
-        env=dict(server.env), capture_output=True, text=True, timeout=120, check=False,
+        env=dict(server.env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if done.returncode != 0:
         raise AssertionError(f"admin {args} failed ({done.returncode}): {done.stderr}")
@@ -61,7 +65,9 @@ class Deployment:
     def url(self) -> str:
         return self.server.url
 
-    def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
+    def call(
+        self, method: str, path: str, token: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
         headers = kwargs.pop("headers", {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -69,25 +75,58 @@ class Deployment:
 
 
 @pytest.fixture(scope="module", params=STACKS)
-def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
     tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
     with ExitStack() as stack:
         env = stack_env(request.param, stack, tmp)
         server = stack.enter_context(running_server(tmp / "data", env))
         artifact = tmp / "farm-bot-1.2.0.zip"
         artifact.write_bytes(bytes(range(256)) * 12_289 + b"tail")  # ~3 MiB, odd size
-        admin_token = admin(server, "token", "create", "--tenant", TENANT, "--role", "admin")["token"]
-        user_token = admin(server, "token", "create", "--tenant", TENANT, "--role", "api",
-                           "--user", USER)["token"]
-        other = admin(server, "token", "create", "--tenant", OTHER_TENANT, "--role", "api",
-                      "--user", USER)["token"]
+        admin_token = admin(server, "token", "create", "--tenant", TENANT, "--role", "admin")[
+            "token"
+        ]
+        user_token = admin(
+            server, "token", "create", "--tenant", TENANT, "--role", "api", "--user", USER
+        )["token"]
+        other = admin(
+            server, "token", "create", "--tenant", OTHER_TENANT, "--role", "api", "--user", USER
+        )["token"]
         for tenant in (TENANT, OTHER_TENANT):
             admin(server, "license", "set", "--tenant", tenant, "--status", "active", "--perpetual")
-            admin(server, "entitlement", "set", "--tenant", tenant, "--user", USER,
-                  "--module", MODULE)
-        release = admin(server, "release", "publish", str(artifact), "--tenant", TENANT,
-                        "--module", MODULE, "--platform", PLATFORM, "--channel", CHANNEL,
-                        "--version", "1.2.0")
-        admin(server, "release", "assign", "--tenant", TENANT, "--release-id", str(release["id"]),
-              "--module", MODULE, "--platform", PLATFORM, "--channel", CHANNEL)
+            admin(
+                server, "entitlement", "set", "--tenant", tenant, "--user", USER, "--module", MODULE
+            )
+        release = admin(
+            server,
+            "release",
+            "publish",
+            str(artifact),
+            "--tenant",
+            TENANT,
+            "--module",
+            MODULE,
+            "--platform",
+            PLATFORM,
+            "--channel",
+            CHANNEL,
+            "--version",
+            "1.2.0",
+        )
+        admin(
+            server,
+            "release",
+            "assign",
+            "--tenant",
+            TENANT,
+            "--release-id",
+            str(release["id"]),
+            "--module",
+            MODULE,
+            "--platform",
+            PLATFORM,
+            "--channel",
+            CHANNEL,
+        )
         yield Deployment(server, admin_token, user_token, other, artifact, release)

@@ -23,22 +23,34 @@ pytestmark = pytest.mark.e2e
 
 def new_vm(d: Deployment, token: str | None = None) -> str:
     vm_uuid = "vm-" + secrets.token_hex(8)
-    r = d.call("POST", "/api/v1/vm/register", token or d.user_token, json={"vm_uuid": vm_uuid.upper()})
+    r = d.call(
+        "POST", "/api/v1/vm/register", token or d.user_token, json={"vm_uuid": vm_uuid.upper()}
+    )
     assert r.status_code == 201, r.text
     assert r.json()["data"]["vm_uuid"] == vm_uuid  # stored lower-cased
     return vm_uuid
 
 
 def new_lease(d: Deployment, vm_uuid: str, token: str | None = None) -> dict:
-    r = d.call("POST", "/api/v1/license/lease", token or d.user_token,
-               json={"vm_uuid": vm_uuid, "module": MODULE})
+    r = d.call(
+        "POST",
+        "/api/v1/license/lease",
+        token or d.user_token,
+        json={"vm_uuid": vm_uuid, "module": MODULE},
+    )
     assert r.status_code == 201, r.text
     return r.json()["data"]
 
 
 def resolve(d: Deployment, lease_token: str, vm_uuid: str, token: str | None = None, **overrides):
-    body = {"lease_token": lease_token, "vm_uuid": vm_uuid, "module": MODULE,
-            "platform": PLATFORM, "channel": CHANNEL, **overrides}
+    body = {
+        "lease_token": lease_token,
+        "vm_uuid": vm_uuid,
+        "module": MODULE,
+        "platform": PLATFORM,
+        "channel": CHANNEL,
+        **overrides,
+    }
     return d.call("POST", "/api/v1/artifacts/resolve-download", token or d.user_token, json=body)
 
 
@@ -78,8 +90,9 @@ def test_runner_flow_downloads_verified_bytes(deployment: Deployment) -> None:
     body = d.call("GET", data["download_url"].removeprefix(d.url))
     assert body.status_code == 200
     assert hashlib.sha256(body.content).hexdigest() == data["sha256"]
-    ranged = d.call("GET", data["download_url"].removeprefix(d.url),
-                    headers={"Range": "bytes=100-199"})
+    ranged = d.call(
+        "GET", data["download_url"].removeprefix(d.url), headers={"Range": "bytes=100-199"}
+    )
     assert ranged.status_code == 206 and ranged.content == expected[100:200]
     entries = audit_for(d, lease["lease_id"])
     assert len(entries) == 1
@@ -93,7 +106,9 @@ def test_heartbeat_rotates_token_and_both_stay_valid(deployment: Deployment) -> 
     d = deployment
     vm = new_vm(d)
     lease = new_lease(d, vm)
-    r = d.call("POST", "/api/v1/license/heartbeat", d.user_token, json={"lease_id": lease["lease_id"]})
+    r = d.call(
+        "POST", "/api/v1/license/heartbeat", d.user_token, json={"lease_id": lease["lease_id"]}
+    )
     assert r.status_code == 200, r.text
     beat = r.json()["data"]
     assert beat["token"] != lease["token"] and beat["expires_at"] >= lease["expires_at"]
@@ -127,23 +142,35 @@ def test_resolve_denials_are_exact_and_audited(
     elif case == "no_assignment":
         overrides = {"channel": "beta"}
     elif case == "revoked":
-        r = d.call("POST", "/api/v1/license/revoke", d.admin_token,
-                   json={"lease_id": lease["lease_id"], "reason": "test"})
+        r = d.call(
+            "POST",
+            "/api/v1/license/revoke",
+            d.admin_token,
+            json={"lease_id": lease["lease_id"], "reason": "test"},
+        )
         assert r.status_code == 200 and r.json()["data"]["status"] == "revoked"
     elif case == "expired":
         core = bootstrap(load_settings(d.server.env))  # out of band: time passes for the lease
         try:
             with core.backend.unit_of_work() as uow:
-                uow.leases.modify(TENANT, lease["lease_id"],
-                                  lambda lz: attrs.evolve(lz, expires_at=utcnow() - timedelta(seconds=1)))
+                uow.leases.modify(
+                    TENANT,
+                    lease["lease_id"],
+                    lambda lz: attrs.evolve(lz, expires_at=utcnow() - timedelta(seconds=1)),
+                )
                 uow.commit()
         finally:
             core.close()
     elif case == "forged":
         now = utcnow()
         token = LeaseTokenSigner.generate().sign(
-            lease_id=lease["lease_id"], tenant_id=TENANT, vm_uuid=vm, module=MODULE,
-            issued_at=now, expires_at=now + timedelta(minutes=5))
+            lease_id=lease["lease_id"],
+            tenant_id=TENANT,
+            vm_uuid=vm,
+            module=MODULE,
+            issued_at=now,
+            expires_at=now + timedelta(minutes=5),
+        )
     elif case == "other_tenant":
         caller = d.other_tenant_token
     r = resolve(d, token, overrides.pop("vm_uuid", vm), caller, **overrides)
@@ -152,11 +179,14 @@ def test_resolve_denials_are_exact_and_audited(
         return  # audited in the caller's tenant, not visible to tenant-a's operator
     if case == "forged":  # the lease id of a forged token is unverified: kept in metadata only
         assert audit_for(d, lease["lease_id"]) == []
-        newest = d.call("GET", "/api/v1/artifacts/audit", d.admin_token,
-                        params={"limit": 1}).json()["data"][0]
+        newest = d.call(
+            "GET", "/api/v1/artifacts/audit", d.admin_token, params={"limit": 1}
+        ).json()["data"][0]
         assert newest["lease_id"] is None and newest["reason_code"] == code
-        assert newest["metadata"] == {"claimed_lease_id": lease["lease_id"],
-                                      "claim_verified": False}
+        assert newest["metadata"] == {
+            "claimed_lease_id": lease["lease_id"],
+            "claim_verified": False,
+        }
         return
     entries = audit_for(d, lease["lease_id"])
     assert [(e["result"], e["reason_code"], e["event"]) for e in entries] == [
@@ -178,10 +208,14 @@ def test_every_attempt_is_audited(deployment: Deployment) -> None:
 def test_forged_bearer_token_is_refused(deployment: Deployment) -> None:
     d = deployment
     forged = "bmx_" + secrets.token_urlsafe(32)
-    assert_error(d.call("POST", "/api/v1/vm/register", forged, json={"vm_uuid": "vm-12345678"}),
-                 401, "UNAUTHORIZED")
-    assert_error(d.call("POST", "/api/v1/vm/register", json={"vm_uuid": "vm-12345678"}),
-                 401, "UNAUTHORIZED")
+    assert_error(
+        d.call("POST", "/api/v1/vm/register", forged, json={"vm_uuid": "vm-12345678"}),
+        401,
+        "UNAUTHORIZED",
+    )
+    assert_error(
+        d.call("POST", "/api/v1/vm/register", json={"vm_uuid": "vm-12345678"}), 401, "UNAUTHORIZED"
+    )
 
 
 def _with_query(url: str, **changes: str) -> str:
@@ -220,8 +254,18 @@ def test_tampered_and_expired_download_urls_are_refused(deployment: Deployment) 
         ("POST", "/api/v1/vm/register", {"json": {}}, 400),
         ("POST", "/api/v1/vm/register", {"json": {"vm_uuid": "x" * 5000}}, 400),
         ("POST", "/api/v1/vm/register", {"json": {"vm_uuid": "bad uuid!"}}, 400),
-        ("POST", "/api/v1/vm/register", {"json": {"vm_uuid": "vm-12345678", "metadata": {"k": "v" * 20000}}}, 400),
-        ("POST", "/api/v1/license/lease", {"json": {"vm_uuid": "vm-12345678", "module": ["x"]}}, 400),
+        (
+            "POST",
+            "/api/v1/vm/register",
+            {"json": {"vm_uuid": "vm-12345678", "metadata": {"k": "v" * 20000}}},
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/license/lease",
+            {"json": {"vm_uuid": "vm-12345678", "module": ["x"]}},
+            400,
+        ),
         ("POST", "/api/v1/license/heartbeat", {"json": {"lease_id": 5}}, 400),
         ("POST", "/api/v1/artifacts/resolve-download", {"json": []}, 400),
         ("GET", "/api/v1/does-not-exist", {}, 404),
@@ -243,8 +287,12 @@ def test_openapi_document_is_served(deployment: Deployment) -> None:
     r = deployment.call("GET", "/api/v1/openapi.json")
     assert r.status_code == 200
     paths = r.json()["paths"]
-    for path in ("/api/v1/vm/register", "/api/v1/license/lease",
-                 "/api/v1/artifacts/resolve-download", "/api/v1/health/ready"):
+    for path in (
+        "/api/v1/vm/register",
+        "/api/v1/license/lease",
+        "/api/v1/artifacts/resolve-download",
+        "/api/v1/health/ready",
+    ):
         assert path in paths
 
 

@@ -52,5 +52,3 @@ class InProcessTransport:
 @hookimpl
 def botmox_register_agent_transports(register: Any) -> None:
     register("inprocess", lambda settings: InProcessTransport())
-
-

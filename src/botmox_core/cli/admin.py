@@ -24,10 +24,19 @@ tenant_option = click.option("--tenant", required=True, help="Tenant id.")
 
 
 @click.group("admin")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Directory of the embedded backends' files [default: ./.botmox].")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="TOML configuration file (also BOTMOX_CONFIG).")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory of the embedded backends' files [default: ./.botmox].",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML configuration file (also BOTMOX_CONFIG).",
+)
 @click.pass_context
 def admin_group(ctx: click.Context, data_dir: Path | None, config_file: str | None) -> None:
     """Operator commands: tokens, licences, entitlements, releases."""
@@ -65,26 +74,42 @@ def token_group() -> None:
 
 @token_group.command("create")
 @tenant_option
-@click.option("--role", required=True, type=click.Choice([r.value for r in Role if r != Role.AGENT]))
+@click.option(
+    "--role", required=True, type=click.Choice([r.value for r in Role if r != Role.AGENT])
+)
 @click.option("--user", "user_id", default=None, help="User the token acts as.")
 @click.option("--label", default=None, help="Free-form note.")
 @click.option("--expires-at", default=None, help="ISO 8601 expiry (default: never).")
 @json_option
 @click.pass_context
 def token_create(
-    ctx: click.Context, tenant: str, role: str, user_id: str | None, label: str | None,
-    expires_at: str | None, as_json: bool,
+    ctx: click.Context,
+    tenant: str,
+    role: str,
+    user_id: str | None,
+    label: str | None,
+    expires_at: str | None,
+    as_json: bool,
 ) -> None:
     """Create an API token. The token is printed once and stored only as a hash."""
     with _core(ctx) as core:
         created = core.tokens.create(
-            tenant, role, user_id=user_id, label=label,
+            tenant,
+            role,
+            user_id=user_id,
+            label=label,
             expires_at=_timestamp(expires_at, "--expires-at"),
         )
     record = created.record
     emit(
-        {"id": record.id, "token": created.secret, "tenant_id": record.tenant_id,
-         "role": record.role, "user_id": record.user_id, "expires_at": record.expires_at},
+        {
+            "id": record.id,
+            "token": created.secret,
+            "tenant_id": record.tenant_id,
+            "role": record.role,
+            "user_id": record.user_id,
+            "expires_at": record.expires_at,
+        },
         as_json,
         created.secret,
     )
@@ -117,7 +142,11 @@ def license_group() -> None:
 @json_option
 @click.pass_context
 def license_set(
-    ctx: click.Context, tenant: str, status: str, expires_at: str | None, perpetual: bool,
+    ctx: click.Context,
+    tenant: str,
+    status: str,
+    expires_at: str | None,
+    perpetual: bool,
     as_json: bool,
 ) -> None:
     """Create or replace the tenant's licence."""
@@ -127,7 +156,11 @@ def license_set(
         raise click.UsageError("an active licence needs --expires-at or --perpetual")
     with _core(ctx) as core:
         licence = core.licences.set_licence(tenant, status, _timestamp(expires_at, "--expires-at"))
-    expiry = "perpetual" if licence.expires_at is None else f"until {licence.expires_at:%Y-%m-%dT%H:%M:%SZ}"
+    expiry = (
+        "perpetual"
+        if licence.expires_at is None
+        else f"until {licence.expires_at:%Y-%m-%dT%H:%M:%SZ}"
+    )
     emit(licence, as_json, f"licence of {tenant}: {licence.status.value}, {expiry}")
 
 
@@ -139,8 +172,13 @@ def entitlement_group() -> None:
 @entitlement_group.command("set")
 @tenant_option
 @click.option("--user", "user_id", required=True, help="User id.")
-@click.option("--module", "modules", required=True, multiple=True,
-              help="Module the user may lease (repeat; '*' allows all).")
+@click.option(
+    "--module",
+    "modules",
+    required=True,
+    multiple=True,
+    help="Module the user may lease (repeat; '*' allows all).",
+)
 @json_option
 @click.pass_context
 def entitlement_set(
@@ -149,8 +187,11 @@ def entitlement_set(
     """Create or replace which modules a user may lease."""
     with _core(ctx) as core:
         entitlement = core.licences.set_entitlement(tenant, user_id, modules)
-    emit(entitlement, as_json,
-         f"{user_id}@{tenant} may lease: {', '.join(sorted(entitlement.modules))}")
+    emit(
+        entitlement,
+        as_json,
+        f"{user_id}@{tenant} may lease: {', '.join(sorted(entitlement.modules))}",
+    )
 
 
 @admin_group.group("release")
@@ -165,15 +206,31 @@ def release_group() -> None:
 @click.option("--platform", required=True)
 @click.option("--channel", default="stable", show_default=True)
 @click.option("--version", "version", required=True)
-@click.option("--status", default="active", show_default=True,
-              type=click.Choice(["active", "draft", "disabled", "archived"]))
-@click.option("--sha256", "expected_sha256", default=None,
-              help="Refuse the release unless the stored object has this sha256.")
+@click.option(
+    "--status",
+    default="active",
+    show_default=True,
+    type=click.Choice(["active", "draft", "disabled", "archived"]),
+)
+@click.option(
+    "--sha256",
+    "expected_sha256",
+    default=None,
+    help="Refuse the release unless the stored object has this sha256.",
+)
 @json_option
 @click.pass_context
 def release_publish(
-    ctx: click.Context, file: Path, tenant: str, module: str, platform: str, channel: str,
-    version: str, status: str, expected_sha256: str | None, as_json: bool,
+    ctx: click.Context,
+    file: Path,
+    tenant: str,
+    module: str,
+    platform: str,
+    channel: str,
+    version: str,
+    status: str,
+    expected_sha256: str | None,
+    as_json: bool,
 ) -> None:
     """Upload FILE, verify the stored object's sha256 and size, and publish it. Prints the
     release id."""
@@ -188,9 +245,17 @@ def release_publish(
                 "verify_progress": lambda n: progress.advance(verify, n),
             }
         release = core.releases.upload_and_publish(
-            _operator(tenant), stream, module=module, platform=platform, channel=channel,
-            version=version, filename=_filename(file), size=size, status=status,
-            expected_sha256=expected_sha256, **callbacks,
+            _operator(tenant),
+            stream,
+            module=module,
+            platform=platform,
+            channel=channel,
+            version=version,
+            filename=_filename(file),
+            size=size,
+            status=status,
+            expected_sha256=expected_sha256,
+            **callbacks,
         )
     emit(release, as_json, str(release.id))
 
@@ -210,17 +275,31 @@ def _filename(path: Path) -> str:
 @json_option
 @click.pass_context
 def release_assign(
-    ctx: click.Context, tenant: str, release_id: int, module: str, platform: str, channel: str,
-    user_id: str | None, as_json: bool,
+    ctx: click.Context,
+    tenant: str,
+    release_id: int,
+    module: str,
+    platform: str,
+    channel: str,
+    user_id: str | None,
+    as_json: bool,
 ) -> None:
     """Assign a release to a user, or as the tenant default."""
     with _core(ctx) as core:
         assignment = core.releases.assign(
-            _operator(tenant), module=module, platform=platform, channel=channel,
-            release_id=release_id, user_id=user_id,
+            _operator(tenant),
+            module=module,
+            platform=platform,
+            channel=channel,
+            release_id=release_id,
+            user_id=user_id,
         )
     who = user_id or "tenant default"
-    emit(assignment, as_json, f"release {release_id} assigned to {who} for {module}/{platform}/{channel}")
+    emit(
+        assignment,
+        as_json,
+        f"release {release_id} assigned to {who} for {module}/{platform}/{channel}",
+    )
 
 
 @admin_group.command("audit")

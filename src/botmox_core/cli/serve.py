@@ -13,14 +13,30 @@ from botmox_core.config import load_settings
 @click.command("serve")
 @click.option("--host", default=None, help="Interface to listen on [default: 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to listen on [default: 8000].")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Directory of the embedded backends' files [default: ./.botmox].")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="TOML configuration file (also BOTMOX_CONFIG).")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory of the embedded backends' files [default: ./.botmox].",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML configuration file (also BOTMOX_CONFIG).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
 def serve_command(
-    host: str | None, port: int | None, data_dir: Path | None, config_file: str | None,
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    config_file: str | None,
     log_level: str,
 ) -> None:
     """Run the botmox HTTP server."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
@@ -100,7 +100,9 @@ def build_plugin_manager(environ: Mapping[str, str] | None = None) -> pluggy.Plu
         try:
             plugin: Any = ep.load()
         except Exception as exc:  # a broken third-party plugin must say which one
-            raise ConfigurationError(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+            raise ConfigurationError(
+                f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}"
+            ) from exc
         pm.register(plugin, name=ep.name)
     pm.check_pending()
     return pm
@@ -109,5 +111,3 @@ def build_plugin_manager(environ: Mapping[str, str] | None = None) -> pluggy.Plu
 def load_registry(environ: Mapping[str, str] | None = None) -> PluginRegistry:
     """Build the plugin manager and collect every registration."""
     return PluginRegistry(build_plugin_manager(environ))
-
-

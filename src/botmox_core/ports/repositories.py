@@ -117,9 +117,7 @@ class AssignmentRepository(Protocol):
     def put(self, assignment: Assignment) -> Assignment:
         """Create or replace the assignment for (tenant, user_id or default, scope)."""
 
-    def get(
-        self, tenant_id: str, user_id: str | None, scope: ReleaseScope
-    ) -> Assignment | None:
+    def get(self, tenant_id: str, user_id: str | None, scope: ReleaseScope) -> Assignment | None:
         """The assignment of ``user_id`` (``None``: the tenant default) for the scope."""
 
 

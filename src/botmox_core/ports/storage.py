@@ -55,7 +55,7 @@ class ObjectStorage(Protocol):
         """
 
     def open(self, key: str, *, start: int = 0, end: int | None = None) -> BinaryIO:
-        """A readable binary stream of bytes ``start`` .. ``end`` (inclusive; ``None`` = to the end).
+        """A readable stream of bytes ``start`` .. ``end`` (inclusive; ``None``: to the end).
 
         :class:`ArtifactObjectNotFoundError` when the object does not exist. Close it after use.
         """

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 
-TOKEN_PREFIX = "bmx_"
+TOKEN_PREFIX = "bmx_"  # noqa: S105 - a public prefix, not a secret
 TOKEN_BYTES = 32
 
 

@@ -109,8 +109,9 @@ class DownloadService:
         }
         with self._backend.unit_of_work() as uow:
             try:
-                resolved = self._check(uow, principal, draft, now, lease_token, vm_uuid,
-                                       module, platform, channel)
+                resolved = self._check(
+                    uow, principal, draft, now, lease_token, vm_uuid, module, platform, channel
+                )
             except BotmoxError as exc:
                 draft["result"] = (
                     AuditResult.ERROR if isinstance(exc, UpstreamError) else AuditResult.DENIED
@@ -128,7 +129,9 @@ class DownloadService:
         except BotmoxError:
             log.exception(
                 "could not write the download audit entry (tenant=%s lease=%s result=%s)",
-                entry.tenant_id, entry.lease_id, entry.result.value,
+                entry.tenant_id,
+                entry.lease_id,
+                entry.result.value,
             )
             raise
 

@@ -36,9 +36,7 @@ class LicenceAdmin:
         self._backend = backend
         self._clock = clock
 
-    def set_licence(
-        self, tenant_id: str, status: str, expires_at: datetime | None
-    ) -> Licence:
+    def set_licence(self, tenant_id: str, status: str, expires_at: datetime | None) -> Licence:
         """Create or replace the tenant's licence (``expires_at=None``: perpetual)."""
         licence = Licence(
             tenant_id=check.identifier(tenant_id, "tenant"),

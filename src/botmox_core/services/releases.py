@@ -60,9 +60,7 @@ def scope_from(module: Any, platform: Any, channel: Any) -> ReleaseScope:
 class ReleaseService:
     """Publishes verified releases and manages assignments."""
 
-    def __init__(
-        self, backend: DataBackend, storage: ObjectStorage, clock: Clock = utcnow
-    ) -> None:
+    def __init__(self, backend: DataBackend, storage: ObjectStorage, clock: Clock = utcnow) -> None:
         self._backend = backend
         self._storage = storage
         self._clock = clock

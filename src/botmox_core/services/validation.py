@@ -17,9 +17,7 @@ MAX_METADATA_BYTES = 16 * 1024
 
 
 def _fail(field: str, message: str) -> BadRequestError:
-    return BadRequestError(
-        f"{field}: {message}", details=[{"field": field, "message": message}]
-    )
+    return BadRequestError(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
 def vm_uuid(value: Any, field: str = "vm_uuid") -> str:
@@ -39,7 +37,9 @@ def name(value: Any, field: str) -> str:
 def identifier(value: Any, field: str) -> str:
     """A tenant or user id."""
     if not isinstance(value, str) or not ID_RE.match(value):
-        raise _fail(field, "must be 1-128 characters of A-Z a-z 0-9 . _ : @ - starting alphanumeric")
+        raise _fail(
+            field, "must be 1-128 characters of A-Z a-z 0-9 . _ : @ - starting alphanumeric"
+        )
     return value
 
 

@@ -84,8 +84,16 @@ def running_server(
     log_path = data_dir / f"server-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "botmox_core", "serve", "--host", "127.0.0.1",
-             "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "botmox_core",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             env=full_env,
             stdout=log_file,
             stderr=subprocess.STDOUT,

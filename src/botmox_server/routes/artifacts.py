@@ -5,25 +5,23 @@ from __future__ import annotations
 
 import tempfile
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 from litestar import Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from botmox_core.bootstrap import App
 from botmox_core.errors import PayloadTooLargeError
 from botmox_core.models import Role
-from botmox_core.services import Principal
 from botmox_server.bodies import AssignBody, ReleaseBody, ResolveDownloadBody
-from botmox_server.dependencies import client_ip
+from botmox_server.dependencies import Caller, Core, client_ip
 from botmox_server.envelope import ok
 
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
 @post("/api/v1/artifacts/releases", sync_to_thread=True, tags=["artifacts"])
-def publish_release(data: ReleaseBody, core: App, principal: Principal) -> Response[Any]:
+def publish_release(data: JSONBody[ReleaseBody], core: Core, principal: Caller) -> Response[Any]:
     """Register a release of an object already in storage; the server hashes the stored object
     and refuses a sha256/size mismatch (409 ``ARTIFACT_INTEGRITY_MISMATCH``)."""
     release = core.releases.publish(
@@ -47,15 +45,15 @@ def publish_release(data: ReleaseBody, core: App, principal: Principal) -> Respo
 )
 async def upload_release(
     request: Request[Any, Any, Any],
-    core: App,
-    principal: Principal,
-    module: str,
-    platform: str,
-    version: str,
-    channel: str = "stable",
-    filename: str = "artifact.bin",
-    sha256: str | None = None,
-    release_status: str | None = Parameter(query="status", default=None),
+    core: Core,
+    principal: Caller,
+    module: FromQuery[str],
+    platform: FromQuery[str],
+    version: FromQuery[str],
+    channel: FromQuery[str] = "stable",
+    filename: FromQuery[str] = "artifact.bin",
+    sha256: FromQuery[str | None] = None,
+    release_status: Annotated[str | None, QueryParameter(query="status")] = None,
 ) -> Response[Any]:
     """Upload a release's bytes (request body, ``application/octet-stream``), verify the stored
     object and publish it (admin/infra). **Beyond** the v1 contract."""
@@ -88,13 +86,13 @@ async def upload_release(
 
 
 @get("/api/v1/artifacts/releases/{release_id:int}", sync_to_thread=True, tags=["artifacts"])
-def get_release(release_id: int, core: App, principal: Principal) -> Response[Any]:
+def get_release(release_id: FromPath[int], core: Core, principal: Caller) -> Response[Any]:
     """One release of the caller's tenant."""
     return ok(core.releases.get(principal, release_id))
 
 
 @post("/api/v1/artifacts/assign", sync_to_thread=True, tags=["artifacts"])
-def assign(data: AssignBody, core: App, principal: Principal) -> Response[Any]:
+def assign(data: JSONBody[AssignBody], core: Core, principal: Caller) -> Response[Any]:
     """Assign a release to a user, or without ``user_id`` as the tenant default (admin/infra)."""
     assignment = core.releases.assign(
         principal,
@@ -107,11 +105,14 @@ def assign(data: AssignBody, core: App, principal: Principal) -> Response[Any]:
     return ok(assignment, 201)
 
 
-@get("/api/v1/artifacts/assign/{user_id:str}/{module:str}", sync_to_thread=True,
-     tags=["artifacts"])
+@get("/api/v1/artifacts/assign/{user_id:str}/{module:str}", sync_to_thread=True, tags=["artifacts"])
 def get_assignment(
-    user_id: str, module: str, core: App, principal: Principal, platform: str,
-    channel: str = "stable",
+    user_id: FromPath[str],
+    module: FromPath[str],
+    core: Core,
+    principal: Caller,
+    platform: FromQuery[str],
+    channel: FromQuery[str] = "stable",
 ) -> Response[Any]:
     """The user's, the default and the effective assignment for a scope."""
     view = core.releases.assignments_for(
@@ -126,10 +127,14 @@ def get_assignment(
     )
 
 
-@post("/api/v1/artifacts/resolve-download", sync_to_thread=True, status_code=200,
-      tags=["artifacts"])
+@post(
+    "/api/v1/artifacts/resolve-download", sync_to_thread=True, status_code=200, tags=["artifacts"]
+)
 def resolve_download(
-    request: Request[Any, Any, Any], data: ResolveDownloadBody, core: App, principal: Principal
+    request: Request[Any, Any, Any],
+    data: JSONBody[ResolveDownloadBody],
+    core: Core,
+    principal: Caller,
 ) -> Response[Any]:
     """Exchange a valid lease token for a short-lived download URL (audited)."""
     resolved = core.downloads.resolve(
@@ -156,10 +161,10 @@ def resolve_download(
 
 @get("/api/v1/artifacts/audit", sync_to_thread=True, tags=["artifacts"])
 def audit_log(
-    core: App,
-    principal: Principal,
-    lease_id: str | None = None,
-    limit: int = Parameter(default=100, ge=1, le=200),
+    core: Core,
+    principal: Caller,
+    lease_id: FromQuery[str | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 100,
 ) -> Response[Any]:
     """Download audit entries of the tenant, newest first (admin/infra). **Beyond** v1."""
     entries = core.downloads.audit_log(principal, lease_id=lease_id, limit=limit)

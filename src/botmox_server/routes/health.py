@@ -7,21 +7,29 @@ from typing import Any
 from litestar import Response, get
 
 from botmox_core import __version__
-from botmox_core.bootstrap import App
 from botmox_core.ports import HealthReport
+from botmox_server.dependencies import Core
 from botmox_server.envelope import ok
 
-_READY_FLAGS = {"supabase": "supabase_ready", "rtdb": "firebase_ready", "s3": "s3_ready",
-                "minio": "s3_ready"}
+_READY_FLAGS = {
+    "supabase": "supabase_ready",
+    "rtdb": "firebase_ready",
+    "s3": "s3_ready",
+    "minio": "s3_ready",
+}
 
 
 def _report(report: HealthReport) -> dict[str, Any]:
-    return {"name": report.name, "ok": report.ok, "detail": report.detail,
-            "latency_ms": None if report.latency_ms is None else round(report.latency_ms, 2)}
+    return {
+        "name": report.name,
+        "ok": report.ok,
+        "detail": report.detail,
+        "latency_ms": None if report.latency_ms is None else round(report.latency_ms, 2),
+    }
 
 
 @get("/api/v1/health", sync_to_thread=True, tags=["health"])
-def health(core: App) -> Response[Any]:
+def health(core: Core) -> Response[Any]:
     """Service, configured backends and per-dependency health."""
     reports = core.health()
     body: dict[str, Any] = {
@@ -33,8 +41,10 @@ def health(core: App) -> Response[Any]:
         "s3_ready": None,
         "dependencies": {role: _report(report) for role, report in reports.items()},
     }
-    for role, name in (("data_backend", core.settings.data_backend),
-                       ("storage", core.settings.storage)):
+    for role, name in (
+        ("data_backend", core.settings.data_backend),
+        ("storage", core.settings.storage),
+    ):
         flag = _READY_FLAGS.get(name)
         if flag:
             body[flag] = reports[role].ok
@@ -49,7 +59,7 @@ async def live() -> Response[Any]:
 
 
 @get("/api/v1/health/ready", sync_to_thread=True, tags=["health"])
-def ready(core: App) -> Response[Any]:
+def ready(core: Core) -> Response[Any]:
     """200 when every required dependency answers, else a 503 envelope naming the failures."""
     reports = core.health()
     checks = {role: _report(report) for role, report in reports.items()}
@@ -57,8 +67,13 @@ def ready(core: App) -> Response[Any]:
         return ok({"status": "ready", "checks": checks})
     down = [role for role, report in reports.items() if not report.ok]
     return Response(
-        {"success": False, "error": {"code": "SERVICE_UNAVAILABLE",
-                                     "message": f"not ready: {', '.join(down)} down",
-                                     "details": checks}},
+        {
+            "success": False,
+            "error": {
+                "code": "SERVICE_UNAVAILABLE",
+                "message": f"not ready: {', '.join(down)} down",
+                "details": checks,
+            },
+        },
         status_code=503,
     )

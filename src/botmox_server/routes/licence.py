@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, get, post
+from litestar.params import JSONBody
 
-from botmox_core.bootstrap import App
-from botmox_core.services import IssuedLease, Principal
+from botmox_core.services import IssuedLease
 from botmox_server.bodies import HeartbeatBody, LeaseBody, RevokeBody
+from botmox_server.dependencies import Caller, Core
 from botmox_server.envelope import ok
 
 
@@ -27,7 +28,7 @@ def _lease_payload(issued: IssuedLease) -> dict[str, Any]:
 
 
 @post("/api/v1/license/lease", sync_to_thread=True, tags=["license"])
-def issue_lease(data: LeaseBody, core: App, principal: Principal) -> Response[Any]:
+def issue_lease(data: JSONBody[LeaseBody], core: Core, principal: Caller) -> Response[Any]:
     """Issue a lease for a registered, active VM of an entitled user."""
     issued = core.leases.issue(
         principal,
@@ -42,7 +43,7 @@ def issue_lease(data: LeaseBody, core: App, principal: Principal) -> Response[An
 
 
 @post("/api/v1/license/heartbeat", sync_to_thread=True, tags=["license"])
-def heartbeat(data: HeartbeatBody, core: App, principal: Principal) -> Response[Any]:
+def heartbeat(data: JSONBody[HeartbeatBody], core: Core, principal: Caller) -> Response[Any]:
     """Extend the lease by its TTL; answers a rotated token (the previous one stays valid until
     its own expiry)."""
     issued = core.leases.heartbeat(principal, data.lease_id)
@@ -52,13 +53,13 @@ def heartbeat(data: HeartbeatBody, core: App, principal: Principal) -> Response[
 
 
 @post("/api/v1/license/revoke", sync_to_thread=True, tags=["license"])
-def revoke(data: RevokeBody, core: App, principal: Principal) -> Response[Any]:
+def revoke(data: JSONBody[RevokeBody], core: Core, principal: Caller) -> Response[Any]:
     """Revoke a lease (admin/infra)."""
     lease = core.leases.revoke(principal, data.lease_id, data.reason)
     return ok({"lease_id": lease.id, "status": "revoked", "revoked_at": lease.revoked_at})
 
 
 @get("/api/v1/license/public-key", tags=["license"])
-async def public_key(core: App) -> Response[Any]:
+async def public_key(core: Core) -> Response[Any]:
     """The Ed25519 public key lease tokens are signed with (raw 32 bytes, base64url)."""
     return ok({"algorithm": "Ed25519", "public_key": core.signer.public_key_b64()})

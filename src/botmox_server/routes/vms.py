@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, get, post
+from litestar.params import FromPath, JSONBody
 
-from botmox_core.bootstrap import App
-from botmox_core.services import Principal
 from botmox_server.bodies import RegisterVmBody
+from botmox_server.dependencies import Caller, Core
 from botmox_server.envelope import ok
 
 
 @post("/api/v1/vm/register", sync_to_thread=True, tags=["vm"])
-def register_vm(data: RegisterVmBody, core: App, principal: Principal) -> Response[Any]:
+def register_vm(data: JSONBody[RegisterVmBody], core: Core, principal: Caller) -> Response[Any]:
     """Register (or update) the caller's VM."""
     vm = core.vms.register(
         principal,
@@ -28,6 +28,6 @@ def register_vm(data: RegisterVmBody, core: App, principal: Principal) -> Respon
 
 
 @get("/api/v1/vm/{vm_uuid:str}/resolve", sync_to_thread=True, tags=["vm"])
-def resolve_vm(vm_uuid: str, core: App, principal: Principal) -> Response[Any]:
+def resolve_vm(vm_uuid: FromPath[str], core: Core, principal: Caller) -> Response[Any]:
     """The VM record of the caller's tenant."""
     return ok(core.vms.resolve(principal, vm_uuid))
