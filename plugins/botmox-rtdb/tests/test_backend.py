@@ -227,7 +227,7 @@ def test_missing_index_names_the_rules_command() -> None:
     with running_emulator() as host_port:  # default rules: no .indexOn at all
         backend = build_backend(load_settings(emulator_environ(host_port, "noindex")))
         try:
-            with pytest.raises(DatabaseError, match="python -m botmox_rtdb.rules"):
+            with pytest.raises(DatabaseError, match=r"python -m botmox_rtdb\.rules"):
                 commit(backend, lambda uow: uow.releases.list("t1", module="fishing"))
         finally:
             backend.close()
@@ -410,7 +410,9 @@ def test_concurrent_publishes_get_distinct_ids_and_all_land(
         assert sorted(r.id for r in uow.releases.list("t1")) == sorted(ids)
 
 
-def test_concurrent_audit_appends_get_distinct_ids(make_backend: Callable[..., RtdbBackend]) -> None:
+def test_concurrent_audit_appends_get_distinct_ids(
+    make_backend: Callable[..., RtdbBackend],
+) -> None:
     backends = [make_backend() for _ in range(4)]
 
     def append_many(backend: RtdbBackend) -> Callable[[], list[int]]:

@@ -14,4 +14,5 @@ __all__ = ["botmox_register_data_backends"]
 @hookimpl
 def botmox_register_data_backends(register: Callable[[str, DataBackendFactory], None]) -> None:
     """Register ``DATA_BACKEND=rtdb``."""
-    register("rtdb", build_backend)
+    factory: DataBackendFactory = build_backend
+    register("rtdb", factory)

@@ -35,14 +35,14 @@ from botmox_rtdb.sdk_errors import map_rtdb_errors
 from botmox_rtdb.transactions import UNCHANGED, run_transaction
 
 if TYPE_CHECKING:
-    from botmox_rtdb.repositories import (
-        RtdbApiTokenRepository,
-        RtdbAssignmentRepository,
-        RtdbDownloadAuditRepository,
-        RtdbLeaseRepository,
-        RtdbLicenceRepository,
-        RtdbReleaseRepository,
-        RtdbVmRepository,
+    from botmox_core.ports.repositories import (
+        ApiTokenRepository,
+        AssignmentRepository,
+        DownloadAuditRepository,
+        LeaseRepository,
+        LicenceRepository,
+        ReleaseRepository,
+        VmRepository,
     )
 
 __all__ = ["ConditionalWrite", "RtdbUnitOfWork"]
@@ -74,13 +74,13 @@ class ConditionalWrite:
 class RtdbUnitOfWork:
     """A unit of work over every RTDB repository (see the module docstring for guarantees)."""
 
-    tokens: RtdbApiTokenRepository
-    vms: RtdbVmRepository
-    licences: RtdbLicenceRepository
-    leases: RtdbLeaseRepository
-    releases: RtdbReleaseRepository
-    assignments: RtdbAssignmentRepository
-    audit: RtdbDownloadAuditRepository
+    tokens: ApiTokenRepository
+    vms: VmRepository
+    licences: LicenceRepository
+    leases: LeaseRepository
+    releases: ReleaseRepository
+    assignments: AssignmentRepository
+    audit: DownloadAuditRepository
 
     def __init__(self, app: firebase_admin.App) -> None:
         from botmox_rtdb import repositories

@@ -107,7 +107,7 @@ class RtdbEmulator:
         if self._server is None:
             raise RuntimeError("the emulator is not running")
         host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
+        return f"{host!s}:{port}"
 
     def database_url(self, namespace: str = "botmox-test") -> str:
         """A database URL that firebase-admin maps to this emulator (``http://...?ns=``)."""
