@@ -456,3 +456,20 @@ def test_heartbeat_expiry_is_in_the_future_after_rotation() -> None:
     assert rotated.token == "t2" and rotated.lease_id == "l1"
     assert rotated.expires_at == later
     assert "t2" not in repr(rotated)
+
+
+def test_sync_and_async_clients_offer_the_same_methods() -> None:
+    import inspect
+
+    def public(cls: type) -> dict[str, list[str]]:
+        return {
+            name: list(inspect.signature(member).parameters)
+            for name, member in inspect.getmembers(cls, inspect.isfunction)
+            if not name.startswith("_") and name not in {"close", "aclose"}
+        }
+
+    sync, async_ = public(RunnerClient), public(AsyncRunnerClient)
+    assert sync == async_
+    assert {"register_vm", "lease", "resolve_download", "download", "fetch"} <= set(sync)
+    for name in set(sync) - {"lease"}:
+        assert inspect.iscoroutinefunction(getattr(AsyncRunnerClient, name)), name
