@@ -1,0 +1,174 @@
+"""Benchmark of the lease-gated download path on the embedded default (SQLite + localfs).
+
+Measured in one run against one real uvicorn server process:
+
+1. resolve-download requests/s and p50/p99 latency, sequential and with concurrent clients,
+   beside ``GET /api/v1/health/live`` as the framework floor (same client, same count).
+2. download + sha256 verification MB/s through the runner client, beside ``curl -o file`` +
+   ``sha256sum file`` of the same object from the same server.
+
+``BOTMOX_BENCH_QUICK=1`` shrinks the workload (CI smoke); figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from botmox_core.bootstrap import bootstrap
+from botmox_core.client import RunnerClient
+from botmox_core.config import load_settings
+from botmox_core.models import Role
+from botmox_core.services import Principal
+from botmox_core.testing.server import running_server
+
+QUICK = bool(os.environ.get("BOTMOX_BENCH_QUICK"))
+REQUESTS = 300 if QUICK else 2000
+THREADS = 8
+SIZE_MIB = 32 if QUICK else 256
+ROUNDS = 1 if QUICK else 3
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def hammer(call: Callable[[httpx.Client], None], url: str, threads: int) -> dict[str, float]:
+    """Run ``REQUESTS`` calls over ``threads`` keep-alive clients; rate and latency figures."""
+    per_thread = REQUESTS // threads
+    latencies: list[float] = []
+
+    def worker(_: int) -> list[float]:
+        own: list[float] = []
+        with httpx.Client(base_url=url, timeout=30) as client:
+            call(client)  # warm the connection
+            for _ in range(per_thread):
+                started = time.perf_counter()
+                call(client)
+                own.append(time.perf_counter() - started)
+        return own
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for own in pool.map(worker, range(threads)):
+            latencies.extend(own)
+    elapsed = time.perf_counter() - started
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="botmox-bench-"))
+    try:
+        run(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path) -> None:
+    artifact = work / "artifact.bin"
+    with artifact.open("wb") as handle:
+        block = os.urandom(1024 * 1024)
+        for index in range(SIZE_MIB):
+            handle.write(block[index:] + block[:index])
+    with running_server(work / "data", {"BOTMOX_PLUGINS": "none"}) as server:
+        core = bootstrap(load_settings(dict(server.env)))
+        try:
+            admin = Principal("bench", Role.ADMIN)
+            token = core.tokens.create("bench", "api", user_id="runner").secret
+            core.licences.set_licence("bench", "active", None)
+            core.licences.set_entitlement("bench", "runner", ["bench-bot"])
+            with artifact.open("rb") as stream:
+                release = core.releases.upload_and_publish(
+                    admin, stream, module="bench-bot", platform="linux", version="1.0.0"
+                )
+            core.releases.assign(
+                admin,
+                module="bench-bot",
+                platform="linux",
+                channel="stable",
+                release_id=release.id,
+            )
+        finally:
+            core.close()
+        headers = {"Authorization": f"Bearer {token}"}
+        with RunnerClient(server.url, token) as client:
+            client.register_vm("bench-vm-0001")
+            lease = client.take_lease("bench-bot", vm_uuid="bench-vm-0001")
+        body = {
+            "lease_token": lease.token,
+            "vm_uuid": "bench-vm-0001",
+            "module": "bench-bot",
+            "platform": "linux",
+            "channel": "stable",
+        }
+
+        def resolve(c: httpx.Client) -> None:
+            r = c.post("/api/v1/artifacts/resolve-download", json=body, headers=headers)
+            assert r.status_code == 200, r.text
+
+        def live(c: httpx.Client) -> None:
+            assert c.get("/api/v1/health/live").status_code == 200
+
+        print(f"botmox bench: embedded default (SQLite + localfs), {REQUESTS} requests each")
+        print(f"{'endpoint':42} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+        for threads in (1, THREADS):
+            for name, call in (
+                ("GET /api/v1/health/live (floor)", live),
+                ("POST /api/v1/artifacts/resolve-download", resolve),
+            ):
+                figures = hammer(call, server.url, threads)
+                print(
+                    f"{name:42} {threads:>7} {figures['rps']:>9.0f} "
+                    f"{figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f}"
+                )
+
+        expected = hashlib.sha256(artifact.read_bytes()).hexdigest()
+        sdk_times, curl_times = [], []
+        with RunnerClient(server.url, token) as client:
+            for round_ in range(ROUNDS):
+                resolved = client.resolve_download(
+                    lease.token, "linux", vm_uuid="bench-vm-0001", module="bench-bot"
+                )
+                dest = work / f"sdk-{round_}.bin"
+                started = time.perf_counter()
+                result = client.download(resolved, dest)
+                sdk_times.append(time.perf_counter() - started)
+                assert result.sha256 == expected
+                dest.unlink()
+                resolved = client.resolve_download(
+                    lease.token, "linux", vm_uuid="bench-vm-0001", module="bench-bot"
+                )
+                dest = work / f"curl-{round_}.bin"
+                started = time.perf_counter()
+                subprocess.run(["curl", "-sf", "-o", str(dest), resolved.download_url], check=True)
+                digest = subprocess.run(
+                    ["sha256sum", str(dest)], capture_output=True, text=True, check=True
+                ).stdout.split()[0]
+                curl_times.append(time.perf_counter() - started)
+                assert digest == expected
+                dest.unlink()
+        sdk = SIZE_MIB / statistics.median(sdk_times)
+        curl = SIZE_MIB / statistics.median(curl_times)
+        print(f"\ndownload + sha256 verify of {SIZE_MIB} MiB (median of {ROUNDS}):")
+        print(f"  runner client (stream, hash in one pass, atomic replace): {sdk:8.1f} MiB/s")
+        print(f"  curl -o file && sha256sum file (baseline):                {curl:8.1f} MiB/s")
+        print(f"  client / baseline: {sdk / curl:.0%}")
+
+
+if __name__ == "__main__":
+    main()
