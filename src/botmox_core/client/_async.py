@@ -359,6 +359,7 @@ class AsyncLeaseSession:
 
     @property
     def lease(self) -> Lease:
+        """The held lease (available inside the block)."""
         if self._lease is None:
             raise RuntimeError("the lease is taken when the async with-block is entered")
         return self._lease

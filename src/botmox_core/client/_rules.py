@@ -61,6 +61,7 @@ class ApiRequest:
 
     @classmethod
     def get(cls, path: str) -> ApiRequest:
+        """A GET of ``path`` below ``/api/v1``."""
         return cls("GET", API_PREFIX + path)
 
 
@@ -232,7 +233,7 @@ def heartbeat_interval(
 ) -> float:
     """Seconds until the next heartbeat: a third of the time the token has left (≥ 1 s)."""
     if override is not None:
-        return override
+        return max(override, 0.05)
     left = (expires_at - (now or datetime.now(UTC))).total_seconds()
     return max(1.0, left / 3)
 

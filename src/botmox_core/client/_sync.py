@@ -391,6 +391,7 @@ class LeaseSession:
 
     @property
     def lease(self) -> Lease:
+        """The held lease (available inside the block)."""
         if self._lease is None:
             raise RuntimeError("the lease is taken when the with-block is entered")
         return self._lease
