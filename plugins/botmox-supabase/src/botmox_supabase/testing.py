@@ -18,8 +18,9 @@ Where PostgreSQL comes from, in order:
    ``postgresql`` package). As root, PostgreSQL is run as the ``postgres`` OS user through
    ``runuser`` (PostgreSQL refuses to run as root). It listens on a free loopback TCP port with
    password (SCRAM) authentication and on a Unix socket in its private temp directory, with
-   durability switched off for speed, and is stopped with ``pg_ctl stop -m fast`` (then by PID)
-   when the context ends.
+   ``fsync`` off for speed (a commit still reaches the OS before it returns, so a crash of the
+   server process loses nothing committed), and is stopped with ``pg_ctl stop -m fast`` (then
+   by PID) when the context ends.
 
 When neither is available :class:`PostgresUnavailable` is raised; the pytest helper
 :func:`require_postgres` turns it into a skip, or a failure when ``CI=true``.
@@ -204,7 +205,6 @@ class TemporaryPostgres:
                 "-c listen_addresses=127.0.0.1",
                 f"-c unix_socket_directories={self._root}",
                 "-c fsync=off",
-                "-c synchronous_commit=off",
                 "-c full_page_writes=off",
                 "-c max_connections=200",
                 "-c shared_buffers=64MB",
@@ -236,13 +236,23 @@ class TemporaryPostgres:
                     ) from None
                 time.sleep(0.1)
 
+    @property
+    def running(self) -> bool:
+        """Whether :meth:`start` was called and :meth:`stop` not since."""
+        return self._pid is not None
+
     def _read_pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError, IndexError):
             return int((self._data / "postmaster.pid").read_text().splitlines()[0])
         return None
 
-    def stop(self) -> None:
-        """Stop the server (``pg_ctl stop -m fast``, then SIGKILL of its PID). Idempotent."""
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``pg_ctl stop -m fast``, then SIGKILL of its PID). Idempotent.
+
+        ``mode="immediate"`` simulates a crash: no shutdown checkpoint, recovery at next start.
+        """
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"unknown pg_ctl stop mode {mode!r}")
         pid = self._read_pid() or self._pid
         if pid is None:
             return
@@ -252,7 +262,7 @@ class TemporaryPostgres:
                 "-D",
                 str(self._data),
                 "-m",
-                "fast",
+                mode,
                 "-w",
                 "stop",
                 timeout=30,
