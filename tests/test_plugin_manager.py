@@ -96,3 +96,52 @@ def test_duplicate_and_invalid_registrations_are_refused() -> None:
         load_registry({"BOTMOX_PLUGINS": "none"}).storages.register("", lambda s: None)
     with pytest.raises(ConfigurationError, match="not callable"):
         load_registry({"BOTMOX_PLUGINS": "none"}).storages.register("x", "nope")  # type: ignore[arg-type]
+
+
+def test_converter_hook_extends_the_shared_converter(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from botmox_core.bootstrap import bootstrap
+    from botmox_core.config import load_settings
+    from botmox_core.converter import get_converter
+
+    class Colour:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    plugin = types.ModuleType("colour_plugin")
+
+    @hookimpl
+    def botmox_configure_converter(converter):  # type: ignore[no-untyped-def]
+        converter.register_unstructure_hook(Colour, lambda colour: f"colour:{colour.name}")
+
+    plugin.botmox_configure_converter = botmox_configure_converter  # type: ignore[attr-defined]
+    env = {"BOTMOX_PLUGINS": "none", "BOTMOX_DATA_DIR": str(tmp_path)}
+    registry = load_registry(env)
+    registry.manager.register(plugin)
+    bootstrap(load_settings(env), registry=registry).close()
+    assert get_converter().unstructure(Colour("red")) == "colour:red"
+
+
+def test_command_hook_adds_cli_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+    from click.testing import CliRunner
+
+    from botmox_core import cli as cli_module
+
+    plugin = types.ModuleType("hello_plugin")
+
+    @click.command("hello")
+    def hello() -> None:
+        click.echo("hello from a plugin")
+
+    @hookimpl
+    def botmox_register_commands(cli):  # type: ignore[no-untyped-def]
+        cli.add_command(hello)
+
+    plugin.botmox_register_commands = botmox_register_commands  # type: ignore[attr-defined]
+    _entry_points(monkeypatch, plugin, "hello")
+    cli_module._add_commands()
+    try:
+        result = CliRunner().invoke(cli_module.cli, ["hello"])
+        assert result.output == "hello from a plugin\n"
+    finally:
+        cli_module.cli.commands.pop("hello", None)

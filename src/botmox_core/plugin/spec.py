@@ -66,8 +66,9 @@ def botmox_register_agent_transports(register: Callable[[str, TransportFactory],
 def botmox_configure_converter(converter: Converter) -> None:
     """Extend the shared cattrs converter (structure/unstructure hooks for a plugin's types).
 
-    Called once, in registration order, when :func:`botmox_core.converter.get_converter` first
-    builds the converter. Return value ignored.
+    Called by the composition root (:func:`botmox_core.bootstrap.bootstrap`) once per process
+    with the shared converter of :func:`botmox_core.converter.get_converter`, every
+    implementation in registration order. Return value ignored.
     """
 
 
