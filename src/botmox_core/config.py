@@ -47,7 +47,7 @@ class Settings:
         file_options: the TOML file's ``[plugins.*]`` tables.
     """
 
-    data_dir: Path = Path(".botmox")
+    data_dir: Path = attrs.field(default=Path(".botmox"), converter=Path)
     data_backend: str = "sqlite"
     storage: str = "localfs"
     host: str = "127.0.0.1"
