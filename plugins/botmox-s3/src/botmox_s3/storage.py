@@ -137,6 +137,9 @@ class S3Storage:
     Build it, then call :meth:`verify_privacy` (the plugin factory does both).
     """
 
+    env_prefix = "BOTMOX_S3_"
+    """Prefix of this storage's option variables, for messages that tell operators what to set."""
+
     def __init__(self, options: S3Options, *, name: str = "s3") -> None:
         self.name = name
         self.options = options
@@ -185,7 +188,9 @@ class S3Storage:
             anonymous_client=make_s3_client(self.options, signature_version=_unsigned()),
             put_args=self._encryption,
         )
-        enforce_privacy(report, self.options.privacy_check, log)
+        enforce_privacy(
+            report, self.options.privacy_check, log, setting=f"{self.env_prefix}PRIVACY_CHECK"
+        )
         return report
 
     # -- ObjectStorage -------------------------------------------------------------------------
