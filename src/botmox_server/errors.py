@@ -31,7 +31,8 @@ _HTTP_CODES = {
 
 
 def _request_id(request: Request[Any, Any, Any]) -> str | None:
-    return request.scope.get("state", {}).get("request_id")  # type: ignore[no-any-return]
+    request_id = request.scope.get("state", {}).get("request_id")
+    return request_id if isinstance(request_id, str) else None
 
 
 def _envelope(

@@ -8,6 +8,7 @@ import secrets
 import time
 from typing import Any
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("botmox.access")
@@ -22,7 +23,7 @@ class RequestIdMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         inbound = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
@@ -44,7 +45,7 @@ class RequestIdMiddleware:
         finally:
             log.info(
                 "%s %s %s %.1fms request_id=%s",
-                scope["method"],
+                scope.get("method", "-"),
                 scope["path"],
                 status["code"],
                 (time.perf_counter() - started) * 1000,
