@@ -401,3 +401,16 @@ def test_depth_limit_is_32_levels(api: Rtdb) -> None:
     deep_path = "/".join(f"l{n}" for n in range(33))
     assert api.put(deep_path, 1).status_code == 400
     assert api.call("PATCH", "", {path + "/leaf/x": 1}).status_code == 400
+
+
+@pytest.mark.parametrize("param", ["startAfter", "endBefore", "format", "callback"])
+def test_unsupported_parameters_are_refused_not_ignored(api: Rtdb, param: str) -> None:
+    response = api.call("GET", "items", orderBy="$key", **{param: '"x"'})
+    assert response.status_code == 400 and "not supported" in response.json()["error"]
+
+
+def test_method_override_turns_a_post_into_a_patch(api: Rtdb) -> None:
+    api.put("o", {"a": 1})
+    response = api.call("POST", "o", {"b": 2}, headers={"X-HTTP-Method-Override": "PATCH"})
+    assert response.status_code == 200
+    assert api.get("o") == {"a": 1, "b": 2}

@@ -41,6 +41,7 @@ ADMIN_TOKEN = "owner"  # noqa: S105 - the emulator protocol's fixed admin token,
 
 DEFAULT_RULES: dict[str, Any] = {"rules": {".read": False, ".write": False}}
 _RULES_PATH = "/.settings/rules.json"
+_UNSUPPORTED_PARAMETERS = frozenset({"startAfter", "endBefore", "format", "callback", "download"})
 _INVALID_JSON = "Invalid data; couldn't parse JSON object, array, or value."
 
 
@@ -157,6 +158,11 @@ class RtdbEmulator:
     ) -> tuple[int, Any, dict[str, str]]:
         """Apply one REST request; return (status, JSON body or ``...`` for none, headers)."""
         namespace = params.get("ns") or headers.get("host", "default").split(".")[0]
+        unsupported = _UNSUPPORTED_PARAMETERS & params.keys()
+        if unsupported:
+            raise _RequestError(
+                400, f"{', '.join(sorted(unsupported))}: not supported by the botmox emulator"
+            )
         admin = self._is_admin(headers, params)
         if raw_path == _RULES_PATH:
             return self._handle_rules(method, admin, body)
@@ -367,8 +373,10 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         split = urlsplit(self.path)
         params = dict(parse_qsl(split.query, keep_blank_values=True))
-        method = params.pop("x-http-method-override", method).upper()
         headers = {name.lower(): value for name, value in self.headers.items()}
+        override = params.pop("x-http-method-override", headers.get("x-http-method-override"))
+        if method == "POST" and override:
+            method = override.upper()
         try:
             status, payload, extra = self.emulator.handle(method, split.path, params, headers, body)
         except _RequestError as exc:
