@@ -64,8 +64,7 @@ def _validate_url(url: str) -> str:
         ) from None
     if parts.scheme not in ("postgresql", "postgres"):
         raise ConfigurationError(
-            f"supabase database_url must start with postgresql:// (got scheme {parts.scheme!r}; "
-            f"URL {redact_database_url(url)})"
+            "supabase database_url must be a postgresql://user:password@host:port/db URL"
         )
     if not parts.hostname and "host=" not in parts.query:
         raise ConfigurationError(f"supabase database_url names no host: {redact_database_url(url)}")
