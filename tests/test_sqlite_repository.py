@@ -429,7 +429,8 @@ def test_factory_reports_an_uncreatable_directory(tmp_path: Path) -> None:
 
 
 def test_sqlite_is_registered_and_defaults_to_the_data_dir(tmp_path: Path) -> None:
-    registry = load_registry(environ={})
+    # Built-ins only: a third-party plugin installed in the environment must not matter here.
+    registry = load_registry(environ={"BOTMOX_PLUGINS": "no-external-plugins"})
     factory = registry.data_backends.get("sqlite")
     settings = load_settings(environ={"BOTMOX_DATA_DIR": str(tmp_path / "state")})
     backend = factory(settings)
