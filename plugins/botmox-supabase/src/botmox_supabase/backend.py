@@ -18,6 +18,15 @@ from psycopg import sql
 
 from botmox_core.errors import BotmoxError, ConfigurationError
 from botmox_core.ports.health import HealthReport
+from botmox_core.ports.repositories import (
+    ApiTokenRepository,
+    AssignmentRepository,
+    DownloadAuditRepository,
+    LeaseRepository,
+    LicenceRepository,
+    ReleaseRepository,
+    VmRepository,
+)
 from botmox_supabase.error_mapping import map_database_error, map_database_errors
 from botmox_supabase.options import SupabaseOptions
 from botmox_supabase.repositories import (
@@ -51,6 +60,14 @@ class PostgresUnitOfWork:
     The connection is taken from the pool on ``__enter__`` and returned on ``__exit__``; a
     connection broken mid-way is discarded by the pool, never reused.
     """
+
+    tokens: ApiTokenRepository
+    vms: VmRepository
+    licences: LicenceRepository
+    leases: LeaseRepository
+    releases: ReleaseRepository
+    assignments: AssignmentRepository
+    audit: DownloadAuditRepository
 
     def __init__(self, backend: PostgresDataBackend) -> None:
         self._backend = backend
@@ -147,7 +164,7 @@ class PostgresDataBackend:
         if self._closed:
             raise ConfigurationError("the supabase backend is closed")
         with map_database_errors("connect"):
-            conn = self._pool.getconn()
+            conn: psycopg.Connection[Any] = self._pool.getconn()
         try:
             self._begin(conn)
         except BaseException:

@@ -55,7 +55,7 @@ class _Repository:
 
     def _rows(self, query: str, params: Sequence[Any] | dict[str, Any]) -> list[dict[str, Any]]:
         with map_database_errors(self._action), self._conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(query, params)  # type: ignore[arg-type]
+            cur.execute(query, params)
             return cur.fetchall() if cur.description else []
 
     def _one(self, model: type[M], query: str, params: Sequence[Any] | dict[str, Any]) -> M | None:
@@ -64,7 +64,7 @@ class _Repository:
 
     def _count(self, query: str, params: Sequence[Any] | dict[str, Any]) -> int:
         with map_database_errors(self._action), self._conn.cursor() as cur:
-            cur.execute(query, params)  # type: ignore[arg-type]
+            cur.execute(query, params)
             return cur.rowcount
 
 

@@ -1,0 +1,93 @@
+"""Backend behaviour beyond the conformance suite: Supavisor transaction-mode compatibility,
+the service-role path, and the unit of work's guard rails."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from botmox_supabase.backend import PostgresDataBackend
+from psycopg import sql
+
+from botmox_core.models import Lease, LeaseStatus
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def _lease(tenant: str) -> Lease:
+    return Lease(
+        id=f"lease_{secrets.token_hex(8)}",
+        tenant_id=tenant,
+        user_id="user-1",
+        vm_uuid="vm-0000001",
+        module="fishing",
+        status=LeaseStatus.ACTIVE,
+        token_hash="cd" * 32,
+        issued_at=NOW,
+        expires_at=NOW + timedelta(minutes=5),
+    )
+
+
+def test_no_server_side_prepared_statements(pg_backend: PostgresDataBackend) -> None:
+    """Supavisor's transaction mode hands each transaction to any server connection, so a
+    prepared statement made in one would be missing in the next: the backend never prepares."""
+    lease = _lease("tenant-p")
+    with pg_backend.unit_of_work() as uow:
+        uow.leases.add(lease)
+        for _ in range(20):
+            assert uow.leases.get("tenant-p", lease.id) == lease
+        conn = uow._connection()
+        prepared = conn.execute("select count(*) from pg_prepared_statements").fetchone()
+    assert prepared == (0,)
+
+
+def test_unit_of_work_guard_rails(pg_backend: PostgresDataBackend) -> None:
+    uow = pg_backend.unit_of_work()
+    with pytest.raises(RuntimeError):
+        uow.commit()
+    with uow, pytest.raises(RuntimeError):
+        uow.__enter__()
+
+
+@pytest.fixture
+def login_role(database_url: str) -> Iterator[tuple[str, str]]:
+    """A login role without BYPASSRLS that may SET ROLE service_role (what a dedicated server
+    user on Supabase would be); yields (name, password)."""
+    name, password = f"botmox_srv_{secrets.token_hex(4)}", secrets.token_hex(16)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("create role {} login password {}").format(
+                sql.Identifier(name), sql.Literal(password)
+            )
+        )
+        conn.execute(sql.SQL("grant service_role to {}").format(sql.Identifier(name)))
+    yield name, password
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
+
+
+def test_role_that_does_not_bypass_rls_is_reported_unhealthy(
+    database_url: str,
+    login_role: tuple[str, str],
+    make_backend: Callable[..., PostgresDataBackend],
+) -> None:
+    name, password = login_role
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    dsn = f"postgresql://{name}:{password}@{info['host']}:{info['port']}/{info['dbname']}"
+    plain = make_backend(dsn)
+    report = plain.check_health()
+    assert not report.ok and "does not bypass row-level security" in (report.detail or "")
+
+    switched = make_backend(dsn, role="service_role")
+    assert switched.check_health().ok
+    lease = _lease("tenant-r")
+    with switched.unit_of_work() as uow:
+        uow.leases.add(lease)
+        uow.commit()
+        uow.leases.add(_lease("tenant-r"))  # after commit: a new transaction, role set again
+        uow.commit()
+    with switched.unit_of_work() as uow:
+        assert uow.leases.get("tenant-r", lease.id) == lease
