@@ -624,3 +624,22 @@ def test_health_reports_latency_of_a_real_round_trip(backend: SqliteBackend) -> 
 
 def test_repr_names_the_path_only(backend: SqliteBackend, db_path: Path) -> None:
     assert repr(backend) == f"SqliteBackend(path={str(db_path)!r})"
+
+
+def test_health_of_a_deleted_file_is_not_ok_and_does_not_recreate_it(
+    backend: SqliteBackend, db_path: Path
+) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    report = backend.check_health()
+    assert not report.ok
+    assert not db_path.exists()
+
+
+def test_relative_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    backend = SqliteBackend("rel.sqlite3")
+    try:
+        assert backend.path == str(tmp_path / "rel.sqlite3")
+    finally:
+        backend.close()

@@ -98,7 +98,7 @@ class SqliteBackend:
                 f"SQLite synchronous must be one of {', '.join(_SYNCHRONOUS_MODES)}, "
                 f"got {synchronous!r}"
             )
-        self.path = str(path) if str(path) == MEMORY else os.fspath(Path(path))
+        self.path = MEMORY if os.fspath(path) == MEMORY else os.fspath(Path(path).absolute())
         self.in_memory = self.path == MEMORY
         self.busy_timeout = float(busy_timeout)
         self._synchronous = synchronous.upper()
@@ -138,8 +138,11 @@ class SqliteBackend:
                     self._checkin(connection, broken=False)
             else:
                 with translate_sqlite_errors(self._label):
-                    probe = sqlite3.connect(
-                        self.path, timeout=min(self.busy_timeout, 1.0), isolation_level=None
+                    probe = sqlite3.connect(  # mode=rw: a deleted file is reported, not recreated
+                        f"{Path(self.path).as_uri()}?mode=rw",
+                        uri=True,
+                        timeout=min(self.busy_timeout, 1.0),
+                        isolation_level=None,
                     )
                     try:
                         probe.execute("SELECT 1").fetchone()

@@ -9,6 +9,8 @@ Constraints mirror the contract: one release per (tenant, module, platform, chan
 and per (tenant, object_key); ``sha256`` is 64 lower-case hex; ``size_bytes`` is positive; one
 VM per (tenant, vm_uuid); one assignment per (tenant, user, scope) and one tenant default per
 (tenant, scope) — two partial unique indexes, because SQLite treats NULLs as distinct in UNIQUE.
+Enum columns (roles, statuses, audit events) are checked by the repositories rather than by CHECK
+constraints, so a new enum value does not need a table rebuild.
 """
 
 from __future__ import annotations
@@ -34,8 +36,7 @@ _V1 = (
     CREATE TABLE api_tokens (
         id          TEXT NOT NULL PRIMARY KEY,
         tenant_id   TEXT NOT NULL,
-        role        TEXT NOT NULL
-            CONSTRAINT api_token_role CHECK (role IN ('api', 'admin', 'infra', 'agent')),
+        role        TEXT NOT NULL,
         token_hash  TEXT NOT NULL UNIQUE,
         user_id     TEXT,
         created_at  TEXT NOT NULL,
@@ -50,8 +51,7 @@ _V1 = (
         tenant_id   TEXT NOT NULL,
         vm_uuid     TEXT NOT NULL,
         user_id     TEXT NOT NULL,
-        status      TEXT NOT NULL
-            CONSTRAINT vm_status CHECK (status IN ('active', 'paused', 'revoked')),
+        status      TEXT NOT NULL,
         vm_name     TEXT,
         project_id  TEXT,
         metadata    TEXT NOT NULL DEFAULT '{}'
@@ -64,8 +64,7 @@ _V1 = (
     """
     CREATE TABLE licences (
         tenant_id   TEXT NOT NULL PRIMARY KEY,
-        status      TEXT NOT NULL
-            CONSTRAINT licence_status CHECK (status IN ('active', 'inactive', 'suspended')),
+        status      TEXT NOT NULL,
         expires_at  TEXT,
         updated_at  TEXT NOT NULL
     ) STRICT
@@ -87,8 +86,7 @@ _V1 = (
         user_id              TEXT NOT NULL,
         vm_uuid              TEXT NOT NULL,
         module               TEXT NOT NULL,
-        status               TEXT NOT NULL
-            CONSTRAINT lease_status CHECK (status IN ('active', 'revoked')),
+        status               TEXT NOT NULL,
         token_hash           TEXT NOT NULL,
         previous_token_hash  TEXT,
         issued_at            TEXT NOT NULL,
@@ -116,9 +114,7 @@ _V1 = (
             CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
         size_bytes  INTEGER NOT NULL
             CONSTRAINT release_size_positive CHECK (size_bytes > 0),
-        status      TEXT NOT NULL
-            CONSTRAINT release_status
-            CHECK (status IN ('active', 'draft', 'disabled', 'archived')),
+        status      TEXT NOT NULL,
         created_at  TEXT NOT NULL,
         UNIQUE (tenant_id, module, platform, channel, version),
         UNIQUE (tenant_id, object_key)
@@ -151,11 +147,8 @@ _V1 = (
     CREATE TABLE download_audit (
         id              INTEGER PRIMARY KEY AUTOINCREMENT,
         tenant_id       TEXT NOT NULL,
-        event           TEXT NOT NULL
-            CONSTRAINT audit_event
-            CHECK (event IN ('resolve_success', 'resolve_denied', 'download_url_issued')),
-        result          TEXT NOT NULL
-            CONSTRAINT audit_result CHECK (result IN ('allowed', 'denied', 'error')),
+        event           TEXT NOT NULL,
+        result          TEXT NOT NULL,
         reason_code     TEXT,
         created_at      TEXT NOT NULL,
         lease_id        TEXT,
