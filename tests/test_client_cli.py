@@ -155,3 +155,53 @@ def test_fetch_unreachable_server_exits_non_zero(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert result.stderr.startswith("error: NETWORK_ERROR: ")
+
+
+def test_progress_bar_is_drawn_on_a_terminal(
+    botmox_server: ScriptedBotmoxServer, tmp_path: Path
+) -> None:
+    """stderr is a real pseudo-terminal here, so the rich bar is drawn there (not on stdout)."""
+    import pty
+
+    dest = tmp_path / "farm-bot.bin"
+    main_fd, terminal_fd = pty.openpty()
+    env = {**os.environ, "BOTMOX_TOKEN": API_TOKEN, "BOTMOX_VM_UUID": VM, "COLUMNS": "100"}
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "botmox_core",
+                "runner",
+                "fetch",
+                "--server",
+                botmox_server.url,
+                "--module",
+                "farm-bot",
+                "--platform",
+                "win64",
+                "--dest",
+                str(dest),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=terminal_fd,
+            timeout=120,
+            check=False,
+        )
+        os.close(terminal_fd)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(main_fd)
+    assert done.returncode == 0
+    assert b"farm-bot" in drawn and b"MB" in drawn  # the bar with its byte counter
+    assert b"\x1b[" not in done.stdout  # stdout stays plain
+    assert dest.read_bytes() == botmox_server.payload
