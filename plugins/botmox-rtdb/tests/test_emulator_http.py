@@ -414,3 +414,13 @@ def test_method_override_turns_a_post_into_a_patch(api: Rtdb) -> None:
     response = api.call("POST", "o", {"b": 2}, headers={"X-HTTP-Method-Override": "PATCH"})
     assert response.status_code == 200
     assert api.get("o") == {"a": 1, "b": 2}
+
+
+def test_stop_closes_kept_alive_connections() -> None:
+    session = requests.Session()
+    with running_emulator(rules={"rules": {".read": True, ".write": True}}) as host_port:
+        url = f"http://{host_port}/k.json"
+        assert session.put(url, params={"ns": "x"}, json=1, timeout=10).status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        session.get(url, params={"ns": "x"}, timeout=10)
+    session.close()

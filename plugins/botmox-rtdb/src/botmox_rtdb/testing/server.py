@@ -7,13 +7,13 @@ emulated.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import socket
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -73,6 +73,8 @@ class RtdbEmulator:
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -92,12 +94,17 @@ class RtdbEmulator:
         return self.host_port
 
     def stop(self) -> None:
-        """Stop serving and close the socket. Idempotent."""
+        """Stop serving, close the listening socket and every open connection. Idempotent."""
         server, self._server = self._server, None
         if server is None:
             return
         server.shutdown()
         server.server_close()
+        with self._connections_lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:  # keep-alive clients must see the server gone
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -349,6 +356,13 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
         # Headers and body go out in separate writes; without this, Nagle's algorithm and the
         # client's delayed ACK add ~40 ms to every response.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.emulator._connections_lock:
+            self.emulator._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.emulator._connections_lock:
+            self.emulator._connections.discard(self.connection)
+        super().finish()
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -369,7 +383,14 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
         log.debug("rtdb emulator: " + format, *args)
 
     def _dispatch(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._respond(400, {"error": "Invalid Content-Length"}, {}, pretty=False)
+            return
         body = self.rfile.read(length) if length else b""
         split = urlsplit(self.path)
         params = dict(parse_qsl(split.query, keep_blank_values=True))
@@ -403,7 +424,7 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
 
-@contextmanager
+@contextlib.contextmanager
 def running_emulator(
     rules: Mapping[str, Any] | None = None, host: str = "127.0.0.1", port: int = 0
 ) -> Iterator[str]:
