@@ -20,6 +20,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
+from botmox_core.backends.localfs import validate_object_key
 from botmox_core.errors import (
     ArtifactObjectNotFoundError,
     BadRequestError,
@@ -41,7 +42,6 @@ SHA256_METADATA_KEY = "sha256"
 """User-metadata key (``x-amz-meta-sha256``) holding the hex sha256 recorded at upload."""
 
 MAX_PRESIGN_TTL = 7 * 24 * 3600  # SigV4's limit
-MAX_KEY_BYTES = 1024
 SPOOL_IN_MEMORY_BYTES = 8 * MIB
 READ_CHUNK = 1 * MIB
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -336,14 +336,8 @@ class S3Storage:
 
     @staticmethod
     def _check_key(key: str) -> None:
-        if not isinstance(key, str) or not key:
-            raise BadRequestError("object key must be a non-empty string", code="INVALID_KEY")
-        if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-            raise BadRequestError(
-                f"object key longer than {MAX_KEY_BYTES} bytes", code="INVALID_KEY"
-            )
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
-            raise BadRequestError("object key contains control characters", code="INVALID_KEY")
+        # The same key rules as every botmox storage, so artifacts move between backends.
+        validate_object_key(key)
 
     @contextmanager
     def _hashed_body(self, stream: BinaryIO) -> Iterator[tuple[IO[bytes], int, str]]:
