@@ -16,7 +16,7 @@ from urllib.parse import quote
 import attrs
 
 from botmox_core.converter import format_timestamp
-from botmox_core.errors import BadRequestError, DuplicateError
+from botmox_core.errors import BadRequestError, DatabaseError, DuplicateError
 from botmox_core.models import (
     ApiToken,
     Assignment,
@@ -120,9 +120,11 @@ class RtdbApiTokenRepository:
         if not isinstance(pointer, dict):
             return None
         tenant_id, token_id = pointer.get("tenant_id"), pointer.get("token_id")
-        if not isinstance(tenant_id, str) or not isinstance(token_id, str):
-            return None
-        record = self._uow.read(tenant_path(tenant_id, layout.API_TOKENS, token_id))
+        try:
+            record_path = tenant_path(tenant_id, layout.API_TOKENS, checked_key(token_id, "id"))
+        except BadRequestError:
+            raise DatabaseError("stored API token pointer is malformed") from None
+        record = self._uow.read(record_path)
         if record is None:
             return None
         token = from_record(record, ApiToken)
@@ -136,8 +138,11 @@ class RtdbApiTokenRepository:
             pending.pending_value = {**pending.pending_value,
                                      "revoked_at": format_timestamp(at)}
             return True
-        if self._uow.read(path) is None:
+        current = self._uow.read(path)
+        if current is None:
             return False
+        if not isinstance(current, dict):
+            raise DatabaseError("stored ApiToken record is not an object")
         stamp = format_timestamp(at)
 
         def apply(current: Any) -> Any:
@@ -151,7 +156,7 @@ class RtdbApiTokenRepository:
             return UNCHANGED
 
         self._uow.stage_conditional(ConditionalWrite(
-            path, apply, undo, path, {**self._uow.read(path), "revoked_at": stamp},
+            path, apply, undo, path, {**current, "revoked_at": stamp},
             "revoke api token"))
         return True
 
