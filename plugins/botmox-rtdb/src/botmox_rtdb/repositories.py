@@ -121,7 +121,8 @@ class RtdbApiTokenRepository:
             return None
         tenant_id, token_id = pointer.get("tenant_id"), pointer.get("token_id")
         try:
-            record_path = tenant_path(tenant_id, layout.API_TOKENS, checked_key(token_id, "id"))
+            record_path = tenant_path(str(tenant_id or ""), layout.API_TOKENS,
+                                      checked_key(token_id, "id"))
         except BadRequestError:
             raise DatabaseError("stored API token pointer is malformed") from None
         record = self._uow.read(record_path)
