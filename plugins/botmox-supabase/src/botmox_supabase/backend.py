@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from types import TracebackType
 from typing import Any
 
@@ -44,6 +45,8 @@ __all__ = ["PostgresDataBackend", "PostgresUnitOfWork"]
 log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 2.0
+#: A pooled connection unused for longer than this is checked with a round trip before use.
+IDLE_CHECK_SECONDS = 2.0
 _HEALTH_QUERY = (
     "select current_user::text, coalesce((select rolsuper or rolbypassrls from pg_roles"
     " where rolname = current_user), false)"
@@ -136,6 +139,9 @@ class PostgresDataBackend:
 
     def __init__(self, options: SupabaseOptions) -> None:
         self.options = options
+        self._returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
         self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             options.database_url,
             min_size=options.pool_min_size,
@@ -147,7 +153,7 @@ class PostgresDataBackend:
                 "connect_timeout": max(1, round(options.connect_timeout)),
                 "application_name": "botmox",
             },
-            check=psycopg_pool.ConnectionPool.check_connection,
+            check=self._check_idle_connection,
             reconnect_timeout=max(30.0, options.pool_timeout * 6),
             name="botmox-supabase",
             open=False,
@@ -178,7 +184,16 @@ class PostgresDataBackend:
             with map_database_errors("set role"):
                 conn.execute(sql.SQL("set local role {}").format(sql.Identifier(self.options.role)))
 
+    def _check_idle_connection(self, conn: psycopg.Connection[Any]) -> None:
+        """Pool ``check`` callback: a round trip only for a connection idle long enough that the
+        server may have gone away meanwhile (a busy pool skips it; a connection that broke anyway
+        fails its statement, is mapped to 503 and discarded)."""
+        returned = self._returned_at.get(conn)
+        if returned is None or time.monotonic() - returned > IDLE_CHECK_SECONDS:
+            psycopg_pool.ConnectionPool.check_connection(conn)
+
     def _checkin(self, conn: psycopg.Connection[Any]) -> None:
+        self._returned_at[conn] = time.monotonic()
         try:
             self._pool.putconn(conn)
         except psycopg_pool.PoolClosed:
