@@ -15,7 +15,8 @@ registered for the code it receives.
     │   ├── VmInactiveError, VmOwnerMismatchError, LicenseInactiveError,
     │   ├── EntitlementRequiredError, ModuleNotAllowedError, LeaseOwnerMismatchError,
     │   ├── VmUuidMismatchError, ModuleMismatchError
-    │   └── DownloadUrlInvalidError (expired or tampered download URL)
+    │   └── DownloadUrlInvalidError (tampered download URL)
+    │       └── DownloadUrlExpiredError (download URL past its expiry)
     ├── NotFoundError              404 NOT_FOUND and the 404 lookup codes
     │   ├── VmNotRegisteredError, LeaseNotFoundError, ArtifactAssignmentNotFoundError,
     │   └── ArtifactReleaseNotFoundError, ArtifactObjectNotFoundError
@@ -44,6 +45,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DatabaseError",
+    "DownloadUrlExpiredError",
     "DownloadUrlInvalidError",
     "DuplicateError",
     "EntitlementRequiredError",
@@ -177,6 +179,12 @@ class DownloadUrlInvalidError(ForbiddenError):
     """A download URL whose signature does not verify or whose expiry has passed."""
 
     default_code = "DOWNLOAD_URL_INVALID"
+
+
+class DownloadUrlExpiredError(DownloadUrlInvalidError):
+    """A download URL used after its expiry: resolve a new one."""
+
+    default_code = "DOWNLOAD_URL_EXPIRED"
 
 
 class NotFoundError(BotmoxError):

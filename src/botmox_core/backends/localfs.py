@@ -45,6 +45,7 @@ from botmox_core.errors import (
     ArtifactObjectNotFoundError,
     BadRequestError,
     ConfigurationError,
+    DownloadUrlExpiredError,
     DownloadUrlInvalidError,
     StorageError,
 )
@@ -538,7 +539,7 @@ class LocalFsStorage:
         if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
             raise DownloadUrlInvalidError("download URL signature is invalid")
         if (time.time() if now is None else now) > expires_at:
-            raise DownloadUrlInvalidError("download URL has expired", code="DOWNLOAD_URL_EXPIRED")
+            raise DownloadUrlExpiredError("download URL has expired")
 
     def check_health(self) -> HealthReport:
         """OK when the object directory exists and a probe file can be written and removed."""
