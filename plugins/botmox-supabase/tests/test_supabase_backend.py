@@ -91,3 +91,11 @@ def test_role_that_does_not_bypass_rls_is_reported_unhealthy(
         uow.commit()
     with switched.unit_of_work() as uow:
         assert uow.leases.get("tenant-r", lease.id) == lease
+
+
+def test_unmigrated_database_is_reported_unhealthy(
+    empty_database_url: str, make_backend: Callable[..., PostgresDataBackend]
+) -> None:
+    backend = make_backend(empty_database_url)
+    report = backend.check_health()
+    assert not report.ok and "botmox db migrate" in (report.detail or "")

@@ -28,7 +28,7 @@ from botmox_core.ports.repositories import (
     ReleaseRepository,
     VmRepository,
 )
-from botmox_supabase.error_mapping import map_database_error, map_database_errors
+from botmox_supabase.error_mapping import map_database_errors
 from botmox_supabase.options import SupabaseOptions
 from botmox_supabase.repositories import (
     PostgresApiTokenRepository,
@@ -49,7 +49,8 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 IDLE_CHECK_SECONDS = 2.0
 _HEALTH_QUERY = (
     "select current_user::text, coalesce((select rolsuper or rolbypassrls from pg_roles"
-    " where rolname = current_user), false)"
+    " where rolname = current_user), false),"
+    " to_regclass('botmox.leases') is not null and to_regclass('botmox.download_audit') is not null"
 )
 
 
@@ -120,9 +121,9 @@ class PostgresUnitOfWork:
             if not conn.closed:
                 conn.rollback()
         except psycopg.Error as rollback_error:
-            if exc is None:
-                raise map_database_error(rollback_error, "rollback") from rollback_error
-            log.debug("rollback after a failed unit of work also failed: %s", type(rollback_error))
+            # The connection broke: the server aborts an open transaction when its session
+            # ends, so nothing uncommitted survives; the pool discards the connection.
+            log.debug("rollback on a broken connection failed: %s", type(rollback_error).__name__)
         finally:
             self._backend._checkin(conn)
 
@@ -208,8 +209,9 @@ class PostgresDataBackend:
     def check_health(self) -> HealthReport:
         """One round trip through the pool (within a couple of seconds); never raises.
 
-        Not ok when the database cannot be reached, or when the role the server acts as does not
-        bypass row-level security (it would see no rows: every table forces RLS).
+        Not ok when the database cannot be reached, when the botmox schema is missing, or when
+        the role the server acts as does not bypass row-level security (it would see no rows:
+        every table forces RLS).
         """
         started = time.perf_counter()
         try:
@@ -231,7 +233,14 @@ class PostgresDataBackend:
                 detail=f"{error.code}: {error.message}",
                 latency_ms=_elapsed_ms(started),
             )
-        role, bypasses = row if row else ("?", False)
+        role, bypasses, migrated = row if row else ("?", False, False)
+        if not migrated:
+            return HealthReport(
+                name=self.name,
+                ok=False,
+                detail="the botmox schema is missing: run `botmox db migrate`",
+                latency_ms=_elapsed_ms(started),
+            )
         if not bypasses:
             return HealthReport(
                 name=self.name,

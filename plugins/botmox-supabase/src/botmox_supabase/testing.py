@@ -308,7 +308,11 @@ class TemporaryPostgres:
         self._remove_root()
 
     def __enter__(self) -> TemporaryPostgres:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.destroy()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
