@@ -11,9 +11,25 @@
 See ``docs/supabase.md``.
 """
 
-from botmox_supabase.backend import PostgresDataBackend, PostgresUnitOfWork
-from botmox_supabase.migrations import apply_migrations, migrations_dir, shipped_migrations
-from botmox_supabase.options import SupabaseOptions
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from botmox_supabase.backend import PostgresDataBackend, PostgresUnitOfWork
+    from botmox_supabase.migrations import apply_migrations, migrations_dir, shipped_migrations
+    from botmox_supabase.options import SupabaseOptions
+
+# Loaded on first use, so that loading the plugin (every `botmox` start) does not import psycopg.
+_LAZY = {
+    "PostgresDataBackend": "botmox_supabase.backend",
+    "PostgresUnitOfWork": "botmox_supabase.backend",
+    "SupabaseOptions": "botmox_supabase.options",
+    "apply_migrations": "botmox_supabase.migrations",
+    "migrations_dir": "botmox_supabase.migrations",
+    "shipped_migrations": "botmox_supabase.migrations",
+}
 
 __all__ = [
     "PostgresDataBackend",
@@ -23,3 +39,9 @@ __all__ = [
     "migrations_dir",
     "shipped_migrations",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)
