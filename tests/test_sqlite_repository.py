@@ -217,6 +217,61 @@ def test_processes_share_one_file_without_lost_updates_or_lock_errors(
         assert len(uow.audit.list(tenant, lease_id=lease.id, limit=1000)) == workers * count
 
 
+OPENER = """
+import sys, time
+from pathlib import Path
+from botmox_core.backends.sqlite import SqliteBackend
+from botmox_core.converter import parse_timestamp
+from botmox_core.models import Release, ReleaseStatus
+
+path, name, go = sys.argv[1:4]
+while not Path(go).exists():
+    time.sleep(0.001)
+backend = SqliteBackend(path)
+with backend.unit_of_work() as uow:
+    uow.releases.add(Release(
+        0, "t", "fishing", "windows", "stable", name, name + ".zip", "d" * 64, 1,
+        ReleaseStatus.ACTIVE, parse_timestamp("2026-11-24T12:00:00Z"),
+    ))
+    uow.commit()
+backend.close()
+"""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_processes_creating_a_fresh_file_at_once_migrate_it_once(
+    tmp_path: Path, attempt: int
+) -> None:
+    path, go, workers = tmp_path / "fresh.sqlite3", tmp_path / "go", 4
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(path), f"v{n}", str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(workers)
+    ]
+    try:
+        time.sleep(0.3)  # let every interpreter start and wait for the signal
+        go.touch()
+        results = [process.communicate(timeout=60) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for process, (_out, err) in zip(processes, results, strict=True):
+        assert process.returncode == 0, err
+    backend = SqliteBackend(path)
+    try:
+        with backend.unit_of_work() as uow:
+            versions = sorted(r.version for r in uow.releases.list("t"))
+        assert versions == [f"v{n}" for n in range(workers)]
+    finally:
+        backend.close()
+
+
 def test_writer_waits_for_a_unit_held_by_another_connection(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     holder, waiter = SqliteBackend(db_path), SqliteBackend(db_path, busy_timeout=10)

@@ -188,15 +188,15 @@ def schema_version(connection: sqlite3.Connection) -> int:
     return int(connection.execute("PRAGMA user_version").fetchone()[0])
 
 
-def _application_id(connection: sqlite3.Connection) -> int:
-    return int(connection.execute("PRAGMA application_id").fetchone()[0])
-
-
 def check_ownership(connection: sqlite3.Connection, database: str) -> int:
     """The database's schema version, after checking (read-only) that it is empty or a botmox
     database this code can use; :class:`DatabaseError` otherwise."""
-    version = schema_version(connection)
-    application_id = _application_id(connection)
+    # One statement, so one snapshot: another process may be migrating the file right now.
+    version, application_id, tables = connection.execute(
+        "SELECT (SELECT user_version FROM pragma_user_version),"
+        " (SELECT application_id FROM pragma_application_id),"
+        " (SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%')"
+    ).fetchone()
     if application_id not in (0, APPLICATION_ID):
         raise DatabaseError(
             f"the SQLite {database} belongs to another application "
@@ -207,16 +207,12 @@ def check_ownership(connection: sqlite3.Connection, database: str) -> int:
             f"the SQLite {database} has schema version {version}, newer than this botmox "
             f"supports ({SCHEMA_VERSION}); upgrade botmox"
         )
-    if application_id == 0:
-        tables = connection.execute(
-            "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'"
-        ).fetchone()[0]
-        if tables:
-            raise DatabaseError(
-                f"the SQLite {database} already holds tables not created by botmox; "
-                "refusing to migrate it (point botmox at a new file)"
-            )
-    return version
+    if application_id == 0 and tables:
+        raise DatabaseError(
+            f"the SQLite {database} already holds tables not created by botmox; "
+            "refusing to migrate it (point botmox at a new file)"
+        )
+    return int(version)
 
 
 def migrate(connection: sqlite3.Connection, database: str = "database") -> int:
