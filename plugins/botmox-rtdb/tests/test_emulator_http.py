@@ -424,3 +424,18 @@ def test_stop_closes_kept_alive_connections() -> None:
     with pytest.raises(requests.ConnectionError):
         session.get(url, params={"ns": "x"}, timeout=10)
     session.close()
+
+
+def test_if_match_is_refused_on_patch_and_post(api: Rtdb) -> None:
+    api.put("c", {"a": 1})
+    etag = api.call("GET", "c", headers={"X-Firebase-ETag": "true"}).headers["ETag"]
+    for method in ("PATCH", "POST"):
+        response = api.call(method, "c", {"b": 2}, headers={"if-match": etag})
+        assert response.status_code == 400
+    assert api.get("c") == {"a": 1}
+
+
+def test_etag_is_refused_with_shallow_reads_and_queries(api: Rtdb) -> None:
+    headers = {"X-Firebase-ETag": "true"}
+    assert api.call("GET", "items", headers=headers, shallow=True).status_code == 400
+    assert api.call("GET", "items", headers=headers, orderBy="$key").status_code == 400
