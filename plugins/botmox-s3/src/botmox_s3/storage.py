@@ -11,14 +11,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import IO, Any, BinaryIO, cast
 
 import boto3
 from boto3.s3.transfer import ProgressCallbackInvoker, TransferConfig, create_transfer_manager
 from botocore.client import BaseClient
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from botmox_core.backends.localfs import validate_object_key
 from botmox_core.errors import (
@@ -285,20 +285,28 @@ class S3Storage:
             self._client.delete_object(Bucket=self.bucket, Key=key)
 
     def presign_download(self, key: str, *, ttl_seconds: int) -> PresignedUrl:
-        """A SigV4 presigned GET URL for the public endpoint, valid ``ttl_seconds``."""
+        """A SigV4 presigned GET URL for the public endpoint, valid ``ttl_seconds``.
+
+        Local work only (no request is sent); kept lean because the download route calls it
+        once per resolved download.
+        """
         self._ensure_open()
         self._check_key(key)
         if not 1 <= ttl_seconds <= MAX_PRESIGN_TTL:
             raise BadRequestError(f"ttl_seconds must be between 1 and {MAX_PRESIGN_TTL}")
         # SigV4 dates have whole seconds; truncating keeps expires_at at or before the real expiry.
-        signed_at = datetime.now(UTC).replace(microsecond=0)
-        with map_storage_errors("presign", bucket=self.bucket, key=key):
+        signed_at = int(time.time())
+        try:
             url = self._presign_client.generate_presigned_url(
                 "get_object",
                 Params={"Bucket": self.bucket, "Key": key},
                 ExpiresIn=ttl_seconds,
             )
-        return PresignedUrl(url=url, expires_at=signed_at + timedelta(seconds=ttl_seconds))
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error_for(exc, operation="presign", bucket=self.bucket, key=key) from exc
+        return PresignedUrl(
+            url=url, expires_at=datetime.fromtimestamp(signed_at + ttl_seconds, UTC)
+        )
 
     def check_health(self) -> HealthReport:
         """HeadBucket: reachable, credentials valid, bucket exists. Never raises."""
