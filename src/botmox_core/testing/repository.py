@@ -56,7 +56,17 @@ from botmox_core.models import (
 )
 from botmox_core.ports import DataBackend, HealthReport, UnitOfWork
 
-__all__ = ["RepositoryConformance"]
+__all__ = [
+    "SCOPE",
+    "T0",
+    "RepositoryConformance",
+    "make_assignment",
+    "make_entry",
+    "make_lease",
+    "make_release",
+    "make_token",
+    "make_vm",
+]
 
 T = TypeVar("T")
 
@@ -102,7 +112,8 @@ def _check_utc(value: object, what: str) -> None:
             _fail(f"{what}.{field.name} must come back timezone-aware UTC", stamp, "UTC")
 
 
-# -- model builders: every optional field filled, or left at its default ----------------------
+# -- model builders: valid records with every optional field filled and fresh random ids; ----
+# -- keyword arguments replace fields. Also handy for a backend's own extra tests. ------------
 
 
 def make_token(tenant_id: str, **changes: Any) -> ApiToken:
