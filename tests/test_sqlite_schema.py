@@ -21,7 +21,7 @@ from botmox_core.errors import (
     ServiceUnavailableError,
 )
 from botmox_core.models import AuditEvent, AuditResult, DownloadAuditEntry
-from botmox_core.testing.repository import T0, make_release
+from botmox_core.testing.repository import T0, make_lease, make_release
 
 
 @pytest.fixture
@@ -179,3 +179,23 @@ def test_factory_reports_an_uncreatable_directory(tmp_path: Path) -> None:
     settings = load_settings(environ={"BOTMOX_SQLITE_PATH": str(blocker / "sub" / "db.sqlite3")})
     with pytest.raises(ServiceUnavailableError, match="cannot create the directory"):
         create_sqlite_backend(settings)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("expires_at", "next tuesday"), ("status", "zombie"), ("issued_at", "")],
+)
+def test_a_malformed_stored_row_is_a_database_error(
+    backend: SqliteBackend, db_path: Path, column: str, value: str
+) -> None:
+    lease = make_lease("t")
+    with backend.unit_of_work() as uow:
+        uow.leases.add(lease)
+        uow.commit()
+    with closing(_raw(db_path)) as raw:
+        raw.execute(f"UPDATE leases SET {column} = ?", (value,))
+    with (
+        pytest.raises(DatabaseError, match="stored lease record is malformed"),
+        backend.unit_of_work() as uow,
+    ):
+        uow.leases.get("t", lease.id)

@@ -6,10 +6,11 @@ the ``BEGIN IMMEDIATE`` transaction and translates :mod:`sqlite3` errors; they n
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from botmox_core.backends.sqlite.columns import (
     decode_json_object,
@@ -22,7 +23,7 @@ from botmox_core.backends.sqlite.columns import (
     encode_optional_timestamp,
     encode_timestamp,
 )
-from botmox_core.errors import BadRequestError
+from botmox_core.errors import BadRequestError, DatabaseError
 from botmox_core.models import (
     ApiToken,
     Assignment,
@@ -54,6 +55,22 @@ __all__ = [
 ]
 
 Params = Sequence[Any]
+Model = TypeVar("Model")
+
+
+def _row_decoder(decode: Callable[[sqlite3.Row], Model]) -> Callable[[sqlite3.Row], Model]:
+    """Turn a malformed stored row (edited by hand, written by a newer botmox) into a
+    :class:`DatabaseError` naming the table, instead of a bare ``ValueError``."""
+
+    @functools.wraps(decode)
+    def decoded(row: sqlite3.Row) -> Model:
+        try:
+            return decode(row)
+        except (ValueError, TypeError, KeyError) as exc:
+            what = decode.__name__.removeprefix("_").removesuffix("_from_row")
+            raise DatabaseError(f"a stored {what} record is malformed: {exc}") from exc
+
+    return decoded
 
 
 class Statements(Protocol):
@@ -106,6 +123,7 @@ class SqliteApiTokenRepository:
         return cursor.rowcount > 0
 
 
+@_row_decoder
 def _token_from_row(row: sqlite3.Row) -> ApiToken:
     return ApiToken(
         id=row["id"],
@@ -157,6 +175,7 @@ class SqliteVmRepository:
         return _vm_from_row(found[0]) if found else None
 
 
+@_row_decoder
 def _vm_from_row(row: sqlite3.Row) -> Vm:
     return Vm(
         tenant_id=row["tenant_id"],
@@ -195,15 +214,7 @@ class SqliteLicenceRepository:
     def get_licence(self, tenant_id: str) -> Licence | None:
         """The tenant's licence, or None."""
         found = self._sql.rows("SELECT * FROM licences WHERE tenant_id = ?", (tenant_id,))
-        if not found:
-            return None
-        row = found[0]
-        return Licence(
-            tenant_id=row["tenant_id"],
-            status=LicenceStatus(row["status"]),
-            updated_at=decode_timestamp(row["updated_at"]),
-            expires_at=decode_optional_timestamp(row["expires_at"]),
-        )
+        return _licence_from_row(found[0]) if found else None
 
     def put_entitlement(self, entitlement: Entitlement) -> None:
         """Create or replace the user's entitlement."""
@@ -224,15 +235,27 @@ class SqliteLicenceRepository:
         found = self._sql.rows(
             "SELECT * FROM entitlements WHERE tenant_id = ? AND user_id = ?", (tenant_id, user_id)
         )
-        if not found:
-            return None
-        row = found[0]
-        return Entitlement(
-            tenant_id=row["tenant_id"],
-            user_id=row["user_id"],
-            modules=decode_modules(row["modules"]),
-            updated_at=decode_timestamp(row["updated_at"]),
-        )
+        return _entitlement_from_row(found[0]) if found else None
+
+
+@_row_decoder
+def _licence_from_row(row: sqlite3.Row) -> Licence:
+    return Licence(
+        tenant_id=row["tenant_id"],
+        status=LicenceStatus(row["status"]),
+        updated_at=decode_timestamp(row["updated_at"]),
+        expires_at=decode_optional_timestamp(row["expires_at"]),
+    )
+
+
+@_row_decoder
+def _entitlement_from_row(row: sqlite3.Row) -> Entitlement:
+    return Entitlement(
+        tenant_id=row["tenant_id"],
+        user_id=row["user_id"],
+        modules=decode_modules(row["modules"]),
+        updated_at=decode_timestamp(row["updated_at"]),
+    )
 
 
 _LEASE_COLUMNS = (
@@ -312,6 +335,7 @@ def _lease_values(lease: Lease) -> tuple[Any, ...]:
     )
 
 
+@_row_decoder
 def _lease_from_row(row: sqlite3.Row) -> Lease:
     return Lease(
         id=row["id"],
@@ -392,6 +416,7 @@ class SqliteReleaseRepository:
         return [_release_from_row(row) for row in found]
 
 
+@_row_decoder
 def _release_from_row(row: sqlite3.Row) -> Release:
     return Release(
         id=row["id"],
@@ -445,6 +470,7 @@ class SqliteAssignmentRepository:
         return _assignment_from_row(found[0]) if found else None
 
 
+@_row_decoder
 def _assignment_from_row(row: sqlite3.Row) -> Assignment:
     return Assignment(
         tenant_id=row["tenant_id"],
@@ -510,6 +536,7 @@ class SqliteDownloadAuditRepository:
         return [_audit_from_row(row) for row in found]
 
 
+@_row_decoder
 def _audit_from_row(row: sqlite3.Row) -> DownloadAuditEntry:
     return DownloadAuditEntry(
         id=row["id"],
