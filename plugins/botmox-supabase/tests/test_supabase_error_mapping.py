@@ -91,3 +91,21 @@ def test_unreachable_server_is_service_unavailable_without_the_password() -> Non
     with pytest.raises(ServiceUnavailableError) as caught, map_database_errors("connect"):
         psycopg.connect("postgresql://u:s3cr3t-pw@127.0.0.1:1/db", connect_timeout=1)
     assert "s3cr3t-pw" not in caught.value.message
+
+
+def test_assignment_to_a_missing_or_foreign_release_is_refused(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        (theirs,) = conn.execute(
+            "insert into botmox.releases (tenant_id, module, platform, channel, version,"
+            " object_key, sha256, size_bytes, status, created_at) values ('tenant-b', 'm', 'p',"
+            " 'c', 'v', 'k', repeat('a', 64), 1, 'active', now()) returning id"
+        ).fetchone()
+    for release_id in (theirs, theirs + 1000):
+        exc = _raised(
+            database_url,
+            "insert into botmox.assignments (tenant_id, module, platform, channel, release_id,"
+            f" assigned_at) values ('tenant-a', 'm', 'p', 'c', {int(release_id)}, now())",
+        )
+        error = map_database_error(exc, "assignment put")
+        assert isinstance(error, BadRequestError)
+        assert error.message == "the assigned release does not exist for the tenant"

@@ -55,7 +55,7 @@ TABLES: dict[str, tuple[str, str]] = {
     "assignments": (
         "insert into botmox.assignments (tenant_id, user_id, module, platform, channel,"
         " release_id, assigned_at) values (%(tenant)s, %(key)s, 'fishing', 'windows', 'stable',"
-        " 1, now())",
+        " (select min(id) from botmox.releases where tenant_id = %(tenant)s), now())",
         "update botmox.assignments set release_id = 999 where tenant_id = %(tenant)s",
     ),
     "download_audit": (

@@ -1,7 +1,8 @@
 """The one place where psycopg and pool errors become botmox errors.
 
 * unique violation → :class:`DuplicateError` (409) whose message names the broken rule;
-* check, not-null, foreign-key and data errors → :class:`BadRequestError` (400);
+* check, not-null, foreign-key and data errors → :class:`BadRequestError` (400), a foreign-key
+  violation with the rule it broke;
 * connection loss, ``OperationalError``, admin shutdown, pool timeout →
   :class:`ServiceUnavailableError` (503);
 * serialization failures and deadlocks, and every other database error → :class:`DatabaseError`
@@ -27,7 +28,7 @@ from botmox_core.errors import (
     ServiceUnavailableError,
 )
 
-__all__ = ["UNIQUE_RULES", "map_database_error", "map_database_errors"]
+__all__ = ["FOREIGN_KEY_RULES", "UNIQUE_RULES", "map_database_error", "map_database_errors"]
 
 # Constraint name → the contract's uniqueness rule, as told to the caller.
 UNIQUE_RULES: dict[str, str] = {
@@ -45,6 +46,11 @@ UNIQUE_RULES: dict[str, str] = {
     "releases_tenant_id_key": "a release with this id already exists",
     "assignments_scope_key": "an assignment for this user (or default) and scope already exists",
     "download_audit_pkey": "an audit entry with this id already exists",
+}
+
+# Constraint name → what a foreign-key violation means to the caller.
+FOREIGN_KEY_RULES: dict[str, str] = {
+    "assignments_release_fkey": "the assigned release does not exist for the tenant",
 }
 
 _UNAVAILABLE_STATES = {
@@ -83,6 +89,12 @@ def map_database_error(exc: BaseException, action: str) -> BotmoxError:
         name = _constraint(exc)
         rule = UNIQUE_RULES.get(name or "", f"uniqueness rule {name or 'unknown'} violated")
         return DuplicateError(rule, details={"constraint": name} if name else None)
+    if isinstance(exc, pg_errors.ForeignKeyViolation):
+        name = _constraint(exc)
+        return BadRequestError(
+            FOREIGN_KEY_RULES.get(name or "", f"{action} refers to a missing record ({name})"),
+            details={"constraint": name} if name else None,
+        )
     if isinstance(exc, pg_errors.IntegrityError | pg_errors.DataError):
         name = _constraint(exc)
         what = f"constraint {name}" if name else f"SQLSTATE {exc.sqlstate}"

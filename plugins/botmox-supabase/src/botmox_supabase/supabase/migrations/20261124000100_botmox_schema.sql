@@ -123,6 +123,9 @@ create table if not exists botmox.assignments (
   constraint assignments_scope_key
     unique nulls not distinct (tenant_id, user_id, module, platform, channel),
   constraint assignments_release_id_check check (release_id > 0),
+  -- An assignment points at a release of the same tenant, never another tenant's.
+  constraint assignments_release_fkey
+    foreign key (tenant_id, release_id) references botmox.releases (tenant_id, id),
   constraint assignments_tenant_id_check check (tenant_id <> '')
 );
 
