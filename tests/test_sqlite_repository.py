@@ -277,3 +277,35 @@ def _add_release_in_child(backend: SqliteBackend) -> None:
     with backend.unit_of_work() as uow:
         uow.releases.add(make_release("t", version="child"))
         uow.commit()
+
+
+# -- the suite as a third party meets it ------------------------------------------------------
+
+
+def test_a_subclass_without_backend_fixture_is_told_what_to_write(tmp_path: Path) -> None:
+    module = tmp_path / "test_third_party.py"
+    module.write_text(
+        "from botmox_core.testing import RepositoryConformance\n\n"
+        "class TestMine(RepositoryConformance):\n"
+        "    pass\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(module),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "test_backend_has_a_name",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "TestMine must define a `backend` fixture" in result.stdout
+    assert "def backend(self, tmp_path):" in result.stdout

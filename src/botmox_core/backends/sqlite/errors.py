@@ -69,7 +69,10 @@ def error_from_sqlite(exc: BaseException, *, database: str = "database") -> Botm
         return BadRequestError(f"a number is too large for the database: {text}")
     if isinstance(exc, UnicodeEncodeError):
         return BadRequestError("text values must be valid Unicode (no lone surrogates)")
-    if isinstance(exc, sqlite3.ProgrammingError) and "binding parameter" in text:
+    if (
+        isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError)
+        and "binding parameter" in text
+    ):
         return BadRequestError(f"a value has a type the database cannot store: {text}")
     if isinstance(exc, sqlite3.IntegrityError):
         if match := _UNIQUE.match(text):
