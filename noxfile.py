@@ -90,9 +90,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy (strict) over the core and server."""
-    install(session)
+    """mypy (strict) over the core, the server and the plugins that carry their own config."""
+    install(session, "plugins/botmox-rtdb")
     session.run("mypy", "src")
+    with session.chdir(ROOT / "plugins/botmox-rtdb"):
+        session.run("mypy")
 
 
 @nox.session(python=PYTHON)

@@ -29,10 +29,16 @@ def stack_env(name: str, stack: ExitStack, tmp: Path) -> dict[str, str]:
     """Environment selecting the backends of one stack, starting the services it needs."""
     if name == "embedded":
         return {"DATA_BACKEND": "sqlite", "BOTMOX_STORAGE": "localfs"}
+    if name == "rtdb":  # Firebase RTDB through the real firebase-admin client, on the emulator
+        from botmox_rtdb.rules import rules_document
+        from botmox_rtdb.testing import emulator_environ, running_emulator
+
+        host_port = stack.enter_context(running_emulator(rules=rules_document()))
+        return {**emulator_environ(host_port, "e2e"), "BOTMOX_STORAGE": "localfs"}
     raise pytest.UsageError(f"unknown stack {name}")
 
 
-STACKS = ["embedded"]
+STACKS = ["embedded", "rtdb"]
 
 
 def admin(server: RunningServer, *args: str) -> Any:
