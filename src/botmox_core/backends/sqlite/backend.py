@@ -278,13 +278,14 @@ class SqliteUnitOfWork:
         self._entered = False
         self._transaction_open = False
         self._aborted = False
-        self.tokens: ApiTokenRepository = SqliteApiTokenRepository(self)
-        self.vms: VmRepository = SqliteVmRepository(self)
-        self.licences: LicenceRepository = SqliteLicenceRepository(self)
-        self.leases: LeaseRepository = SqliteLeaseRepository(self)
-        self.releases: ReleaseRepository = SqliteReleaseRepository(self)
-        self.assignments: AssignmentRepository = SqliteAssignmentRepository(self)
-        self.audit: DownloadAuditRepository = SqliteDownloadAuditRepository(self)
+        statements = _UnitStatements(self)
+        self.tokens: ApiTokenRepository = SqliteApiTokenRepository(statements)
+        self.vms: VmRepository = SqliteVmRepository(statements)
+        self.licences: LicenceRepository = SqliteLicenceRepository(statements)
+        self.leases: LeaseRepository = SqliteLeaseRepository(statements)
+        self.releases: ReleaseRepository = SqliteReleaseRepository(statements)
+        self.assignments: AssignmentRepository = SqliteAssignmentRepository(statements)
+        self.audit: DownloadAuditRepository = SqliteDownloadAuditRepository(statements)
 
     def __enter__(self) -> SqliteUnitOfWork:
         if self._entered:
@@ -341,20 +342,6 @@ class SqliteUnitOfWork:
                 connection.execute("ROLLBACK")
         self._transaction_open = False
 
-    # -- Statements, used by the repositories ----------------------------------------------
-
-    def run(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
-        """Execute one statement in the unit's transaction."""
-        connection = self._statement_connection()
-        with translate_sqlite_errors(self._backend._label):
-            return connection.execute(sql, params)
-
-    def rows(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        """Execute one statement in the unit's transaction and fetch every row."""
-        connection = self._statement_connection()
-        with translate_sqlite_errors(self._backend._label):
-            return connection.execute(sql, params).fetchall()
-
     def _active_connection(self) -> sqlite3.Connection:
         if self._connection is None:
             raise BotmoxError("the unit of work is used outside its with-block")
@@ -379,3 +366,21 @@ class SqliteUnitOfWork:
         with translate_sqlite_errors(self._backend._label):
             connection.execute("BEGIN IMMEDIATE")
         self._transaction_open = True
+
+
+class _UnitStatements:
+    """The :class:`Statements` a unit hands its repositories: SQL runs in the unit's
+    transaction, with errors translated."""
+
+    def __init__(self, unit: SqliteUnitOfWork) -> None:
+        self._unit = unit
+
+    def run(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        connection = self._unit._statement_connection()
+        with translate_sqlite_errors(self._unit._backend._label):
+            return connection.execute(sql, params)
+
+    def rows(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        connection = self._unit._statement_connection()
+        with translate_sqlite_errors(self._unit._backend._label):
+            return connection.execute(sql, params).fetchall()
