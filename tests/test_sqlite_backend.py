@@ -268,3 +268,18 @@ def test_relative_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.Monk
         assert backend.path == str(tmp_path / "rel.sqlite3")
     finally:
         backend.close()
+
+
+def test_a_transaction_sqlite_aborted_never_half_commits(backend: SqliteBackend) -> None:
+    first, second = make_lease("t"), make_lease("t")
+    with backend.unit_of_work() as uow:
+        uow.leases.add(first)
+        assert backend._connection is not None
+        backend._connection.execute("ROLLBACK")  # what SQLite does on some I/O or full errors
+        with pytest.raises(DatabaseError, match="aborted"):
+            uow.leases.add(second)
+        with pytest.raises(DatabaseError, match="aborted"):
+            uow.commit()
+    with backend.unit_of_work() as uow:
+        assert uow.leases.get("t", first.id) is None
+        assert uow.leases.get("t", second.id) is None
