@@ -292,7 +292,7 @@ class TemporaryPostgres:
         pid = self._read_pid() or self._pid
         if pid is None:
             return
-        try:
+        with contextlib.suppress(PostgresUnavailable, subprocess.TimeoutExpired):
             self._run(
                 str(self.bindir / "pg_ctl"),
                 "-D",
@@ -303,8 +303,6 @@ class TemporaryPostgres:
                 "stop",
                 timeout=30,
             )
-        except (PostgresUnavailable, subprocess.TimeoutExpired):
-            pass
         # pg_ctl returns once postmaster.pid is gone; the process may linger a moment longer.
         if not _wait_gone(pid, 10):
             with contextlib.suppress(ProcessLookupError, PermissionError):
