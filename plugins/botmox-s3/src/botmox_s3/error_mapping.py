@@ -7,8 +7,8 @@
 * unsatisfiable range -> :class:`BadRequestError`
 * connection failures, timeouts, throttling, 5xx -> :class:`StorageError` (retryable, 502)
 
-Messages name the operation, bucket and key; they never contain credentials or URLs with
-signatures.
+Messages name the operation and the object key (or, for bucket-level failures, the bucket);
+they never contain credentials or URLs with signatures.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def storage_error_for(
     exc: Exception, *, operation: str, bucket: str, key: str | None = None
 ) -> BotmoxError:
     """The botmox error for a botocore exception raised by ``operation``."""
-    where = f"s3://{bucket}/{key}" if key is not None else f"bucket {bucket!r}"
+    where = f"object {key!r}" if key is not None else f"bucket {bucket!r}"
     if isinstance(exc, ClientError):
         code = client_error_code(exc)
         if code in NOT_FOUND_CODES and key is not None:

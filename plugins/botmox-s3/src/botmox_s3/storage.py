@@ -108,7 +108,7 @@ class _S3ObjectStream(io.RawIOBase):
             ) from exc
         except Exception as exc:  # urllib3 errors outside OSError (ProtocolError ...)
             raise StorageError(
-                f"read object s3://{self._bucket}/{self._key} failed ({type(exc).__name__})"
+                f"read object {self._key!r} failed ({type(exc).__name__})"
             ) from exc
 
     def readinto(self, buffer: Any) -> int:
