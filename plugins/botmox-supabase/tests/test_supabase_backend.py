@@ -50,6 +50,8 @@ def test_unit_of_work_guard_rails(pg_backend: PostgresDataBackend) -> None:
         uow.commit()
     with uow, pytest.raises(RuntimeError):
         uow.__enter__()
+    with pytest.raises(RuntimeError):  # its connection went back to the pool
+        uow.leases.get("tenant-p", "lease_x")
 
 
 @pytest.fixture

@@ -80,15 +80,15 @@ class PostgresUnitOfWork:
     def __enter__(self) -> PostgresUnitOfWork:
         if self._conn is not None:
             raise RuntimeError("unit of work entered twice")
-        conn = self._backend._checkout()
-        self._conn = conn
-        self.tokens = PostgresApiTokenRepository(conn)
-        self.vms = PostgresVmRepository(conn)
-        self.licences = PostgresLicenceRepository(conn)
-        self.leases = PostgresLeaseRepository(conn)
-        self.releases = PostgresReleaseRepository(conn)
-        self.assignments = PostgresAssignmentRepository(conn)
-        self.audit = PostgresDownloadAuditRepository(conn)
+        self._conn = self._backend._checkout()
+        connection = self._connection
+        self.tokens = PostgresApiTokenRepository(connection)
+        self.vms = PostgresVmRepository(connection)
+        self.licences = PostgresLicenceRepository(connection)
+        self.leases = PostgresLeaseRepository(connection)
+        self.releases = PostgresReleaseRepository(connection)
+        self.assignments = PostgresAssignmentRepository(connection)
+        self.audit = PostgresDownloadAuditRepository(connection)
         return self
 
     def _connection(self) -> psycopg.Connection[Any]:

@@ -50,11 +50,16 @@ class _Repository:
 
     _action = "query"
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self._conn = conn
+    def __init__(self, connection: Callable[[], psycopg.Connection[Any]]) -> None:
+        # A callable, not the connection: once the unit of work has ended (and its connection
+        # went back to the pool, maybe to another thread) every call raises instead.
+        self._connection = connection
 
     def _rows(self, query: str, params: Sequence[Any] | dict[str, Any]) -> list[dict[str, Any]]:
-        with map_database_errors(self._action), self._conn.cursor(row_factory=dict_row) as cur:
+        with (
+            map_database_errors(self._action),
+            self._connection().cursor(row_factory=dict_row) as cur,
+        ):
             cur.execute(query, params)
             return cur.fetchall() if cur.description else []
 
@@ -63,7 +68,7 @@ class _Repository:
         return _structure(rows[0], model) if rows else None
 
     def _count(self, query: str, params: Sequence[Any] | dict[str, Any]) -> int:
-        with map_database_errors(self._action), self._conn.cursor() as cur:
+        with map_database_errors(self._action), self._connection().cursor() as cur:
             cur.execute(query, params)
             return cur.rowcount
 
