@@ -91,10 +91,12 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy (strict) over the core, the server and the plugins that carry their own config."""
-    install(session, "plugins/botmox-rtdb")
+    typed_plugins = ["plugins/botmox-rtdb", "plugins/botmox-supabase"]
+    install(session, *typed_plugins)
     session.run("mypy", "src")
-    with session.chdir(ROOT / "plugins/botmox-rtdb"):
-        session.run("mypy")
+    for plugin in typed_plugins:
+        with session.chdir(ROOT / plugin):
+            session.run("mypy")
 
 
 @nox.session(python=PYTHON)

@@ -35,10 +35,28 @@ def stack_env(name: str, stack: ExitStack, tmp: Path) -> dict[str, str]:
 
         host_port = stack.enter_context(running_emulator(rules=rules_document()))
         return {**emulator_environ(host_port, "e2e"), "BOTMOX_STORAGE": "localfs"}
+    if name == "supabase":  # PostgreSQL with the Supabase schema, RLS and roles
+        from botmox_supabase.testing import (
+            PostgresUnavailable,
+            migrated_database,
+            require_postgres,
+            running_postgres,
+        )
+
+        try:
+            admin_dsn = stack.enter_context(running_postgres())
+        except PostgresUnavailable as exc:
+            require_postgres(str(exc))  # skips locally, fails under CI=true
+        dsn = stack.enter_context(migrated_database(admin_dsn))
+        return {
+            "DATA_BACKEND": "supabase",
+            "BOTMOX_SUPABASE_DATABASE_URL": dsn,
+            "BOTMOX_STORAGE": "localfs",
+        }
     raise pytest.UsageError(f"unknown stack {name}")
 
 
-STACKS = ["embedded", "rtdb"]
+STACKS = ["embedded", "rtdb", "supabase"]
 
 
 def admin(server: RunningServer, *args: str) -> Any:
