@@ -107,9 +107,7 @@ class _S3ObjectStream(io.RawIOBase):
                 exc, operation="read object", bucket=self._bucket, key=self._key
             ) from exc
         except Exception as exc:  # urllib3 errors outside OSError (ProtocolError ...)
-            raise StorageError(
-                f"read object {self._key!r} failed ({type(exc).__name__})"
-            ) from exc
+            raise StorageError(f"read object {self._key!r} failed ({type(exc).__name__})") from exc
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
