@@ -31,6 +31,9 @@ TABLES = {
     "releases",
     "assignments",
     "download_audit",
+    "agents",
+    "commands",
+    "command_output",
 }
 
 

@@ -63,6 +63,24 @@ TABLES: dict[str, tuple[str, str]] = {
         " values (%(tenant)s, 'resolve_denied', 'denied', now())",
         "update botmox.download_audit set result = 'allowed' where tenant_id = %(tenant)s",
     ),
+    "agents": (
+        "insert into botmox.agents (id, tenant_id, status, created_at, pairing_expires_at,"
+        " token_hash) values (%(key)s, %(tenant)s, 'active', now(), now(), %(hash)s)",
+        "update botmox.agents set status = 'pending' where tenant_id = %(tenant)s",
+    ),
+    "commands": (
+        "insert into botmox.commands (id, tenant_id, agent_id, command_type, status, queued_at,"
+        " expires_at, updated_at, execution_timeout_seconds) values (%(key)s, %(tenant)s,"
+        " (select min(id) from botmox.agents where tenant_id = %(tenant)s), 'proxmox.start',"
+        " 'queued', now(), now() + interval '5 minutes', now(), 60)",
+        "update botmox.commands set status = 'dispatched' where tenant_id = %(tenant)s",
+    ),
+    "command_output": (
+        "insert into botmox.command_output (tenant_id, command_id, seq, data) values"
+        " (%(tenant)s, (select min(id) from botmox.commands where tenant_id = %(tenant)s),"
+        " (select count(*) from botmox.command_output where tenant_id = %(tenant)s), %(key)s)",
+        "update botmox.command_output set data = 'x' where tenant_id = %(tenant)s",
+    ),
 }
 
 
@@ -214,6 +232,19 @@ def test_token_hashes_are_not_readable_by_users(
         assert len(rows) == 2
         with pytest.raises(pg_errors.InsufficientPrivilege):
             conn.execute("select token_hash from botmox.api_tokens")
+
+
+def test_agent_credential_hashes_are_not_readable_by_users(
+    database_url: str, tenants: tuple[str, str]
+) -> None:
+    a, _ = tenants
+    with psycopg.connect(database_url) as conn:
+        _as_authenticated(conn, _claims(a))
+        rows = conn.execute("select id, status, last_seen_at from botmox.agents").fetchall()
+        assert len(rows) == 2
+        for column in ("token_hash", "pairing_code_hash"):
+            with pytest.raises(pg_errors.InsufficientPrivilege), conn.transaction():
+                conn.execute(f"select {column} from botmox.agents")
 
 
 def test_service_role_bypasses_rls_and_sees_every_tenant(
