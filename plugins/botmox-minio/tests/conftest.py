@@ -31,11 +31,4 @@ def public_endpoint(seaweedfs: SeaweedFS) -> str:
 @pytest.fixture
 def minio_env(seaweedfs: SeaweedFS, bucket: str, public_endpoint: str) -> dict[str, str]:
     """Environment selecting the minio plugin with separate internal and public endpoints."""
-    return {
-        "BOTMOX_STORAGE": "minio",
-        "BOTMOX_MINIO_ENDPOINT": seaweedfs.endpoint_url,
-        "BOTMOX_MINIO_PUBLIC_ENDPOINT": public_endpoint,
-        "BOTMOX_MINIO_BUCKET": bucket,
-        "BOTMOX_MINIO_ACCESS_KEY": seaweedfs.access_key_id,
-        "BOTMOX_MINIO_SECRET_KEY": seaweedfs.secret_access_key,
-    }
+    return seaweedfs.minio_env(bucket, public_endpoint=public_endpoint)

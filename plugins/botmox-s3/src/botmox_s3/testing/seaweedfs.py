@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 from botocore.client import BaseClient
@@ -115,6 +116,22 @@ class SeaweedFS:
             f"{prefix}SECRET_ACCESS_KEY": self.secret_access_key,
             f"{prefix}REGION": self.region,
             f"{prefix}ADDRESSING_STYLE": "path",
+        }
+
+    def minio_env(self, bucket: str, *, public_endpoint: str | None = None) -> dict[str, str]:
+        """``BOTMOX_STORAGE=minio`` and the ``BOTMOX_MINIO_*`` variables for ``bucket``.
+
+        ``public_endpoint`` defaults to the same port under ``localhost``, so presigned URLs
+        carry a host other than the internal ``127.0.0.1`` one, as in a real deployment.
+        """
+        port = urlsplit(self.endpoint_url).port
+        return {
+            "BOTMOX_STORAGE": "minio",
+            "BOTMOX_MINIO_ENDPOINT": self.endpoint_url,
+            "BOTMOX_MINIO_PUBLIC_ENDPOINT": public_endpoint or f"http://localhost:{port}",
+            "BOTMOX_MINIO_BUCKET": bucket,
+            "BOTMOX_MINIO_ACCESS_KEY": self.access_key_id,
+            "BOTMOX_MINIO_SECRET_KEY": self.secret_access_key,
         }
 
 
@@ -262,6 +279,7 @@ def running_seaweedfs(
     env = {
         **os.environ,
         "WEED_S3_SSE_KEK": secrets.token_hex(32),
+        "TMPDIR": str(data_dir),  # weed's gRPC unix sockets go here, and are removed with it
     }
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
@@ -284,9 +302,16 @@ def running_seaweedfs(
         log_path=log_path,
         process=process,
     )
+    # weed puts its gRPC unix sockets in /tmp whatever TMPDIR says; remove ours afterwards.
+    sockets = [
+        Path(f"/tmp/seaweedfs-{role}-grpc-{port}.sock")  # noqa: S108 - weed's fixed path
+        for role, port in (("master", master_grpc), ("volume", volume_grpc), ("s3", s3_grpc))
+    ]
     try:
         _wait_ready(server, process, startup_timeout)
         yield server
     finally:
         _stop(process)
         shutil.rmtree(data_dir, ignore_errors=True)
+        for path in sockets:
+            path.unlink(missing_ok=True)
