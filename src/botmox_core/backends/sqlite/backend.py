@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from botmox_core.backends.sqlite.agents import SqliteAgentRepository, SqliteCommandRepository
 from botmox_core.backends.sqlite.errors import error_from_sqlite, translate_sqlite_errors
 from botmox_core.backends.sqlite.repositories import (
     Params,
@@ -48,6 +49,7 @@ from botmox_core.errors import (
     DatabaseError,
     ServiceUnavailableError,
 )
+from botmox_core.ports.agents import AgentRepository, CommandRepository
 from botmox_core.ports.health import HealthReport
 from botmox_core.ports.repositories import (
     ApiTokenRepository,
@@ -200,17 +202,31 @@ class SqliteBackend:
                 connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
                 check_ownership(connection, self._label)  # before anything writes the file
                 if not self.in_memory:
-                    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                    if str(mode).lower() != "wal":
-                        raise DatabaseError(
-                            f"the SQLite {self._label} cannot use WAL journaling (got {mode})"
-                        )
+                    self._switch_to_wal(connection)
                     connection.execute(f"PRAGMA synchronous = {self._synchronous}")
                 migrate(connection, self._label)
             except BaseException:
                 connection.close()
                 raise
         return connection
+
+    def _switch_to_wal(self, connection: sqlite3.Connection) -> None:
+        # Switching a fresh file to WAL needs an exclusive lock, and SQLite answers "locked"
+        # at once (without its busy handler) while another process opens the same file:
+        # retry until the busy timeout, by which time that process has usually switched it.
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+        if str(mode).lower() != "wal":
+            raise DatabaseError(f"the SQLite {self._label} cannot use WAL journaling (got {mode})")
 
     def _checkout(self, timeout: float | None = None) -> sqlite3.Connection:
         """Take the instance's lock and its connection."""
@@ -286,6 +302,8 @@ class SqliteUnitOfWork:
         self.releases: ReleaseRepository = SqliteReleaseRepository(statements)
         self.assignments: AssignmentRepository = SqliteAssignmentRepository(statements)
         self.audit: DownloadAuditRepository = SqliteDownloadAuditRepository(statements)
+        self.agents: AgentRepository = SqliteAgentRepository(statements)
+        self.commands: CommandRepository = SqliteCommandRepository(statements)
 
     def __enter__(self) -> SqliteUnitOfWork:
         if self._entered:
