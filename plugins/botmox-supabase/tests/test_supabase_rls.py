@@ -78,8 +78,9 @@ TABLES: dict[str, tuple[str, str]] = {
     "command_output": (
         "insert into botmox.command_output (tenant_id, command_id, seq, data) values"
         " (%(tenant)s, (select min(id) from botmox.commands where tenant_id = %(tenant)s),"
-        " (select count(*) from botmox.command_output where tenant_id = %(tenant)s), %(key)s)",
-        "update botmox.command_output set data = 'x' where tenant_id = %(tenant)s",
+        " (select count(*) from botmox.command_output where tenant_id = %(tenant)s),"
+        " convert_to(%(key)s, 'UTF8'))",
+        "update botmox.command_output set data = '\\x00' where tenant_id = %(tenant)s",
     ),
 }
 

@@ -18,6 +18,7 @@ import psycopg_pool
 from psycopg import sql
 
 from botmox_core.errors import BotmoxError, ConfigurationError
+from botmox_core.ports.agents import AgentRepository, CommandRepository
 from botmox_core.ports.health import HealthReport
 from botmox_core.ports.repositories import (
     ApiTokenRepository,
@@ -28,6 +29,7 @@ from botmox_core.ports.repositories import (
     ReleaseRepository,
     VmRepository,
 )
+from botmox_supabase.agent_repositories import PostgresAgentRepository, PostgresCommandRepository
 from botmox_supabase.error_mapping import map_database_errors
 from botmox_supabase.options import SupabaseOptions
 from botmox_supabase.repositories import (
@@ -62,7 +64,9 @@ class PostgresUnitOfWork:
     """One database transaction over every repository; leaving without :meth:`commit` rolls back.
 
     The connection is taken from the pool on ``__enter__`` and returned on ``__exit__``; a
-    connection broken mid-way is discarded by the pool, never reused.
+    connection broken mid-way is discarded by the pool, never reused. Carries the agent command
+    bus repositories (``agents``, ``commands``) as well: an
+    :class:`~botmox_core.ports.AgentUnitOfWork`.
     """
 
     tokens: ApiTokenRepository
@@ -72,10 +76,16 @@ class PostgresUnitOfWork:
     releases: ReleaseRepository
     assignments: AssignmentRepository
     audit: DownloadAuditRepository
+    agents: AgentRepository
+    commands: CommandRepository
 
     def __init__(self, backend: PostgresDataBackend) -> None:
         self._backend = backend
         self._conn: psycopg.Connection[Any] | None = None
+        # Present before the unit is entered (supports_agents() looks without entering); they
+        # reach the connection through _connection, which refuses use outside the with-block.
+        self.agents = PostgresAgentRepository(self._connection)
+        self.commands = PostgresCommandRepository(self._connection)
 
     def __enter__(self) -> PostgresUnitOfWork:
         if self._conn is not None:

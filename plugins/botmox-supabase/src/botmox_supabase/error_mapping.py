@@ -1,8 +1,10 @@
 """The one place where psycopg and pool errors become botmox errors.
 
 * unique violation → :class:`DuplicateError` (409) whose message names the broken rule;
-* check, not-null, foreign-key and data errors → :class:`BadRequestError` (400), a foreign-key
-  violation with the rule it broke;
+* check, not-null, foreign-key and data errors, and text psycopg cannot encode (lone
+  surrogates) → :class:`BadRequestError` (400), a foreign-key violation with the rule it broke;
+* the commands' state guard (an illegal state change) → :class:`InvalidCommandTransitionError`
+  (409);
 * connection loss, ``OperationalError``, admin shutdown, pool timeout →
   :class:`ServiceUnavailableError` (503);
 * serialization failures and deadlocks, and every other database error → :class:`DatabaseError`
@@ -25,6 +27,7 @@ from botmox_core.errors import (
     BotmoxError,
     DatabaseError,
     DuplicateError,
+    InvalidCommandTransitionError,
     ServiceUnavailableError,
 )
 
@@ -46,12 +49,27 @@ UNIQUE_RULES: dict[str, str] = {
     "releases_tenant_id_key": "a release with this id already exists",
     "assignments_scope_key": "an assignment for this user (or default) and scope already exists",
     "download_audit_pkey": "an audit entry with this id already exists",
+    "agents_pkey": "an agent with this id already exists",
+    "agents_tenant_id_key": "an agent with this id already exists",
+    "agents_pairing_code_hash_key": "this pairing code is already in use",
+    "agents_token_hash_key": "an agent with this token hash already exists",
+    "commands_pkey": "a command with this id already exists",
+    "commands_tenant_id_key": "a command with this id already exists",
+    "commands_idempotency_key": (
+        "a command with this idempotency key already exists for the agent"
+    ),
+    "command_output_pkey": "this output chunk of the command is already stored",
 }
 
 # Constraint name → what a foreign-key violation means to the caller.
 FOREIGN_KEY_RULES: dict[str, str] = {
     "assignments_release_fkey": "the assigned release does not exist for the tenant",
+    "commands_agent_fkey": "the command's agent does not exist for the tenant",
+    "command_output_command_fkey": "the output's command does not exist for the tenant",
 }
+
+#: Raised by the commands' state guard trigger (an illegal state change reached the database).
+TRANSITION_CONSTRAINT = "commands_transition_check"
 
 _UNAVAILABLE_STATES = {
     "57P01",  # admin_shutdown
@@ -79,6 +97,8 @@ def map_database_error(exc: BaseException, action: str) -> BotmoxError:
     """The botmox error for ``exc``, raised while doing ``action`` (e.g. ``"lease add"``)."""
     if isinstance(exc, BotmoxError):
         return exc
+    if isinstance(exc, UnicodeEncodeError):
+        return BadRequestError(f"{action} refused: text is not valid Unicode (lone surrogate)")
     if isinstance(exc, psycopg_pool.PoolTimeout):
         return ServiceUnavailableError(
             f"database unavailable during {action}: no connection in time"
@@ -94,6 +114,11 @@ def map_database_error(exc: BaseException, action: str) -> BotmoxError:
         return BadRequestError(
             FOREIGN_KEY_RULES.get(name or "", f"{action} refers to a missing record ({name})"),
             details={"constraint": name} if name else None,
+        )
+    if isinstance(exc, pg_errors.CheckViolation) and _constraint(exc) == TRANSITION_CONSTRAINT:
+        return InvalidCommandTransitionError(
+            exc.diag.message_primary or "illegal command state change",
+            details={"constraint": TRANSITION_CONSTRAINT},
         )
     if isinstance(exc, pg_errors.IntegrityError | pg_errors.DataError):
         name = _constraint(exc)
@@ -115,5 +140,10 @@ def map_database_errors(action: str) -> Iterator[None]:
     """Re-raise any psycopg or pool error inside the block as a botmox error."""
     try:
         yield
-    except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+    except (
+        psycopg.Error,
+        psycopg_pool.PoolTimeout,
+        psycopg_pool.PoolClosed,
+        UnicodeEncodeError,
+    ) as exc:
         raise map_database_error(exc, action) from exc

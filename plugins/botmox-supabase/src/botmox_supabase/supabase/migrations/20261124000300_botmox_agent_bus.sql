@@ -8,8 +8,8 @@
 -- * Commands belong to an agent of the same tenant (composite foreign key). At most one command
 --   per (tenant, agent, idempotency key). Server replicas claim queued commands with
 --   `SELECT ... FOR UPDATE SKIP LOCKED`, served by the partial index `commands_claim_idx`.
--- * A command in a final state never changes state again (trigger); the legal moves between the
---   other states are checked by the botmox services.
+-- * A command only makes the legal state changes (trigger `commands_transition_guard`, the same
+--   table the botmox services check first): a final state never changes again.
 -- * Output is stored in chunks keyed by (tenant, command, seq), so a resent chunk is a no-op.
 
 create table if not exists botmox.agents (
@@ -99,7 +99,9 @@ create table if not exists botmox.command_output (
   tenant_id   text    not null,
   command_id  text    not null,
   seq         integer not null,
-  data        text    not null,
+  -- UTF-8 bytes (Python's surrogatepass): any text an agent sends, NUL and lone surrogates
+  -- included, comes back exactly; convert_from(data, 'UTF8') reads ordinary text.
+  data        bytea   not null,
   constraint command_output_pkey primary key (tenant_id, command_id, seq),
   constraint command_output_command_fkey
     foreign key (tenant_id, command_id) references botmox.commands (tenant_id, id)
@@ -108,29 +110,36 @@ create table if not exists botmox.command_output (
   constraint command_output_tenant_id_check check (tenant_id <> '')
 );
 
--- A final state is final: no update may move a command out of it.
-create or replace function botmox.commands_final_state_guard() returns trigger
+-- Only the legal state changes (the table of botmox.services.commands.TRANSITIONS); a final
+-- state is final. The services check the same table first, so this is the last line of defence
+-- against a buggy or hand-written update, never the normal path.
+create or replace function botmox.commands_transition_guard() returns trigger
   language plpgsql
   set search_path = ''
   as $$
   begin
-    if old.status in ('succeeded', 'failed', 'expired', 'cancelled', 'timed_out')
-       and new.status is distinct from old.status then
+    if new.status is distinct from old.status and not (
+      (old.status = 'queued' and new.status in ('dispatched', 'expired', 'cancelled', 'failed'))
+      or (old.status = 'dispatched' and new.status in (
+        'running', 'queued', 'succeeded', 'failed', 'expired', 'cancelled'))
+      or (old.status = 'running' and new.status in (
+        'succeeded', 'failed', 'timed_out', 'cancelled', 'queued'))
+    ) then
       raise exception using
         errcode = 'check_violation',
-        constraint = 'commands_final_state_check',
-        message = format('command %s is %s: its state is final', old.id, old.status);
+        constraint = 'commands_transition_check',
+        message = format('command %s cannot move from %s to %s', old.id, old.status, new.status);
     end if;
     return new;
   end
   $$;
 
-revoke all on function botmox.commands_final_state_guard() from public, anon, authenticated;
+revoke all on function botmox.commands_transition_guard() from public, anon, authenticated;
 
-drop trigger if exists commands_final_state_guard on botmox.commands;
-create trigger commands_final_state_guard
+drop trigger if exists commands_transition_guard on botmox.commands;
+create trigger commands_transition_guard
   before update of status on botmox.commands
-  for each row execute function botmox.commands_final_state_guard();
+  for each row execute function botmox.commands_transition_guard();
 
 -- Row-level security, exactly like the other tables (see 20261124000200): authenticated users
 -- read their tenant's rows, nobody but the server writes.
