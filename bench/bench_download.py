@@ -1,11 +1,12 @@
-"""Benchmark of the lease-gated download path on the embedded default (SQLite + localfs).
-
-Measured in one run against one real uvicorn server process:
+"""Benchmark of the lease-gated download path, measured in one run against real uvicorn server
+processes:
 
 1. resolve-download requests/s and p50/p99 latency, sequential and with concurrent clients,
-   beside ``GET /api/v1/health/live`` as the framework floor (same client, same count).
+   beside ``GET /api/v1/health/live`` as the framework floor (same client, same count) — on the
+   embedded default (SQLite + localfs) and, when the Supabase plugin and PostgreSQL are
+   available, on Supabase/PostgreSQL in the same run.
 2. download + sha256 verification MB/s through the runner client, beside ``curl -o file`` +
-   ``sha256sum file`` of the same object from the same server.
+   ``sha256sum file`` of the same object from the same server (embedded default).
 
 ``BOTMOX_BENCH_QUICK=1`` shrinks the workload (CI smoke); figures are printed, never asserted.
 """
@@ -21,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -74,18 +76,54 @@ def hammer(call: Callable[[httpx.Client], None], url: str, threads: int) -> dict
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="botmox-bench-"))
     try:
-        run(work)
+        artifact = work / "artifact.bin"
+        with artifact.open("wb") as handle:
+            block = os.urandom(1024 * 1024)
+            for index in range(SIZE_MIB):
+                handle.write(block[index:] + block[:index])
+        run(
+            work / "embedded",
+            artifact,
+            {"BOTMOX_PLUGINS": "none"},
+            "embedded (SQLite + localfs)",
+            downloads=True,
+        )
+        with ExitStack() as stack:
+            env = supabase_env(stack)
+            if env is not None:
+                run(
+                    work / "supabase",
+                    artifact,
+                    env,
+                    "Supabase/PostgreSQL + localfs",
+                    downloads=False,
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path) -> None:
-    artifact = work / "artifact.bin"
-    with artifact.open("wb") as handle:
-        block = os.urandom(1024 * 1024)
-        for index in range(SIZE_MIB):
-            handle.write(block[index:] + block[:index])
-    with running_server(work / "data", {"BOTMOX_PLUGINS": "none"}) as server:
+def supabase_env(stack: ExitStack) -> dict[str, str] | None:
+    """Environment for a server on a throwaway PostgreSQL, or None (said why) when unavailable."""
+    try:
+        from botmox_supabase.testing import migrated_database, running_postgres
+    except ImportError:
+        print("\n(Supabase plugin not installed: PostgreSQL figures skipped)")
+        return None
+    try:
+        admin_dsn = stack.enter_context(running_postgres())
+    except Exception as exc:
+        print(f"\n(PostgreSQL unavailable: {exc}; PostgreSQL figures skipped)")
+        return None
+    dsn = stack.enter_context(migrated_database(admin_dsn))
+    return {
+        "BOTMOX_PLUGINS": "supabase",
+        "DATA_BACKEND": "supabase",
+        "BOTMOX_SUPABASE_DATABASE_URL": dsn,
+    }
+
+
+def run(work: Path, artifact: Path, env: dict[str, str], label: str, *, downloads: bool) -> None:
+    with running_server(work / "data", env) as server:
         core = bootstrap(load_settings(dict(server.env)))
         try:
             admin = Principal("bench", Role.ADMIN)
@@ -124,7 +162,7 @@ def run(work: Path) -> None:
         def live(c: httpx.Client) -> None:
             assert c.get("/api/v1/health/live").status_code == 200
 
-        print(f"botmox bench: embedded default (SQLite + localfs), {REQUESTS} requests each")
+        print(f"\nbotmox bench: {label}, {REQUESTS} requests each")
         print(f"{'endpoint':42} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
         for threads in (1, THREADS):
             for name, call in (
@@ -137,6 +175,8 @@ def run(work: Path) -> None:
                     f"{figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f}"
                 )
 
+        if not downloads:
+            return
         expected = hashlib.sha256(artifact.read_bytes()).hexdigest()
         sdk_times, curl_times = [], []
         with RunnerClient(server.url, token) as client:
