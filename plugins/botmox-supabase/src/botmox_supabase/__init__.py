@@ -6,6 +6,8 @@
   :class:`SupabaseOptions` (``BOTMOX_SUPABASE_DATABASE_URL`` ...).
 * :func:`apply_migrations` / ``botmox db migrate`` — the shipped Supabase CLI migrations
   (``supabase/migrations/*.sql``), applied idempotently.
+* :class:`PostgresTransport` — the ``postgres`` agent transport (``LISTEN/NOTIFY``) that wakes
+  the server replica holding an agent's socket (``BOTMOX_AGENT_TRANSPORT=postgres``).
 * :mod:`botmox_supabase.testing` — a throwaway real PostgreSQL for tests.
 
 See ``docs/supabase.md``.
@@ -20,12 +22,14 @@ if TYPE_CHECKING:
     from botmox_supabase.backend import PostgresDataBackend, PostgresUnitOfWork
     from botmox_supabase.migrations import apply_migrations, migrations_dir, shipped_migrations
     from botmox_supabase.options import SupabaseOptions
+    from botmox_supabase.transport import PostgresTransport
 
 # Loaded on first use, so that loading the plugin (every `botmox` start) does not import psycopg.
 _LAZY = {
     "PostgresDataBackend": "botmox_supabase.backend",
     "PostgresUnitOfWork": "botmox_supabase.backend",
     "SupabaseOptions": "botmox_supabase.options",
+    "PostgresTransport": "botmox_supabase.transport",
     "apply_migrations": "botmox_supabase.migrations",
     "migrations_dir": "botmox_supabase.migrations",
     "shipped_migrations": "botmox_supabase.migrations",
@@ -33,6 +37,7 @@ _LAZY = {
 
 __all__ = [
     "PostgresDataBackend",
+    "PostgresTransport",
     "PostgresUnitOfWork",
     "SupabaseOptions",
     "apply_migrations",

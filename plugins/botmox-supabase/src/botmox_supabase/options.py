@@ -10,6 +10,9 @@ pool_max_size          ``BOTMOX_SUPABASE_POOL_MAX_SIZE``                        
 pool_timeout           ``BOTMOX_SUPABASE_POOL_TIMEOUT`` (seconds to get a connection)  5
 connect_timeout        ``BOTMOX_SUPABASE_CONNECT_TIMEOUT`` (seconds)                  5
 role                   ``BOTMOX_SUPABASE_ROLE``: ``SET LOCAL ROLE`` per transaction    none
+listen_database_url    ``BOTMOX_SUPABASE_LISTEN_DATABASE_URL``: session-mode URL of   database_url
+                       the ``postgres`` agent transport's ``LISTEN`` connection
+notify_channel         ``BOTMOX_SUPABASE_NOTIFY_CHANNEL`` (``postgres`` transport)    botmox_agents
 url                    ``BOTMOX_SUPABASE_URL`` (project URL, informational)           none
 anon_key               ``BOTMOX_SUPABASE_ANON_KEY``                                   none
 service_role_key       ``BOTMOX_SUPABASE_SERVICE_ROLE_KEY``                           none
@@ -112,6 +115,10 @@ class SupabaseOptions:
         connect_timeout: seconds libpq waits for a new connection.
         role: role switched to with ``SET LOCAL ROLE`` at the start of every transaction
             (for a login role that is a member of ``service_role`` but lacks BYPASSRLS).
+        listen_database_url: URL the ``postgres`` agent transport listens and notifies on; must
+            keep its session (direct connection or Supavisor session mode). Default:
+            ``database_url``.
+        notify_channel: the transport's notification channel (``botmox_agents``).
         url: the Supabase project URL (reported, not used for data access).
         anon_key, service_role_key: Supabase API keys (kept for plugins that call Supabase APIs).
     """
@@ -122,6 +129,10 @@ class SupabaseOptions:
     pool_timeout: float = 5.0
     connect_timeout: float = 5.0
     role: str | None = None
+    listen_database_url: str | None = attrs.field(
+        default=None, repr=lambda url: "None" if url is None else redact_database_url(url)
+    )
+    notify_channel: str = "botmox_agents"
     url: str | None = None
     anon_key: str | None = attrs.field(default=None, repr=False)
     service_role_key: str | None = attrs.field(default=None, repr=False)
@@ -137,6 +148,13 @@ class SupabaseOptions:
             )
         if self.role is not None and not _ROLE_NAME.match(self.role):
             raise ConfigurationError(f"supabase role {self.role!r} is not a plain role name")
+        if self.listen_database_url is not None:
+            _validate_url(self.listen_database_url)
+        if not _ROLE_NAME.match(self.notify_channel):
+            raise ConfigurationError(
+                f"supabase notify_channel {self.notify_channel!r} must be 1-63 of a-z 0-9 _"
+                " (not starting with a digit)"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SupabaseOptions:
@@ -159,6 +177,12 @@ class SupabaseOptions:
             pool_timeout=_seconds(options, "pool_timeout", 5.0),
             connect_timeout=_seconds(options, "connect_timeout", 5.0),
             role=options.get("role") or None,
+            listen_database_url=(
+                _validate_url(options["listen_database_url"])
+                if options.get("listen_database_url")
+                else None
+            ),
+            notify_channel=options.get("notify_channel") or "botmox_agents",
             url=options.get("url") or None,
             anon_key=options.get("anon_key") or None,
             service_role_key=options.get("service_role_key") or None,

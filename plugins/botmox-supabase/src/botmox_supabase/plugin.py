@@ -14,9 +14,10 @@ if TYPE_CHECKING:
     import click
 
     from botmox_core.config import Settings
-    from botmox_core.ports import DataBackend
+    from botmox_core.ports import AgentTransport, DataBackend
 
 BACKEND_NAME = "supabase"
+TRANSPORT_NAME = "postgres"
 
 
 def build_data_backend(settings: Settings) -> DataBackend:
@@ -31,6 +32,19 @@ def build_data_backend(settings: Settings) -> DataBackend:
 def botmox_register_data_backends(register: Callable[[str, Any], None]) -> None:
     """Register the ``supabase`` data backend."""
     register(BACKEND_NAME, build_data_backend)
+
+
+def build_agent_transport(settings: Settings) -> AgentTransport:
+    """Build the ``postgres`` agent transport (LISTEN/NOTIFY) from the ``supabase`` options."""
+    from botmox_supabase.transport import PostgresTransport
+
+    return PostgresTransport.from_settings(settings)
+
+
+@hookimpl
+def botmox_register_agent_transports(register: Callable[[str, Any], None]) -> None:
+    """Register the ``postgres`` agent transport (``BOTMOX_AGENT_TRANSPORT=postgres``)."""
+    register(TRANSPORT_NAME, build_agent_transport)
 
 
 @hookimpl
