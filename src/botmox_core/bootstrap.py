@@ -16,7 +16,7 @@ from botmox_core.config import Settings
 from botmox_core.converter import get_converter
 from botmox_core.errors import ConfigurationError
 from botmox_core.plugin import PluginRegistry, load_registry
-from botmox_core.ports import DataBackend, HealthReport, ObjectStorage
+from botmox_core.ports import AgentTransport, DataBackend, HealthReport, ObjectStorage
 from botmox_core.security import LeaseTokenSigner
 from botmox_core.services import (
     DownloadService,
@@ -26,6 +26,8 @@ from botmox_core.services import (
     TokenService,
     VmRegistry,
 )
+from botmox_core.services.agents import AgentService
+from botmox_core.services.commands import CommandService
 from botmox_core.services.principal import Clock, utcnow
 
 
@@ -40,6 +42,10 @@ class App:
         storage: the selected object storage.
         signer: the lease token signer.
         tokens, vms, licences, leases, releases, downloads: the services.
+        transport: the agent transport (wake-ups for the replica holding an agent's socket).
+        agents, commands: the agent command bus (``agents.supported`` is False when the data
+            backend has no agent repositories; their calls then raise 501).
+        command_sweep_interval: seconds between the server's command sweeps.
     """
 
     settings: Settings
@@ -53,6 +59,10 @@ class App:
     leases: LeaseService
     releases: ReleaseService
     downloads: DownloadService
+    transport: AgentTransport
+    agents: AgentService
+    commands: CommandService
+    command_sweep_interval: float = 1.0
 
     def health(self) -> dict[str, HealthReport]:
         """Health of every dependency, by role (``data_backend``, ``storage``)."""
@@ -116,6 +126,22 @@ def bootstrap(
         backend.close()
         raise
     signer = load_signer(settings)
+    environ = settings.environ
+    transport = registry.agent_transports.get(environ.get("BOTMOX_AGENT_TRANSPORT", "inprocess"))(
+        settings
+    )
+    agents = AgentService(
+        backend,
+        offline_after_seconds=_int_option(environ, "BOTMOX_AGENT_OFFLINE_SECONDS", 120, 1),
+        token_ttl_days=_int_option(environ, "BOTMOX_AGENT_TOKEN_TTL_DAYS", 365, 1),
+        clock=clock,
+    )
+    commands = CommandService(
+        agents,
+        ack_timeout_seconds=_int_option(environ, "BOTMOX_COMMAND_ACK_TIMEOUT_SECONDS", 30, 1),
+        max_attempts=_int_option(environ, "BOTMOX_COMMAND_MAX_ATTEMPTS", 5, 1),
+        clock=clock,
+    )
     return App(
         settings=settings,
         registry=registry,
@@ -130,4 +156,34 @@ def bootstrap(
         downloads=DownloadService(
             backend, storage, signer, url_ttl_seconds=settings.download_url_ttl_seconds, clock=clock
         ),
+        transport=transport,
+        agents=agents,
+        commands=commands,
+        command_sweep_interval=_float_option(environ, "BOTMOX_COMMAND_SWEEP_INTERVAL_SECONDS", 1.0),
     )
+
+
+def _int_option(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _float_option(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    if not 0.05 <= value <= 3600:
+        raise ConfigurationError(f"{name} must be between 0.05 and 3600 seconds")
+    return value

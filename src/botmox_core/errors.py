@@ -19,13 +19,21 @@ registered for the code it receives.
     │       └── DownloadUrlExpiredError (download URL past its expiry)
     ├── NotFoundError              404 NOT_FOUND and the 404 lookup codes
     │   ├── VmNotRegisteredError, LeaseNotFoundError, ArtifactAssignmentNotFoundError,
-    │   └── ArtifactReleaseNotFoundError, ArtifactObjectNotFoundError
+    │   ├── ArtifactReleaseNotFoundError, ArtifactObjectNotFoundError
+    │   └── AgentNotFoundError, PairingNotFoundError, CommandNotFoundError
     ├── ConflictError              409 CONFLICT and the 409 state codes
     │   ├── LeaseInactiveError, LeaseExpiredError, ArtifactScopeMismatchError,
-    │   └── ArtifactReleaseNotActiveError, ArtifactIntegrityError, DuplicateError
+    │   ├── ArtifactReleaseNotActiveError, ArtifactIntegrityError, DuplicateError
+    │   ├── AgentRevokedError, AgentNotActiveError, AlreadyRevokedError, AgentOfflineError
+    │   └── InvalidCommandTransitionError, IdempotencyKeyReusedError
+    ├── GoneError                  410 GONE
+    │   └── PairingExpiredError
     ├── PayloadTooLargeError       413 PAYLOAD_TOO_LARGE
+    │   └── CommandOutputLimitError
     ├── RateLimitedError           429 RATE_LIMITED (retryable, honours Retry-After)
     ├── UpstreamError              502 STORAGE_ERROR / DATABASE_ERROR (retryable)
+    ├── NotSupportedError          501 NOT_SUPPORTED
+    │   └── AgentsNotSupportedError (the data backend has no agent/command repositories)
     └── ServiceUnavailableError    503 SERVICE_UNAVAILABLE (retryable)
 """
 
@@ -34,6 +42,20 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AgentNotActiveError",
+    "AgentNotFoundError",
+    "AgentOfflineError",
+    "AgentRevokedError",
+    "AgentsNotSupportedError",
+    "AlreadyRevokedError",
+    "CommandNotFoundError",
+    "CommandOutputLimitError",
+    "GoneError",
+    "IdempotencyKeyReusedError",
+    "InvalidCommandTransitionError",
+    "NotSupportedError",
+    "PairingExpiredError",
+    "PairingNotFoundError",
     "ArtifactAssignmentNotFoundError",
     "ArtifactIntegrityError",
     "ArtifactObjectNotFoundError",
@@ -288,9 +310,11 @@ def error_class_for_code(code: str, status: int) -> type[BotmoxError]:
         ForbiddenError,
         NotFoundError,
         ConflictError,
+        GoneError,
         PayloadTooLargeError,
         RateLimitedError,
         UpstreamError,
+        NotSupportedError,
         ServiceUnavailableError,
     ):
         if cls.status == status:
@@ -303,3 +327,78 @@ class ConfigurationError(BotmoxError):
 
     default_code = "CONFIGURATION_ERROR"
     status = 500
+
+
+# -- agents and commands -------------------------------------------------------------------
+
+
+class AgentNotFoundError(NotFoundError):
+    default_code = "AGENT_NOT_FOUND"
+
+
+class PairingNotFoundError(NotFoundError):
+    """No unused pairing with that code (never issued, or already used)."""
+
+    default_code = "PAIRING_NOT_FOUND"
+
+
+class CommandNotFoundError(NotFoundError):
+    default_code = "COMMAND_NOT_FOUND"
+
+
+class GoneError(BotmoxError):
+    default_code = "GONE"
+    status = 410
+
+
+class PairingExpiredError(GoneError):
+    default_code = "PAIRING_EXPIRED"
+
+
+class AgentRevokedError(ConflictError):
+    default_code = "AGENT_REVOKED"
+
+
+class AgentNotActiveError(ConflictError):
+    """The agent has not registered yet (pairing still pending)."""
+
+    default_code = "AGENT_NOT_ACTIVE"
+
+
+class AlreadyRevokedError(ConflictError):
+    default_code = "ALREADY_REVOKED"
+
+
+class AgentOfflineError(ConflictError):
+    """The agent is not active, or has no live connection and no recent heartbeat."""
+
+    default_code = "AGENT_OFFLINE"
+
+
+class InvalidCommandTransitionError(ConflictError):
+    """The command cannot move from its current state to the requested one."""
+
+    default_code = "INVALID_COMMAND_TRANSITION"
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    """The idempotency key names a command with another type or payload."""
+
+    default_code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class CommandOutputLimitError(PayloadTooLargeError):
+    """The command's stored output would exceed the per-command limit."""
+
+    default_code = "OUTPUT_LIMIT_EXCEEDED"
+
+
+class NotSupportedError(BotmoxError):
+    default_code = "NOT_SUPPORTED"
+    status = 501
+
+
+class AgentsNotSupportedError(NotSupportedError):
+    """The configured data backend has no agent and command repositories."""
+
+    default_code = "AGENTS_NOT_SUPPORTED"

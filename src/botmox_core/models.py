@@ -14,7 +14,11 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "Agent",
+    "AgentStatus",
     "ApiToken",
+    "Command",
+    "CommandStatus",
     "Assignment",
     "AuditEvent",
     "AuditResult",
@@ -338,3 +342,130 @@ class ObjectInfo:
     sha256: str | None = None
     etag: str | None = None
     content_type: str | None = None
+
+
+class AgentStatus(enum.StrEnum):
+    """Stored agent states. ``offline`` is not stored: it is an active agent not seen lately."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class CommandStatus(enum.StrEnum):
+    """Command states; the legal moves between them are in
+    :data:`botmox_core.services.commands.TRANSITIONS`."""
+
+    QUEUED = "queued"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_COMMAND_STATES
+
+
+_FINAL_COMMAND_STATES = frozenset(
+    {
+        CommandStatus.SUCCEEDED,
+        CommandStatus.FAILED,
+        CommandStatus.EXPIRED,
+        CommandStatus.CANCELLED,
+        CommandStatus.TIMED_OUT,
+    }
+)
+
+
+@attrs.frozen
+class Agent:
+    """An agent next to the infrastructure: created pending by a pairing, made active by
+    registering with the pairing code, ended by revocation.
+
+    Secrets are never stored: ``pairing_code_hash`` and ``token_hash`` are hex sha256 digests.
+
+    Attributes:
+        id: agent id (``agt_`` + random hex); also the pairing id.
+        tenant_id: owning tenant.
+        name: operator's label.
+        status: pending, active or revoked.
+        created_at: when the pairing was created.
+        pairing_code_hash: hash of the unused pairing code; ``None`` once used.
+        pairing_expires_at: when the pairing code stops working.
+        version, platform, capabilities: what the agent reported at registration.
+        public_key: the agent's X25519 public key (base64 of 32 bytes), if it sent one.
+        token_hash, token_expires_at: the agent token's hash and expiry.
+        registered_at: when it registered.
+        last_seen_at: last heartbeat or frame.
+        revoked_at, revoke_reason: set on revocation.
+    """
+
+    id: str
+    tenant_id: str
+    status: AgentStatus
+    created_at: datetime
+    pairing_expires_at: datetime
+    name: str | None = None
+    pairing_code_hash: str | None = attrs.field(default=None, repr=False)
+    version: str | None = None
+    platform: str | None = None
+    capabilities: tuple[str, ...] = ()
+    public_key: str | None = None
+    token_hash: str | None = attrs.field(default=None, repr=False)
+    token_expires_at: datetime | None = None
+    registered_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = None
+
+
+@attrs.frozen
+class Command:
+    """A command queued for one agent.
+
+    Attributes:
+        id: command id (``cmd_`` + random hex).
+        tenant_id, agent_id: whose agent runs it.
+        command_type: what to run (``proxmox.start``, ``syncthing.scan`` ...).
+        payload: JSON object handed to the agent's handler.
+        status: current state.
+        queued_at: when it was enqueued.
+        expires_at: delivery deadline: still queued or dispatched after it → expired.
+        updated_at: last state change.
+        execution_timeout_seconds: running longer than this → timed_out.
+        idempotency_key: the caller's key; one command per (tenant, agent, key).
+        attempts: how many times it was dispatched.
+        max_attempts: dispatches allowed before it is failed as undeliverable.
+        dispatched_at, started_at, finished_at: state change times.
+        cancel_requested_at: when cancellation was asked for.
+        result: the agent's JSON result.
+        error: why it failed, expired, timed out or was cancelled.
+        output_bytes: size of the stored output (UTF-8 bytes).
+        created_by: subject of the caller that enqueued it.
+    """
+
+    id: str
+    tenant_id: str
+    agent_id: str
+    command_type: str
+    status: CommandStatus
+    queued_at: datetime
+    expires_at: datetime
+    updated_at: datetime
+    payload: dict[str, Any] = attrs.Factory(dict)
+    execution_timeout_seconds: int = 3600
+    idempotency_key: str | None = None
+    attempts: int = 0
+    max_attempts: int = 5
+    dispatched_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    output_bytes: int = 0
+    created_by: str | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -18,7 +20,8 @@ from botmox_server.auth import Authenticator
 from botmox_server.dependencies import provide_core, provide_principal
 from botmox_server.errors import EXCEPTION_HANDLERS
 from botmox_server.middleware import RequestIdMiddleware
-from botmox_server.routes import artifacts, health, licence, vms
+from botmox_server.routes import agents, artifacts, health, licence, vm_ops, vms
+from botmox_server.routes.agent_ws import AgentHub, agent_connect, provide_hub, sweep_forever
 from botmox_server.routes.localfs_download import localfs_download_routes
 
 __all__ = ["create_app"]
@@ -50,9 +53,27 @@ ROUTES: list[Any] = [
     artifacts.get_assignment,
     artifacts.resolve_download,
     artifacts.audit_log,
+    agents.create_pairing,
+    agents.register_agent,
+    agents.agent_heartbeat,
+    agents.list_agents,
+    agents.get_agent,
+    agents.revoke_agent,
+    vm_ops.enqueue_command,
+    vm_ops.proxmox_action,
+    vm_ops.syncthing_action,
+    vm_ops.infra_action,
+    vm_ops.get_command,
+    vm_ops.list_commands,
+    vm_ops.update_command,
+    vm_ops.cancel_command,
+    vm_ops.next_command,
     openapi_document,
     *localfs_download_routes,
 ]
+
+#: WebSocket routes (documented in docs/agent-protocol.md, not in OpenAPI).
+WEBSOCKET_ROUTES: list[Any] = [agent_connect]
 
 
 def create_app(settings: Settings | None = None, core: App | None = None) -> Litestar:
@@ -61,14 +82,28 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
     if core is None:
         core = bootstrap(settings or load_settings())
 
+    hub = AgentHub(core)
+    background: list[asyncio.Task[None]] = []
+
+    async def start_agent_bus() -> None:
+        await core.transport.start()
+        background.append(asyncio.create_task(sweep_forever(hub), name="botmox-command-sweeper"))
+
     async def close_core() -> None:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await core.transport.stop()
         core.close()
 
     return Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, *WEBSOCKET_ROUTES],
         dependencies={
             "core": Provide(provide_core, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=True),
+            "hub": Provide(provide_hub, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestIdMiddleware],
@@ -76,7 +111,8 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
             {
                 "core": core,
                 "storage": core.storage,
-                "authenticator": Authenticator(core.settings, core.tokens),
+                "authenticator": Authenticator(core.settings, core.tokens, core.agents),
+                "agent_hub": hub,
             }
         ),
         openapi_config=OpenAPIConfig(
@@ -88,6 +124,7 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
             ),
             security=[{"bearer": []}],
         ),
+        on_startup=[start_agent_bus],
         on_shutdown=[close_core],
         request_max_body_size=JSON_BODY_LIMIT,
         debug=False,

@@ -1,4 +1,5 @@
-"""Bearer authentication: operator API tokens (``bmx_...``, looked up by hash) and JWTs signed
+"""Bearer authentication: operator API tokens (``bmx_...``, looked up by hash), agent tokens
+(``bma_...``, role ``agent``, looked up by hash; refused once the agent is revoked) and JWTs signed
 with a configured HS256 secret or a JWKS (Supabase Auth claims: ``sub`` is the user, the tenant is
 ``tenant_id`` or ``app_metadata.tenant_id``, the botmox role ``app_metadata.botmox_role`` or
 ``botmox_role``, default ``api``)."""
@@ -13,6 +14,7 @@ from botmox_core.config import Settings
 from botmox_core.errors import UnauthorizedError
 from botmox_core.models import Role
 from botmox_core.services import Principal, TokenService
+from botmox_core.services.agents import AGENT_TOKEN_PREFIX, AgentService
 
 MAX_HEADER = 8192
 
@@ -20,8 +22,11 @@ MAX_HEADER = 8192
 class Authenticator:
     """Turns an ``Authorization`` header into a :class:`Principal` or raises ``UNAUTHORIZED``."""
 
-    def __init__(self, settings: Settings, tokens: TokenService) -> None:
+    def __init__(
+        self, settings: Settings, tokens: TokenService, agents: AgentService | None = None
+    ) -> None:
         self._tokens = tokens
+        self._agents = agents
         self._secret = settings.jwt_secret
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
@@ -38,6 +43,8 @@ class Authenticator:
             raise UnauthorizedError("expected 'Authorization: Bearer <token>'")
         if token.startswith("bmx_"):
             return self._tokens.authenticate(token)
+        if token.startswith(AGENT_TOKEN_PREFIX) and self._agents is not None:
+            return self._agents.authenticate(token)
         if token.count(".") == 2 and (self._secret or self._jwks):
             return self._from_jwt(token)
         raise UnauthorizedError("invalid token")

@@ -2,12 +2,20 @@
 
 * :mod:`~botmox_core.ports.repositories` — one repository per aggregate, grouped in a
   :class:`UnitOfWork` handed out by a :class:`DataBackend`.
+* :mod:`~botmox_core.ports.agents` — agents and the command queue (optional per backend).
 * :mod:`~botmox_core.ports.storage` — :class:`ObjectStorage` for artifacts.
 * :mod:`~botmox_core.ports.transport` — :class:`AgentTransport` for the agent command bus.
 
 Ports are synchronous except the agent transport; the server runs them off the event loop.
 """
 
+from botmox_core.ports.agents import (
+    AgentDataBackend,
+    AgentRepository,
+    AgentUnitOfWork,
+    CommandRepository,
+    supports_agents,
+)
 from botmox_core.ports.health import HealthReport
 from botmox_core.ports.repositories import (
     ApiTokenRepository,
@@ -24,6 +32,11 @@ from botmox_core.ports.storage import ObjectStorage, PresignedUrl
 from botmox_core.ports.transport import AgentTransport
 
 __all__ = [
+    "AgentDataBackend",
+    "AgentRepository",
+    "AgentUnitOfWork",
+    "CommandRepository",
+    "supports_agents",
     "AgentTransport",
     "ApiTokenRepository",
     "AssignmentRepository",

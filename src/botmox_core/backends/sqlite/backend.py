@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from botmox_core.backends.sqlite.agents import SqliteAgentRepository, SqliteCommandRepository
 from botmox_core.backends.sqlite.errors import error_from_sqlite, translate_sqlite_errors
 from botmox_core.backends.sqlite.repositories import (
     Params,
@@ -48,6 +49,7 @@ from botmox_core.errors import (
     DatabaseError,
     ServiceUnavailableError,
 )
+from botmox_core.ports.agents import AgentRepository, CommandRepository
 from botmox_core.ports.health import HealthReport
 from botmox_core.ports.repositories import (
     ApiTokenRepository,
@@ -300,6 +302,8 @@ class SqliteUnitOfWork:
         self.releases: ReleaseRepository = SqliteReleaseRepository(statements)
         self.assignments: AssignmentRepository = SqliteAssignmentRepository(statements)
         self.audit: DownloadAuditRepository = SqliteDownloadAuditRepository(statements)
+        self.agents: AgentRepository = SqliteAgentRepository(statements)
+        self.commands: CommandRepository = SqliteCommandRepository(statements)
 
     def __enter__(self) -> SqliteUnitOfWork:
         if self._entered:

@@ -44,6 +44,14 @@ UNIQUE_RULES: dict[str, tuple[str, str]] = {
         "a release with this object_key already exists for the tenant",
     ),
     "vms.tenant_id, vms.vm_uuid": ("vm_uuid", "a VM with this vm_uuid already exists"),
+    "agents.id": ("agent_id", "an agent with this id already exists"),
+    "agents.pairing_code_hash": ("agent_pairing_code", "this pairing code is already in use"),
+    "agents.token_hash": ("agent_token_hash", "an agent with this token hash already exists"),
+    "commands.id": ("command_id", "a command with this id already exists"),
+    "commands.tenant_id, commands.agent_id, commands.idempotency_key": (
+        "command_idempotency_key",
+        "a command with this idempotency key already exists for the agent",
+    ),
     "assignments.tenant_id, assignments.user_id, assignments.module, assignments.platform, "
     "assignments.channel": (
         "assignment_scope",

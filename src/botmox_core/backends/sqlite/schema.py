@@ -176,8 +176,81 @@ _V1 = (
     """,
 )
 
+#: Version 2: the agent command bus (agents, commands, command output chunks).
+_V2 = (
+    """
+    CREATE TABLE agents (
+        id                 TEXT NOT NULL PRIMARY KEY,
+        tenant_id          TEXT NOT NULL,
+        name               TEXT,
+        status             TEXT NOT NULL,
+        created_at         TEXT NOT NULL,
+        pairing_code_hash  TEXT UNIQUE,
+        pairing_expires_at TEXT NOT NULL,
+        version            TEXT,
+        platform           TEXT,
+        capabilities       TEXT NOT NULL DEFAULT '[]'
+            CONSTRAINT agent_capabilities_array CHECK (json_type(capabilities) = 'array'),
+        public_key         TEXT,
+        token_hash         TEXT UNIQUE,
+        token_expires_at   TEXT,
+        registered_at      TEXT,
+        last_seen_at       TEXT,
+        revoked_at         TEXT,
+        revoke_reason      TEXT
+    ) STRICT
+    """,
+    "CREATE INDEX agents_by_tenant ON agents (tenant_id, created_at)",
+    """
+    CREATE TABLE commands (
+        id                        TEXT NOT NULL PRIMARY KEY,
+        tenant_id                 TEXT NOT NULL,
+        agent_id                  TEXT NOT NULL,
+        command_type              TEXT NOT NULL,
+        payload                   TEXT NOT NULL DEFAULT '{}'
+            CONSTRAINT command_payload_object CHECK (json_type(payload) = 'object'),
+        status                    TEXT NOT NULL,
+        queued_at                 TEXT NOT NULL,
+        expires_at                TEXT NOT NULL,
+        updated_at                TEXT NOT NULL,
+        execution_timeout_seconds INTEGER NOT NULL
+            CONSTRAINT command_timeout_positive CHECK (execution_timeout_seconds > 0),
+        run_deadline_at           TEXT,
+        idempotency_key           TEXT,
+        attempts                  INTEGER NOT NULL DEFAULT 0,
+        max_attempts              INTEGER NOT NULL DEFAULT 5,
+        dispatched_at             TEXT,
+        started_at                TEXT,
+        finished_at               TEXT,
+        cancel_requested_at       TEXT,
+        result                    TEXT
+            CONSTRAINT command_result_object CHECK (result IS NULL OR json_type(result) = 'object'),
+        error                     TEXT,
+        output_bytes              INTEGER NOT NULL DEFAULT 0,
+        created_by                TEXT
+    ) STRICT
+    """,
+    """
+    CREATE UNIQUE INDEX commands_idempotency
+        ON commands (tenant_id, agent_id, idempotency_key)
+        WHERE idempotency_key IS NOT NULL
+    """,
+    "CREATE INDEX commands_by_agent ON commands (tenant_id, agent_id, status, queued_at)",
+    "CREATE INDEX commands_by_tenant ON commands (tenant_id, queued_at)",
+    "CREATE INDEX commands_by_status ON commands (status, expires_at)",
+    """
+    CREATE TABLE command_output (
+        tenant_id   TEXT NOT NULL,
+        command_id  TEXT NOT NULL,
+        seq         INTEGER NOT NULL CONSTRAINT output_seq_natural CHECK (seq >= 0),
+        data        TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, command_id, seq)
+    ) STRICT, WITHOUT ROWID
+    """,
+)
+
 #: Forward migrations: entry ``n`` takes a database from version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
