@@ -54,7 +54,8 @@ PAIRING_MINUTES_MIN, PAIRING_MINUTES_MAX, PAIRING_MINUTES_DEFAULT = 5, 1440, 15
 MAX_CAPABILITIES = 50
 PAIRING_CODE_RE = re.compile(r"^[0-9a-f]{32}$")
 CAPABILITY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:*-]{0,127}$")
-#: A heartbeat or frame updates ``last_seen_at`` at most this often per agent.
+#: A heartbeat or frame updates ``last_seen_at`` at most this often per agent (or a quarter of
+#: the offline window, when that is shorter).
 TOUCH_INTERVAL = timedelta(seconds=15)
 
 _UNFINISHED = (CommandStatus.QUEUED, CommandStatus.DISPATCHED, CommandStatus.RUNNING)
@@ -123,6 +124,7 @@ class AgentService:
         self._backend = backend
         self.supported = supports_agents(backend)
         self.offline_after = timedelta(seconds=offline_after_seconds)
+        self.touch_interval = min(TOUCH_INTERVAL, self.offline_after / 4)
         self._token_ttl = timedelta(days=token_ttl_days)
         self._clock = clock
         self._touched: dict[str, datetime] = {}
@@ -282,11 +284,11 @@ class AgentService:
         return agent
 
     def touch(self, tenant_id: str, agent_id: str) -> None:
-        """Update ``last_seen_at`` for a live connection, at most every 15 s per agent."""
+        """Update ``last_seen_at`` for a live connection, at most every ``touch_interval``."""
         now = self._clock()
         with self._touched_lock:
             last = self._touched.get(agent_id)
-            if last is not None and now - last < TOUCH_INTERVAL:
+            if last is not None and now - last < self.touch_interval:
                 return
             self._touched[agent_id] = now
 
@@ -303,6 +305,11 @@ class AgentService:
         """Drop the touch throttle of an agent (its connection closed)."""
         with self._touched_lock:
             self._touched.pop(agent_id, None)
+
+    @property
+    def heartbeat_interval_seconds(self) -> int:
+        """How often agents should heartbeat: 30 s, or a quarter of the offline window."""
+        return max(1, min(30, int(self.offline_after.total_seconds() // 4)))
 
     def is_recently_seen(self, agent: Agent, now: datetime | None = None) -> bool:
         """Active and seen within the offline window."""

@@ -45,7 +45,6 @@ T = TypeVar("T")
 #: closes the connection for frames over its ``ws_max_size``, 16 MiB by default).
 MAX_FRAME_BYTES = 1024 * 1024
 HELLO_TIMEOUT = 10.0
-HEARTBEAT_INTERVAL = 30
 MAX_INFLIGHT_DEFAULT, MAX_INFLIGHT_LIMIT = 4, 100
 #: Close codes (4000–4999 are the application's).
 CLOSE_UNAUTHORIZED, CLOSE_REVOKED, CLOSE_REPLACED, CLOSE_BAD_HELLO = 4401, 4403, 4409, 4400
@@ -194,7 +193,7 @@ class AgentSession:
         await self.send(
             "welcome",
             agent_id=self.agent.id,
-            heartbeat_interval_s=HEARTBEAT_INTERVAL,
+            heartbeat_interval_s=core.agents.heartbeat_interval_seconds,
             max_frame_bytes=MAX_FRAME_BYTES,
             max_inflight=self.max_inflight,
         )
