@@ -25,13 +25,6 @@ from __future__ import annotations
 
 from typing import Any
 
-try:  # plain asserts in the mixins get pytest's detailed failure messages
-    import pytest
-
-    pytest.register_assert_rewrite("botmox_core.testing")
-except ImportError:  # pragma: no cover - the kit's server helper works without pytest
-    pass
-
 __all__ = ["ObjectStorageConformance", "RepositoryConformance"]
 
 
