@@ -2,7 +2,8 @@
 directory and local-file storage): an agent holds its WebSocket on replica B, operators talk to
 replica A only. With the ``postgres`` agent transport (LISTEN/NOTIFY) a command enqueued on A
 reaches the agent on B at once, runs once, and its output and result are visible through A; a
-cancel requested on A reaches the agent on B. The control run with the in-process transport
+cancel requested on A reaches the agent on B, and revoking on A closes the socket on B within a
+second. The control run with the in-process transport
 shows the wake-up is what crosses the replicas (there the command waits for the agent's next
 heartbeat, 30 s later).
 
@@ -12,6 +13,7 @@ Needs PostgreSQL (skips without it locally, fails under ``CI=true``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -27,6 +29,7 @@ import httpx
 import pytest
 
 from botmox_core.agent import Agent, CommandContext, pair
+from botmox_core.errors import UnauthorizedError
 from botmox_core.testing.server import RunningServer, running_server
 
 TENANT = "tenant-replicas"
@@ -129,6 +132,7 @@ class RunningAgent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
+        self.finished = threading.Event()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="agent", daemon=True)
 
@@ -163,14 +167,17 @@ class RunningAgent:
         except BaseException as exc:  # surfaced by the test
             self.error = exc
             self._ready.set()
+        finally:
+            self.finished.set()
 
     def start(self) -> None:
         self._thread.start()
         assert self._ready.wait(10)
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._loop is not None and self._stop is not None and not self.finished.is_set():
+            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
+                self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=20)
         assert not self._thread.is_alive(), "agent runtime did not stop"
 
@@ -260,6 +267,16 @@ def test_enqueue_on_replica_a_reaches_the_agent_on_replica_b(
         assert cancelled["status"] == "cancelled", cancelled
         assert slow["id"] in agent.cancelled
         assert agent.error is None
+
+        # Revocation on A closes the agent's socket on B within a second.
+        revoked_at = time.monotonic()
+        replicas.call(
+            replicas.a, "POST", f"/api/v1/agents/{agent.id}/revoke", json={"reason": "retired"}
+        )
+        assert agent.finished.wait(5), "the agent's socket on replica B stayed open"
+        assert time.monotonic() - revoked_at < 1.0
+        assert isinstance(agent.error, UnauthorizedError), agent.error
+        assert "revoked" in str(agent.error)
 
 
 def test_control_without_the_postgres_transport_the_wake_up_stays_on_replica_a(
