@@ -35,6 +35,15 @@ def stack_env(name: str, stack: ExitStack, tmp: Path) -> dict[str, str]:
 
         host_port = stack.enter_context(running_emulator(rules=rules_document()))
         return {**emulator_environ(host_port, "e2e"), "BOTMOX_STORAGE": "localfs"}
+    if name == "minio":  # MinIO plugin (boto3) on a real S3 server: SeaweedFS with credentials
+        from botmox_s3.testing import seaweedfs_or_skip
+
+        seaweed = stack.enter_context(seaweedfs_or_skip())
+        return {
+            "DATA_BACKEND": "sqlite",
+            **seaweed.minio_env(seaweed.create_bucket()),
+            "BOTMOX_MINIO_MAX_ATTEMPTS": "1",
+        }
     if name == "supabase":  # PostgreSQL with the Supabase schema, RLS and roles
         from botmox_supabase.testing import (
             PostgresUnavailable,
@@ -56,7 +65,7 @@ def stack_env(name: str, stack: ExitStack, tmp: Path) -> dict[str, str]:
     raise pytest.UsageError(f"unknown stack {name}")
 
 
-STACKS = ["embedded", "rtdb", "supabase"]
+STACKS = ["embedded", "rtdb", "supabase", "minio"]
 
 
 def admin(server: RunningServer, *args: str) -> Any:
