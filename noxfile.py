@@ -45,12 +45,23 @@ def present(path: str) -> bool:
     return (ROOT / path / "pyproject.toml").exists()
 
 
-def install(session: nox.Session, *projects: str) -> None:
+# Plugins that need another plugin of this repository (not on PyPI) installed with them.
+REQUIRES: dict[str, tuple[str, ...]] = {"plugins/botmox-minio": ("plugins/botmox-s3",)}
+# Extra extras for the bench session (baseline tools such as awscli).
+BENCH_EXTRAS: dict[str, str] = {"plugins/botmox-s3": "bench"}
+
+
+def install(session: nox.Session, *projects: str, bench: bool = False) -> None:
     """Install the core with its dev extras and the given plugin projects, editable."""
+    wanted = dict.fromkeys(p for project in projects for p in (*REQUIRES.get(project, ()), project))
     args = ["-e", ".[dev]"]
-    for project in projects:
+    for project in wanted:
         if present(project):
-            args += ["-e", f"{project}[{PLUGINS[project]}]"]
+            extras = [
+                PLUGINS[project],
+                *([BENCH_EXTRAS[project]] if bench and project in BENCH_EXTRAS else []),
+            ]
+            args += ["-e", f"{project}[{','.join(extras)}]"]
     session.install(*args)
 
 
@@ -109,7 +120,7 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks: each prints its figures beside a baseline measured in the same run."""
-    install(session, *PLUGINS)
+    install(session, *PLUGINS, bench=True)
     for script in sorted((ROOT / "bench").glob("bench_*.py")):
         session.run(
             "python",
