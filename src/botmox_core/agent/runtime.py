@@ -404,6 +404,12 @@ class Agent:
         before = self._journal.delivered(command_id, command_type)
         if before is not None and before.state != "released":
             self.stats.duplicates += 1
+            log.info(
+                "command %s delivered again (%d deliveries): answered from the journal (%s)",
+                command_id,
+                before.deliveries + 1,
+                before.state,
+            )
             if before.state == FINISHED:
                 await self._send_result(
                     command_id, before.status or "failed", before.result, before.error

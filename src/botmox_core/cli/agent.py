@@ -43,8 +43,10 @@ def load_app(spec: str) -> Any:
             module_spec.loader.exec_module(module)
         else:
             module = importlib.import_module(target)
-    except (ImportError, OSError) as exc:
-        raise ConfigurationError(f"cannot import {target}: {exc}") from exc
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # the app module is user code: report, never a traceback
+        raise ConfigurationError(f"cannot import {target}: {type(exc).__name__}: {exc}") from exc
     app = getattr(module, attr, None)
     if not isinstance(app, Agent):
         raise ConfigurationError(f"{spec} is not a botmox_core.agent.Agent")

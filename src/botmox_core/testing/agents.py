@@ -16,13 +16,21 @@ The claim tests are what a multi-replica backend must pass: no command is ever c
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import attrs
+import httpx
 import pytest
 
 from botmox_core.errors import BotmoxError, DuplicateError
@@ -30,7 +38,13 @@ from botmox_core.models import Agent, AgentStatus, Command, CommandStatus
 from botmox_core.ports import DataBackend
 from botmox_core.ports.agents import AgentUnitOfWork, supports_agents
 
-__all__ = ["AgentRepositoryConformance", "make_agent", "make_command"]
+__all__ = [
+    "AgentProcess",
+    "AgentRepositoryConformance",
+    "ServerProcess",
+    "make_agent",
+    "make_command",
+]
 
 T = TypeVar("T")
 T0 = datetime(2026, 11, 24, 12, 0, 0, 250000, tzinfo=UTC)
@@ -169,8 +183,9 @@ class AgentRepositoryConformance:
 
     def test_agent_lookup_by_token_hash(self, backend: DataBackend, tenant: str) -> None:
         agent = self._agent(backend, tenant)
-        assert agent.token_hash is not None
-        found = self.read(backend, lambda uow: uow.agents.get_by_token_hash(agent.token_hash))
+        token_hash = agent.token_hash
+        assert token_hash is not None
+        found = self.read(backend, lambda uow: uow.agents.get_by_token_hash(token_hash))
         assert found == agent
         assert self.read(backend, lambda uow: uow.agents.get_by_token_hash("0" * 64)) is None
 
@@ -477,10 +492,10 @@ class AgentRepositoryConformance:
         agent = self._agent(backend, tenant)
         command = self._command(backend, tenant, agent.id)
         chunk = "x" * 65536
-        for seq in range(40):  # 2.5 MiB
-            self.committed(
-                backend, lambda uow, s=seq: uow.commands.append_output(tenant, command.id, s, chunk)
-            )
+        with backend.unit_of_work() as uow:
+            for seq in range(40):  # 2.5 MiB
+                uow.commands.append_output(tenant, command.id, seq, chunk)  # type: ignore[attr-defined]
+            uow.commit()
         stored = self.read(backend, lambda uow: uow.commands.output(tenant, command.id))
         assert len(stored) == 40 * 65536
 
@@ -510,3 +525,159 @@ class AgentRepositoryConformance:
             )
             is None
         )
+
+
+# -- real processes for end-to-end tests of the agent command bus ------------------------------
+
+
+class ServerProcess:
+    """A botmox server process that can be SIGKILLed and restarted on the same port and data
+    directory (what :func:`~botmox_core.testing.server.running_server` cannot do)::
+
+        with ServerProcess(tmp_path / "data", env) as server:
+            server.kill()      # SIGKILL by PID
+            server.start()     # same URL, same data
+    """
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        from botmox_core.testing.server import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "BOTMOX_DATA_DIR": str(data_dir),
+            "BOTMOX_PUBLIC_URL": self.url,
+            **(env or {}),
+        }
+        self.log_path = data_dir / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server and wait until it answers."""
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [
+                    sys.executable,
+                    "-m",
+                    "botmox_core",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"botmox server exited:\n{self.log()[-4000:]}")
+            try:
+                if httpx.get(self.url + "/api/v1/health/live", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"botmox server did not start:\n{self.log()[-4000:]}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL the server (by PID) and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def admin(self, *args: str) -> Any:
+        """``botmox admin ... --json`` on this server's backends."""
+        done = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "botmox_core", "admin", *args, "--json"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"admin {args} failed: {done.stderr}")
+        return json.loads(done.stdout)
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class AgentProcess:
+    """``botmox agent run`` as a subprocess (stopped by PID)."""
+
+    def __init__(self, app: str, state: Path, env: Mapping[str, str] | None = None) -> None:
+        self.app = app
+        self.state = state
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = state.with_name(state.name + ".log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AgentProcess:
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(  # noqa: S603
+                [
+                    sys.executable,
+                    "-m",
+                    "botmox_core",
+                    "agent",
+                    "run",
+                    "--app",
+                    self.app,
+                    "--state",
+                    str(self.state),
+                    "--log-level",
+                    "info",
+                ],
+                env=self.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM (graceful shutdown) and wait; the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return int(self.process.returncode)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self) -> AgentProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.kill()
