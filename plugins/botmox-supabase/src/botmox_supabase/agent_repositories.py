@@ -71,13 +71,20 @@ _COMMAND_COLUMNS = (
 _UNFINISHED = ("queued", "dispatched", "running")
 
 
+def _enum_value(kind: type[AgentStatus] | type[CommandStatus], value: Any, field: str) -> str:
+    try:
+        return str(kind(value).value)
+    except ValueError:
+        raise BadRequestError(f"{field} {value!r} is not a known {kind.__name__}") from None
+
+
 def _agent_params(agent: Agent) -> dict[str, Any]:
     if not isinstance(agent, Agent):
         raise BadRequestError(f"expected an Agent, got {type(agent).__name__}")
     if not all(isinstance(item, str) for item in agent.capabilities):
         raise BadRequestError("agent capabilities must be strings")
     params = {name: _text(getattr(agent, name)) for name in _AGENT_COLUMNS}
-    params["status"] = AgentStatus(agent.status).value
+    params["status"] = _enum_value(AgentStatus, agent.status, "agent status")
     params["capabilities"] = list(agent.capabilities)
     return params
 
@@ -90,17 +97,14 @@ def _command_params(command: Command) -> dict[str, Any]:
     if command.result is not None and not isinstance(command.result, dict):
         raise BadRequestError("command result must be a JSON object")
     params = {name: _text(getattr(command, name)) for name in _COMMAND_COLUMNS}
-    params["status"] = CommandStatus(command.status).value
+    params["status"] = _enum_value(CommandStatus, command.status, "command status")
     params["payload"] = Jsonb(command.payload)
     params["result"] = None if command.result is None else Jsonb(command.result)
     return params
 
 
 def _statuses(statuses: Sequence[CommandStatus]) -> list[str]:
-    try:
-        return [CommandStatus(status).value for status in statuses]
-    except ValueError as exc:
-        raise BadRequestError(f"unknown command status: {exc}") from None
+    return [_enum_value(CommandStatus, status, "command status") for status in statuses]
 
 
 class PostgresAgentRepository(_Repository):
@@ -139,7 +143,7 @@ class PostgresAgentRepository(_Repository):
 
     def list(self, tenant_id: str, status: AgentStatus | None = None) -> Sequence[Agent]:
         """The tenant's agents (of one stored status when given), newest first."""
-        wanted = None if status is None else AgentStatus(status).value
+        wanted = None if status is None else _enum_value(AgentStatus, status, "agent status")
         rows = self._rows(
             "select * from botmox.agents where tenant_id = %s"
             " and (%s::text is null or status = %s) order by created_at desc, id desc",

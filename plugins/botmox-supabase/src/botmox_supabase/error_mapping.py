@@ -3,8 +3,8 @@
 * unique violation → :class:`DuplicateError` (409) whose message names the broken rule;
 * check, not-null, foreign-key and data errors, and text psycopg cannot encode (lone
   surrogates) → :class:`BadRequestError` (400), a foreign-key violation with the rule it broke;
-* the commands' state guard (an illegal state change) → :class:`InvalidCommandTransitionError`
-  (409);
+* the commands' final-state guard (a finished command changing state) →
+  :class:`InvalidCommandTransitionError` (409);
 * connection loss, ``OperationalError``, admin shutdown, pool timeout →
   :class:`ServiceUnavailableError` (503);
 * serialization failures and deadlocks, and every other database error → :class:`DatabaseError`
@@ -64,12 +64,11 @@ UNIQUE_RULES: dict[str, str] = {
 # Constraint name → what a foreign-key violation means to the caller.
 FOREIGN_KEY_RULES: dict[str, str] = {
     "assignments_release_fkey": "the assigned release does not exist for the tenant",
-    "commands_agent_fkey": "the command's agent does not exist for the tenant",
     "command_output_command_fkey": "the output's command does not exist for the tenant",
 }
 
-#: Raised by the commands' state guard trigger (an illegal state change reached the database).
-TRANSITION_CONSTRAINT = "commands_transition_check"
+#: Raised by the commands' final-state guard trigger (a final state was to change).
+TRANSITION_CONSTRAINT = "commands_final_state_check"
 
 _UNAVAILABLE_STATES = {
     "57P01",  # admin_shutdown

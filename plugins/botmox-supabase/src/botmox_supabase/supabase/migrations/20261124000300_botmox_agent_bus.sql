@@ -5,11 +5,13 @@
 --   active by registering with the pairing code, and ended by revocation. Only sha256 hashes of
 --   the pairing code and the agent token are stored; both are unique across tenants because the
 --   server looks agents up by them.
--- * Commands belong to an agent of the same tenant (composite foreign key). At most one command
---   per (tenant, agent, idempotency key). Server replicas claim queued commands with
---   `SELECT ... FOR UPDATE SKIP LOCKED`, served by the partial index `commands_claim_idx`.
--- * A command only makes the legal state changes (trigger `commands_transition_guard`, the same
---   table the botmox services check first): a final state never changes again.
+-- * At most one command per (tenant, agent, idempotency key). The repository port stores a
+--   command for any (tenant, agent) pair, so there is no foreign key to `agents`: the services
+--   check that the agent exists and is active before they enqueue (agents are never deleted).
+--   Server replicas claim queued commands with `SELECT ... FOR UPDATE SKIP LOCKED`, served by the
+--   partial index `commands_claim_idx`.
+-- * A command in a final state never changes state again (trigger `commands_final_state_guard`);
+--   the legal moves between the other states are checked by the botmox services.
 -- * Output is stored in chunks keyed by (tenant, command, seq), so a resent chunk is a no-op.
 
 create table if not exists botmox.agents (
@@ -39,7 +41,6 @@ create table if not exists botmox.agents (
     check (pairing_code_hash is null or pairing_code_hash ~ '^[0-9a-f]{64}$'),
   constraint agents_token_hash_check check (token_hash is null or token_hash ~ '^[0-9a-f]{64}$'),
   constraint agents_capabilities_check check (array_position(capabilities, null) is null),
-  constraint agents_revoked_check check (status <> 'revoked' or revoked_at is not null),
   constraint agents_tenant_id_check check (tenant_id <> '')
 );
 create index if not exists agents_tenant_created_idx
@@ -71,8 +72,6 @@ create table if not exists botmox.commands (
   constraint commands_tenant_id_key unique (tenant_id, id),
   -- NULL keys are distinct: commands without a key are never deduplicated.
   constraint commands_idempotency_key unique (tenant_id, agent_id, idempotency_key),
-  constraint commands_agent_fkey
-    foreign key (tenant_id, agent_id) references botmox.agents (tenant_id, id),
   constraint commands_status_check check (status in (
     'queued', 'dispatched', 'running', 'succeeded', 'failed', 'expired', 'cancelled', 'timed_out'
   )),
@@ -110,36 +109,32 @@ create table if not exists botmox.command_output (
   constraint command_output_tenant_id_check check (tenant_id <> '')
 );
 
--- Only the legal state changes (the table of botmox.services.commands.TRANSITIONS); a final
--- state is final. The services check the same table first, so this is the last line of defence
--- against a buggy or hand-written update, never the normal path.
-create or replace function botmox.commands_transition_guard() returns trigger
+-- A final state is final: no update may move a command out of succeeded, failed, expired,
+-- cancelled or timed_out. The services never try (their transition table has no move out of a
+-- final state); this is the last line of defence against a buggy or hand-written update.
+create or replace function botmox.commands_final_state_guard() returns trigger
   language plpgsql
   set search_path = ''
   as $$
   begin
-    if new.status is distinct from old.status and not (
-      (old.status = 'queued' and new.status in ('dispatched', 'expired', 'cancelled', 'failed'))
-      or (old.status = 'dispatched' and new.status in (
-        'running', 'queued', 'succeeded', 'failed', 'expired', 'cancelled'))
-      or (old.status = 'running' and new.status in (
-        'succeeded', 'failed', 'timed_out', 'cancelled', 'queued'))
-    ) then
+    if new.status is distinct from old.status
+       and old.status in ('succeeded', 'failed', 'expired', 'cancelled', 'timed_out') then
       raise exception using
         errcode = 'check_violation',
-        constraint = 'commands_transition_check',
-        message = format('command %s cannot move from %s to %s', old.id, old.status, new.status);
+        constraint = 'commands_final_state_check',
+        message = format('command %s is %s, a final state: it cannot become %s',
+                         old.id, old.status, new.status);
     end if;
     return new;
   end
   $$;
 
-revoke all on function botmox.commands_transition_guard() from public, anon, authenticated;
+revoke all on function botmox.commands_final_state_guard() from public, anon, authenticated;
 
-drop trigger if exists commands_transition_guard on botmox.commands;
-create trigger commands_transition_guard
+drop trigger if exists commands_final_state_guard on botmox.commands;
+create trigger commands_final_state_guard
   before update of status on botmox.commands
-  for each row execute function botmox.commands_transition_guard();
+  for each row execute function botmox.commands_final_state_guard();
 
 -- Row-level security, exactly like the other tables (see 20261124000200): authenticated users
 -- read their tenant's rows, nobody but the server writes.
