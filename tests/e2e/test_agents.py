@@ -701,3 +701,17 @@ def test_reconnect_resends_unacknowledged_commands(world: World) -> None:
             assert (await _next(ws, "result_ack"))["status"] == "failed"
 
     asyncio.run(scenario())
+
+
+def test_revoked_runtime_stops_instead_of_reconnecting(world: World) -> None:
+    agent_id, process, _runs = world.paired_runtime("doomed")
+    with process:
+        world.wait_connected(agent_id)
+        revoked = world.call("POST", f"/api/v1/agents/{agent_id}/revoke", world.admin, json={})
+        assert revoked.status_code == 200
+        assert process.process is not None
+        assert process.process.wait(15) == 1
+    assert "UNAUTHORIZED" in process.log()
+    started = process.start()
+    assert started.process is not None and started.process.wait(15) == 1  # refused at hello
+    assert process.log().count("UNAUTHORIZED") >= 2

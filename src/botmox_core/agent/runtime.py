@@ -52,6 +52,8 @@ Handler: TypeAlias = Callable[["CommandContext"], Any]
 (or None, or any JSON value, stored as ``{"value": ...}``); raising fails the command."""
 
 CHUNK_BYTES = 64 * 1024
+#: Errors answering ``hello`` after which reconnecting can help.
+RETRYABLE_HELLO_ERRORS = {"INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "DATABASE_ERROR"}
 #: Close codes after which reconnecting cannot help.
 FATAL_CLOSE_CODES = {4401: "unauthorized", 4403: "revoked"}
 
@@ -304,6 +306,10 @@ class Agent:
             )
         )
         welcome = json.loads(await ws.recv())
+        if welcome.get("type") == "error" and welcome.get("code") not in RETRYABLE_HELLO_ERRORS:
+            raise UnauthorizedError(
+                f"the server refused the agent: {welcome.get('code')}: {welcome.get('message')}"
+            )
         if welcome.get("type") != "welcome":
             raise ConnectionClosed(None, None)
         self._ws = ws
