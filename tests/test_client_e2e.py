@@ -12,7 +12,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import attrs
 import pytest
@@ -24,7 +23,7 @@ from botmox_core.errors import (
     ModuleNotAllowedError,
     UnauthorizedError,
 )
-from botmox_core.testing.server import RunningServer, running_server
+from botmox_core.testing.server import RunningServer, provision_tenant, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -33,19 +32,6 @@ USER = "user-1"
 MODULE = "farm-bot"
 PLATFORM = "win64"
 CHANNEL = "stable"
-
-
-def admin(server: RunningServer, *args: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "botmox_core", "admin", *args, "--json"],
-        env=dict(server.env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, f"admin {args}: {done.stderr}"
-    return json.loads(done.stdout)
 
 
 @attrs.frozen
@@ -69,42 +55,17 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         artifact = os.urandom(3 * 1024 * 1024 + 4321)
         path = tmp / "farm-bot-2.0.0.zip"
         path.write_bytes(artifact)
-        token = admin(
-            server, "token", "create", "--tenant", TENANT, "--role", "api", "--user", USER
-        )["token"]
-        admin(server, "license", "set", "--tenant", TENANT, "--status", "active", "--perpetual")
-        admin(server, "entitlement", "set", "--tenant", TENANT, "--user", USER, "--module", MODULE)
-        release = admin(
+        tenant = provision_tenant(
             server,
-            "release",
-            "publish",
-            str(path),
-            "--tenant",
-            TENANT,
-            "--module",
-            MODULE,
-            "--platform",
-            PLATFORM,
-            "--channel",
-            CHANNEL,
-            "--version",
-            "2.0.0",
+            path,
+            tenant=TENANT,
+            user=USER,
+            module=MODULE,
+            platform=PLATFORM,
+            channel=CHANNEL,
+            version="2.0.0",
         )
-        admin(
-            server,
-            "release",
-            "assign",
-            "--tenant",
-            TENANT,
-            "--release-id",
-            str(release["id"]),
-            "--module",
-            MODULE,
-            "--platform",
-            PLATFORM,
-            "--channel",
-            CHANNEL,
-        )
+        token, release = tenant.user_token, tenant.release
         yield Deployment(
             server, token, artifact, hashlib.sha256(artifact).hexdigest(), int(release["id"])
         )

@@ -3,9 +3,6 @@ real admin CLI (a separate process writing to the same backends while the server
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,7 +12,12 @@ import attrs
 import httpx
 import pytest
 
-from botmox_core.testing.server import RunningServer, running_server
+from botmox_core.testing.server import (
+    RunningServer,
+    admin_cli,
+    provision_tenant,
+    running_server,
+)
 
 TENANT = "tenant-a"
 OTHER_TENANT = "tenant-b"
@@ -68,19 +70,7 @@ def stack_env(name: str, stack: ExitStack, tmp: Path) -> dict[str, str]:
 STACKS = ["embedded", "rtdb", "supabase", "minio"]
 
 
-def admin(server: RunningServer, *args: str) -> Any:
-    """Run ``botmox admin ... --json`` against the server's backends; the parsed output."""
-    done = subprocess.run(
-        [sys.executable, "-m", "botmox_core", "admin", *args, "--json"],
-        env=dict(server.env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"admin {args} failed ({done.returncode}): {done.stderr}")
-    return json.loads(done.stdout)
+admin = admin_cli  # ``botmox admin ... --json`` on a server's backends
 
 
 @attrs.frozen
@@ -117,49 +107,33 @@ def deployment(
         server = stack.enter_context(running_server(tmp / "data", env))
         artifact = tmp / "farm-bot-1.2.0.zip"
         artifact.write_bytes(bytes(range(256)) * 12_289 + b"tail")  # ~3 MiB, odd size
-        admin_token = admin(server, "token", "create", "--tenant", TENANT, "--role", "admin")[
-            "token"
-        ]
-        user_token = admin(
-            server, "token", "create", "--tenant", TENANT, "--role", "api", "--user", USER
-        )["token"]
+        tenant = provision_tenant(
+            server,
+            artifact,
+            tenant=TENANT,
+            user=USER,
+            module=MODULE,
+            platform=PLATFORM,
+            channel=CHANNEL,
+            version="1.2.0",
+        )
         other = admin(
             server, "token", "create", "--tenant", OTHER_TENANT, "--role", "api", "--user", USER
         )["token"]
-        for tenant in (TENANT, OTHER_TENANT):
-            admin(server, "license", "set", "--tenant", tenant, "--status", "active", "--perpetual")
-            admin(
-                server, "entitlement", "set", "--tenant", tenant, "--user", USER, "--module", MODULE
-            )
-        release = admin(
-            server,
-            "release",
-            "publish",
-            str(artifact),
-            "--tenant",
-            TENANT,
-            "--module",
-            MODULE,
-            "--platform",
-            PLATFORM,
-            "--channel",
-            CHANNEL,
-            "--version",
-            "1.2.0",
+        admin(
+            server, "license", "set", "--tenant", OTHER_TENANT, "--status", "active", "--perpetual"
         )
         admin(
             server,
-            "release",
-            "assign",
+            "entitlement",
+            "set",
             "--tenant",
-            TENANT,
-            "--release-id",
-            str(release["id"]),
+            OTHER_TENANT,
+            "--user",
+            USER,
             "--module",
             MODULE,
-            "--platform",
-            PLATFORM,
-            "--channel",
-            CHANNEL,
         )
-        yield Deployment(server, admin_token, user_token, other, artifact, release)
+        yield Deployment(
+            server, tenant.admin_token, tenant.user_token, other, artifact, tenant.release
+        )

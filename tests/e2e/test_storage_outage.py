@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
-from botmox_core.testing.server import running_server
+from botmox_core.testing.server import provision_tenant, running_server
 
-from .conftest import CHANNEL, MODULE, PLATFORM, TENANT, USER, admin
+from .conftest import CHANNEL, MODULE, PLATFORM, TENANT, USER
 
 pytestmark = pytest.mark.e2e
 
@@ -24,51 +25,19 @@ def test_storage_outage_is_reported_and_audited(tmp_path: Path) -> None:
             "BOTMOX_MINIO_MAX_ATTEMPTS": "1",
         }
         with running_server(tmp_path / "data", env) as server:
-            admin_token = admin(server, "token", "create", "--tenant", TENANT, "--role", "admin")
-            user_token = admin(
-                server, "token", "create", "--tenant", TENANT, "--role", "api", "--user", USER
-            )["token"]
-            admin(server, "license", "set", "--tenant", TENANT, "--status", "active", "--perpetual")
-            admin(
-                server, "entitlement", "set", "--tenant", TENANT, "--user", USER, "--module", MODULE
-            )
             artifact = tmp_path / "bot.bin"
             artifact.write_bytes(b"bot" * 100_000)
-            release = admin(
+            tenant = provision_tenant(
                 server,
-                "release",
-                "publish",
-                str(artifact),
-                "--tenant",
-                TENANT,
-                "--module",
-                MODULE,
-                "--platform",
-                PLATFORM,
-                "--channel",
-                CHANNEL,
-                "--version",
-                "1.0.0",
+                artifact,
+                tenant=TENANT,
+                user=USER,
+                module=MODULE,
+                platform=PLATFORM,
+                channel=CHANNEL,
             )
-            admin(
-                server,
-                "release",
-                "assign",
-                "--tenant",
-                TENANT,
-                "--release-id",
-                str(release["id"]),
-                "--module",
-                MODULE,
-                "--platform",
-                PLATFORM,
-                "--channel",
-                CHANNEL,
-            )
-            import httpx
-
-            user = {"Authorization": f"Bearer {user_token}"}
-            operator = {"Authorization": f"Bearer {admin_token['token']}"}
+            user = {"Authorization": f"Bearer {tenant.user_token}"}
+            operator = {"Authorization": f"Bearer {tenant.admin_token}"}
             with httpx.Client(base_url=server.url, timeout=30) as http:
                 health = http.get("/api/v1/health").json()["data"]
                 assert health["s3_ready"] is True and health["storage"] == "minio"

@@ -10,6 +10,7 @@ answers, and stops it by process id afterwards — whatever happens in the test:
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -18,11 +19,19 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import httpx
 
-__all__ = ["RunningServer", "free_port", "running_server"]
+__all__ = [
+    "ProvisionedTenant",
+    "RunningServer",
+    "admin_cli",
+    "free_port",
+    "provision_tenant",
+    "running_server",
+]
 
 
 def free_port() -> int:
@@ -117,3 +126,72 @@ def running_server(
         yield RunningServer(url, data_dir, full_env, process, log_path)
     finally:
         _stop(process)
+
+
+def admin_cli(server: RunningServer, *args: str) -> Any:
+    """Run ``botmox admin <args> --json`` on the server's backends (a separate process, as an
+    operator would) and return the parsed output; ``AssertionError`` with stderr on failure."""
+    done = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "botmox_core", "admin", *args, "--json"],
+        env=dict(server.env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"botmox admin {' '.join(args)} failed: {done.stderr}")
+    return json.loads(done.stdout)
+
+
+@attrs.frozen
+class ProvisionedTenant:
+    """What :func:`provision_tenant` set up.
+
+    Attributes:
+        admin_token: an ``admin`` API token of the tenant.
+        user_token: an ``api`` token acting as the user.
+        release: the published release (as ``botmox admin release publish --json`` prints it).
+    """
+
+    admin_token: str = attrs.field(repr=False)
+    user_token: str = attrs.field(repr=False)
+    release: dict[str, Any]
+
+
+def provision_tenant(
+    server: RunningServer,
+    artifact: Path,
+    *,
+    tenant: str,
+    user: str,
+    module: str,
+    platform: str,
+    channel: str = "stable",
+    version: str = "1.0.0",
+) -> ProvisionedTenant:
+    """Set a tenant up for the download flow through the real admin CLI: tokens, an active
+    perpetual licence, the user's entitlement to ``module``, ``artifact`` published and assigned
+    as the tenant default."""
+    admin_token = admin_cli(server, "token", "create", "--tenant", tenant, "--role", "admin")
+    user_token = admin_cli(
+        server, "token", "create", "--tenant", tenant, "--role", "api", "--user", user
+    )
+    admin_cli(server, "license", "set", "--tenant", tenant, "--status", "active", "--perpetual")
+    admin_cli(server, "entitlement", "set", "--tenant", tenant, "--user", user, "--module", module)
+    scope = ["--module", module, "--platform", platform, "--channel", channel]
+    release = admin_cli(
+        server,
+        "release",
+        "publish",
+        str(artifact),
+        "--tenant",
+        tenant,
+        *scope,
+        "--version",
+        version,
+    )
+    admin_cli(
+        server, "release", "assign", "--tenant", tenant, "--release-id", str(release["id"]), *scope
+    )
+    return ProvisionedTenant(admin_token["token"], user_token["token"], release)
