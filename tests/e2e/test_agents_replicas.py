@@ -300,3 +300,133 @@ def test_control_without_the_postgres_transport_the_wake_up_stays_on_replica_a(
         still = replicas.call(replicas.a, "GET", f"/api/v1/vm-ops/commands/{command['id']}")
         assert still["status"] == "queued"
         assert agent.runs == {}
+
+
+# -- 10,000 commands over three replicas ---------------------------------------------------------
+
+COMMANDS = 10_000
+POLLERS_PER_REPLICA = 3
+ENQUEUERS = 6
+
+
+def test_ten_thousand_commands_over_three_replicas_zero_double_claims(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Three server processes; 10,000 commands enqueued through all three while one agent
+    long-polls all three at once (``GET /api/v1/commands/next``, three pollers per replica).
+    Every command is handed out exactly once, none is lost.
+
+    The pollers do not acknowledge, so the acknowledgement timeout is raised above the test's
+    length: otherwise the sweeper rightly re-queues unacknowledged commands after 30 s and they
+    are delivered again (a new dispatch with ``attempts`` 2, not a double claim)."""
+    import psycopg
+
+    with ExitStack() as stack:
+        env = {
+            "DATA_BACKEND": "supabase",
+            "BOTMOX_SUPABASE_DATABASE_URL": postgres_url,
+            "BOTMOX_STORAGE": "localfs",
+            "BOTMOX_AGENT_TRANSPORT": "postgres",
+            "BOTMOX_COMMAND_ACK_TIMEOUT_SECONDS": "3600",
+        }
+        servers = [
+            stack.enter_context(running_server(tmp_path / f"replica-{n}", env)) for n in range(3)
+        ]
+        replicas = Replicas(servers[0], servers[1], _admin_token(servers[0]))
+        pairing = replicas.call(servers[0], "POST", "/api/v1/agents/pairings", json={})
+        registered = httpx.post(
+            servers[1].url + "/api/v1/agents/register",
+            json={"pairing_code": pairing["pairing_code"], "version": "1", "platform": "test"},
+            timeout=30,
+        )
+        assert registered.status_code == 201, registered.text
+        agent_id = registered.json()["data"]["id"]
+        agent_token = registered.json()["data"]["agent_token"]
+
+        claimed: list[list[tuple[str, int]]] = [[] for _ in range(3 * POLLERS_PER_REPLICA)]
+        enqueued: list[list[str]] = [[] for _ in range(ENQUEUERS)]
+        failures: list[str] = []
+        done = threading.Event()
+
+        def poll(slot: int) -> None:
+            server = servers[slot % 3]
+            with httpx.Client(
+                base_url=server.url,
+                headers={"Authorization": f"Bearer {agent_token}"},
+                timeout=30,
+            ) as client:
+                while not done.is_set():
+                    response = client.get(
+                        "/api/v1/commands/next",
+                        params={"agent_id": agent_id, "timeout_ms": 1000},
+                    )
+                    if response.status_code == 200:
+                        command = response.json()["data"]
+                        claimed[slot].append((command["id"], command["attempts"]))
+                    elif response.status_code != 204:
+                        failures.append(f"poll {response.status_code}: {response.text[:200]}")
+                        return
+
+        def enqueue(slot: int) -> None:
+            server = servers[slot % 3]
+            with httpx.Client(
+                base_url=server.url,
+                headers={"Authorization": f"Bearer {replicas.token}"},
+                timeout=30,
+            ) as client:
+                for n in range(slot, COMMANDS, ENQUEUERS):
+                    response = client.post(
+                        "/api/v1/vm-ops/commands",
+                        json={
+                            "agent_id": agent_id,
+                            "command_type": "proxmox.status",
+                            "payload": {"n": n},
+                            "expires_in_seconds": 3600,
+                        },
+                    )
+                    if response.status_code != 202:
+                        failures.append(f"enqueue {response.status_code}: {response.text[:200]}")
+                        return
+                    enqueued[slot].append(response.json()["data"]["id"])
+
+        pollers = [
+            threading.Thread(target=poll, args=(slot,)) for slot in range(3 * POLLERS_PER_REPLICA)
+        ]
+        for thread in pollers:
+            thread.start()
+        time.sleep(1.0)  # the pollers have touched the agent: it counts as online
+        started = time.monotonic()
+        enqueuers = [threading.Thread(target=enqueue, args=(slot,)) for slot in range(ENQUEUERS)]
+        for thread in enqueuers:
+            thread.start()
+        for thread in enqueuers:
+            thread.join(timeout=600)
+        deadline = time.monotonic() + 120
+        while sum(map(len, claimed)) < COMMANDS and time.monotonic() < deadline and not failures:
+            time.sleep(0.1)
+        elapsed = time.monotonic() - started
+        done.set()
+        for thread in pollers:
+            thread.join(timeout=30)
+        assert failures == []
+        every_enqueued = [cid for ids in enqueued for cid in ids]
+        every_claim = [claim for claims in claimed for claim in claims]
+        assert len(set(every_enqueued)) == COMMANDS
+        assert len(every_claim) == len(set(every_claim)), "one dispatch was handed out twice"
+        assert {attempts for _, attempts in every_claim} == {1}
+        every_claimed = [cid for cid, _ in every_claim]
+        assert len(every_claimed) == len(set(every_claimed)), "a command was claimed twice"
+        assert set(every_claimed) == set(every_enqueued), "a command was lost"
+        per_replica = [sum(len(claimed[s]) for s in range(r, len(claimed), 3)) for r in range(3)]
+        assert all(n > 0 for n in per_replica), per_replica
+        with psycopg.connect(postgres_url) as conn:
+            rows = conn.execute(
+                "select status, attempts, count(*) from botmox.commands where agent_id = %s"
+                " group by 1, 2",
+                (agent_id,),
+            ).fetchall()
+        assert rows == [("dispatched", 1, COMMANDS)]
+        print(
+            f"\n{COMMANDS} commands enqueued and claimed over 3 replicas in {elapsed:.1f} s;"
+            f" claims per replica {per_replica}"
+        )
