@@ -152,6 +152,8 @@ def test_messages_are_ids_only(database_url: str) -> None:
         async with started(database_url) as replica:
             with pytest.raises(BadRequestError, match="ids only"):
                 await replica.publish("agt_1", {"type": "wake", "blob": "x" * 8000})
+            with pytest.raises(BadRequestError, match="JSON"):
+                await replica.publish("agt_1", {"type": "wake", "when": object()})
 
     asyncio.run(scenario())
 

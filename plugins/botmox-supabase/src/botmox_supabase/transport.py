@@ -160,7 +160,12 @@ class PostgresTransport:
 
     async def publish(self, agent_id: str, message: Mapping[str, Any]) -> None:
         """Wake ``agent_id``'s socket on this replica and, through ``NOTIFY``, on the others."""
-        payload = json.dumps({"a": agent_id, "m": dict(message)}, separators=(",", ":"))
+        try:
+            payload = json.dumps(
+                {"a": agent_id, "m": dict(message)}, separators=(",", ":"), allow_nan=False
+            )
+        except (TypeError, ValueError):
+            raise BadRequestError("agent transport messages must be JSON objects") from None
         if len(payload.encode("utf-8")) > MAX_PAYLOAD_BYTES:
             raise BadRequestError(
                 f"agent transport messages are ids only: at most {MAX_PAYLOAD_BYTES} bytes"
@@ -282,6 +287,8 @@ class PostgresTransport:
                         "agent transport: listening connection lost (%s); reconnecting",
                         type(exc).__name__,
                     )
+            except Exception:  # never stop listening for good over one surprise
+                log.exception("agent transport: listener failed; reconnecting")
             finally:
                 self._listening.clear()
                 if conn is not None:
