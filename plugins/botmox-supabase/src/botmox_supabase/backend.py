@@ -147,6 +147,10 @@ class PostgresDataBackend:
     """
 
     name = "supabase"
+    #: The agent transport that fits this backend when several server replicas share it (the
+    #: ``postgres`` LISTEN/NOTIFY transport of this plugin); a hint for the composition root,
+    #: which today selects the transport with ``BOTMOX_AGENT_TRANSPORT`` only.
+    preferred_agent_transport = "postgres"
 
     def __init__(self, options: SupabaseOptions) -> None:
         self.options = options
