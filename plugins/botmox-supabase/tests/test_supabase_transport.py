@@ -207,6 +207,39 @@ def test_a_transaction_pooler_url_is_warned_about(caplog: pytest.LogCaptureFixtu
     assert "secret" not in caplog.text
 
 
+def test_killed_connections_are_replaced(database_url: str) -> None:
+    """An administrator (or a pooler) ends the transport's sessions while the database stays
+    up: the listener reconnects and wakes its subscribers, the publisher reconnects on the
+    next publish, and that publish still arrives."""
+
+    async def scenario() -> None:
+        options = {"connect_timeout": 1.0, "ping_interval": 0.5, "max_backoff": 0.5}
+        async with (
+            started(database_url, **options) as replica_a,
+            started(database_url, **options) as replica_b,
+        ):
+            inbox = Inbox(replica_b, "agt_1")
+            await settled()
+            await replica_a.publish("agt_1", {"type": "wake", "n": 1})
+            assert await inbox.next() == {"type": "wake", "n": 1}
+            async with await psycopg.AsyncConnection.connect(
+                database_url, autocommit=True
+            ) as admin:
+                cursor = await admin.execute(
+                    "select count(*) from (select pg_terminate_backend(pid) from"
+                    " pg_stat_activity where application_name in"
+                    " ('botmox-listen', 'botmox-notify') and datname = current_database()) t"
+                )
+                assert await cursor.fetchone() == (3,)  # two listeners, A's publisher
+            assert await inbox.next(timeout=10) == {"type": "wake"}  # woken after reconnect
+            assert replica_b.connections == 2
+            await replica_a.publish("agt_1", {"type": "wake", "n": 2})
+            assert await inbox.next() == {"type": "wake", "n": 2}
+            await inbox.close()
+
+    asyncio.run(scenario())
+
+
 # -- the database restarts ----------------------------------------------------------------------
 
 
