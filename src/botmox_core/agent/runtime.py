@@ -41,7 +41,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from botmox_core.agent.journal import ACCEPTED, FINISHED, CommandJournal
 from botmox_core.agent.state import AgentState, load_state
-from botmox_core.errors import UnauthorizedError
+from botmox_core.errors import ConflictError, UnauthorizedError
 
 __all__ = ["Agent", "AgentStats", "CommandContext", "Handler"]
 
@@ -56,6 +56,8 @@ CHUNK_BYTES = 64 * 1024
 RETRYABLE_HELLO_ERRORS = {"INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "DATABASE_ERROR"}
 #: Close codes after which reconnecting cannot help.
 FATAL_CLOSE_CODES = {4401: "unauthorized", 4403: "revoked"}
+#: Close code when a newer connection of the same agent replaced this one.
+CLOSE_REPLACED = 4409
 
 
 class CommandContext:
@@ -275,6 +277,11 @@ class Agent:
                 log.warning("server refused the connection: HTTP %s", exc.response.status_code)
             except ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd is not None else None
+                if code == CLOSE_REPLACED:
+                    raise ConflictError(
+                        "another process connected with this agent's token; stopping",
+                        code="AGENT_CONNECTION_REPLACED",
+                    ) from None
                 if code in FATAL_CLOSE_CODES:
                     raise UnauthorizedError(
                         f"the server closed the agent channel: {FATAL_CLOSE_CODES[code]}"
