@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import attrs
 from litestar import Response, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from botmox_core.models import Agent
 from botmox_core.services.agents import agent_view
@@ -90,13 +90,13 @@ def agent_heartbeat(
 def list_agents(
     core: Core,
     principal: Caller,
-    agent_status: Annotated[str | None, QueryParameter(query="status")] = None,
+    status: FromQuery[str | None] = None,
     page: FromQuery[int] = 1,
     limit: FromQuery[int] = 50,
 ) -> Response[Any]:
     """The tenant's agents; ``status`` pending|active|offline|revoked (offline: active but
     not seen within the offline window)."""
-    agents, total = core.agents.list(principal, status=agent_status, page=page, limit=limit)
+    agents, total = core.agents.list(principal, status=status, page=page, limit=limit)
     return ok(
         [_view(core, agent) for agent in agents],
         meta={"total": total, "page": page, "limit": limit},

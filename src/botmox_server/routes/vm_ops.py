@@ -7,11 +7,11 @@ import asyncio
 import contextlib
 import re
 from functools import partial
-from typing import Annotated, Any
+from typing import Any
 
 import attrs
 from litestar import Response, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from botmox_core.errors import BadRequestError, ForbiddenError, NotFoundError
 from botmox_core.models import Command, Role
@@ -184,11 +184,11 @@ def list_commands(
     core: Core,
     principal: Caller,
     agent_id: FromQuery[str | None] = None,
-    command_status: Annotated[str | None, QueryParameter(query="status")] = None,
+    status: FromQuery[str | None] = None,
     limit: FromQuery[int] = 100,
 ) -> Response[Any]:
     """The tenant's commands, newest first (at most 100)."""
-    commands = core.commands.list(principal, agent_id=agent_id, status=command_status, limit=limit)
+    commands = core.commands.list(principal, agent_id=agent_id, status=status, limit=limit)
     return ok(
         [command_view(command) for command in commands],
         meta={"total": len(commands), "page": 1, "limit": limit},
