@@ -62,7 +62,9 @@ def test_server_killed_while_command_is_out_redelivers_and_runs_once(world: Worl
         assert final["output"] == "waiting\nreleased\n"
         assert process.terminate() == 0
     assert runs.read_text().splitlines() == [command["id"]], "the handler ran exactly once"
-    journal = CommandJournal(process.state.with_name(process.state.name + ".journal.sqlite3"))
+    journal_path = process.state.with_name(process.state.name + ".journal.sqlite3")
+    assert journal_path.stat().st_mode & 0o777 == 0o600
+    journal = CommandJournal(journal_path)
     entry = journal.get(command["id"])
     journal.close()
     assert entry is not None and entry.deliveries >= 2 and entry.result_acked

@@ -53,6 +53,8 @@ class CommandJournal:
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
+        if not Path(self.path).exists():  # results may be sensitive: owner-only from the start
+            Path(self.path).touch(mode=0o600)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
