@@ -89,12 +89,16 @@ def load_state(path: Path) -> AgentState:
         raise ConfigurationError(f"cannot read agent state {path}: {exc}") from exc
     if mode & 0o077:
         raise ConfigurationError(f"agent state {path} is readable by others; chmod 600 it")
-    try:
-        return AgentState(
-            **{field.name: data.get(field.name) for field in attrs.fields(AgentState)}
-        )
-    except TypeError as exc:
-        raise ConfigurationError(f"agent state {path} is malformed: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"agent state {path} is malformed: not a JSON object")
+    values: dict[str, Any] = {f.name: data.get(f.name) for f in attrs.fields(AgentState)}
+    for name, value in values.items():
+        required = name in ("server_url", "agent_id", "tenant_id", "agent_token")
+        if (required and not (isinstance(value, str) and value)) or not (
+            value is None or isinstance(value, str)
+        ):
+            raise ConfigurationError(f"agent state {path} is malformed: bad or missing {name}")
+    return AgentState(**values)
 
 
 def pair(
