@@ -715,3 +715,28 @@ def test_revoked_runtime_stops_instead_of_reconnecting(world: World) -> None:
     started = process.start()
     assert started.process is not None and started.process.wait(15) == 1  # refused at hello
     assert process.log().count("UNAUTHORIZED") >= 2
+
+
+def test_cli_pair_with_a_bad_code_fails_cleanly(world: World) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "botmox_core",
+            "agent",
+            "pair",
+            "--server",
+            world.url,
+            "--code",
+            "f" * 32,
+            "--state",
+            str(world.tmp / "never.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "PAIRING_NOT_FOUND" in done.stderr and "Traceback" not in done.stderr
+    assert not (world.tmp / "never.json").exists()
