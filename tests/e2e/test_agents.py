@@ -59,6 +59,14 @@ async def block(ctx):
     ctx.write("released\\n")
     return {"released": True}
 
+@agent.handler("test.sync_loop")
+def sync_loop(ctx):
+    record(ctx)
+    ctx.write("looping\\n")
+    while True:
+        ctx.raise_if_cancelled()
+        time.sleep(0.05)
+
 @agent.handler("test.fail")
 def fail(ctx):
     record(ctx)
@@ -740,3 +748,15 @@ def test_cli_pair_with_a_bad_code_fails_cleanly(world: World) -> None:
     assert done.returncode == 1
     assert "PAIRING_NOT_FOUND" in done.stderr and "Traceback" not in done.stderr
     assert not (world.tmp / "never.json").exists()
+
+
+def test_plain_handler_stops_at_raise_if_cancelled(world: World) -> None:
+    agent_id, process, _runs = world.paired_runtime("sync-cancel")
+    with process:
+        world.wait_connected(agent_id)
+        command = world.enqueue(agent_id, "test.sync_loop").json()["data"]
+        world.wait_command(command["id"], lambda c: c["status"] == "running")
+        world.call("POST", f"/api/v1/vm-ops/commands/{command['id']}/cancel", world.admin)
+        cancelled = world.wait_command(command["id"], done)
+        assert cancelled["status"] == "cancelled" and cancelled["output"] == "looping\n"
+        assert process.terminate() == 0

@@ -80,6 +80,8 @@ class CommandContext:
         self.payload: dict[str, Any] = command.get("payload") or {}
         self.attempt: int = int(command.get("attempts") or 1)
         self.cancelled = asyncio.Event()
+        #: False for plain-function handlers: they run in a thread and cannot be interrupted.
+        self.interruptible = True
         self._runtime = runtime
         self._loop = loop
         self._pending: list[str] = []
@@ -90,6 +92,12 @@ class CommandContext:
     @property
     def is_cancelled(self) -> bool:
         return self.cancelled.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """For plain (thread) handlers, which cannot be interrupted: stop here when an operator
+        cancelled the command (it is then reported ``cancelled``)."""
+        if self.cancelled.is_set():
+            raise asyncio.CancelledError
 
     def write(self, text: str) -> None:
         """Append ``text`` to the command's output (sent in chunks, in order). Safe to call
@@ -406,7 +414,7 @@ class Agent:
             if entry is not None and entry.state == FINISHED:
                 self._journal.result_acked(command_id)
             running = self._running.get(command_id)
-            if running is not None:
+            if running is not None and running[1].interruptible:
                 running[0].cancel()
 
     async def _on_command(self, command: dict[str, Any]) -> None:
@@ -452,7 +460,8 @@ class Agent:
             return
         task, ctx = running
         ctx.cancelled.set()
-        task.cancel()
+        if ctx.interruptible:
+            task.cancel()
 
     async def _execute(self, ctx: CommandContext) -> None:
         assert self._journal is not None and self._slots is not None
@@ -464,6 +473,7 @@ class Agent:
                     error = f"this agent has no handler for {ctx.command_type}"
                 else:
                     self.stats.runs[ctx.id] = self.stats.runs.get(ctx.id, 0) + 1
+                    ctx.interruptible = inspect.iscoroutinefunction(handler)
                     value = await _call(handler, ctx)
                     status = "succeeded"
                     result = value if isinstance(value, dict) or value is None else {"value": value}
@@ -500,6 +510,10 @@ class Agent:
                 len(pending),
             )
             await asyncio.wait(pending, timeout=self.shutdown_grace)
+        uninterruptible = [task for task, ctx in self._running.values() if not ctx.interruptible]
+        if uninterruptible:  # plain handlers cannot be stopped: let them finish and report
+            log.info("waiting for %d handler(s) that cannot be interrupted", len(uninterruptible))
+            await asyncio.wait(uninterruptible)
         leftovers = list(self._running.items())
         for command_id, (task, _ctx) in leftovers:
             self._releasing.add(command_id)
@@ -527,10 +541,11 @@ class Agent:
         """Shutdown without a connection: running handlers are cancelled and recorded as
         failed (reported on the next start), never silently re-run."""
         tasks = [task for task, _ in self._running.values()]
-        for task in tasks:
-            task.cancel()
+        for task, ctx in self._running.values():
+            if ctx.interruptible:
+                task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=5)
+            await asyncio.wait(tasks)
 
 
 async def _call(handler: Handler, ctx: CommandContext) -> Any:
