@@ -61,7 +61,7 @@ def create_pairing(data: JSONBody[PairingBody], core: Core, principal: Caller) -
     )
 
 
-@post("/api/v1/agents/register", sync_to_thread=True, tags=["agents"], security=[])
+@post("/api/v1/agents/register", sync_to_thread=True, tags=["agents"], security=[{}])
 def register_agent(data: JSONBody[RegisterAgentBody], core: Core) -> Response[Any]:
     """Redeem a pairing code (no bearer token: the code is the credential); answers the agent
     and its token (shown once)."""
