@@ -349,10 +349,11 @@ class SqliteCommandRepository:
         rows = self._sql.rows(
             "SELECT c.* FROM commands AS c"
             " LEFT JOIN agents AS a ON a.tenant_id = c.tenant_id AND a.id = c.agent_id"
-            " WHERE (c.status IN ('queued', 'dispatched') AND c.expires_at <= ?)"
+            " WHERE c.status IN ('queued', 'dispatched', 'running') AND ("
+            " (c.status IN ('queued', 'dispatched') AND c.expires_at <= ?)"
             " OR (c.status = 'dispatched' AND c.dispatched_at < ?)"
             " OR (c.status = 'running' AND (c.run_deadline_at <= ?"
-            "     OR a.last_seen_at IS NULL OR a.last_seen_at < ?))"
+            "     OR a.last_seen_at IS NULL OR a.last_seen_at < ?)))"
             " ORDER BY c.updated_at LIMIT ?",
             (
                 stamp,
