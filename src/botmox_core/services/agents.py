@@ -34,7 +34,7 @@ from botmox_core.errors import (
     PairingNotFoundError,
     UnauthorizedError,
 )
-from botmox_core.models import Agent, AgentStatus, CommandStatus, Role
+from botmox_core.models import Agent, AgentStatus, Role
 from botmox_core.ports import DataBackend
 from botmox_core.ports.agents import AgentDataBackend, AgentUnitOfWork, supports_agents
 from botmox_core.security import hash_secret, hashes_match
@@ -57,8 +57,6 @@ CAPABILITY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:*-]{0,127}$")
 #: A heartbeat or frame updates ``last_seen_at`` at most this often per agent (or a quarter of
 #: the offline window, when that is shorter).
 TOUCH_INTERVAL = timedelta(seconds=15)
-
-_UNFINISHED = (CommandStatus.QUEUED, CommandStatus.DISPATCHED, CommandStatus.RUNNING)
 
 
 @attrs.frozen
