@@ -760,3 +760,49 @@ def test_plain_handler_stops_at_raise_if_cancelled(world: World) -> None:
         cancelled = world.wait_command(command["id"], done)
         assert cancelled["status"] == "cancelled" and cancelled["output"] == "looping\n"
         assert process.terminate() == 0
+
+
+def test_output_is_stored_in_full_up_to_the_limit(world: World) -> None:
+    agent_id, token = world.new_agent()
+    chunk = "0123456789abcdef" * 16384  # 256 KiB, the largest chunk
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with connect(
+            world.ws_url, additional_headers=_h(token), compression=None, max_size=None
+        ) as ws:
+            await _hello(ws)
+            command = (await asyncio.to_thread(world.enqueue, agent_id, "test.echo")).json()["data"]
+            await _next(ws, "command")
+            await ws.send(json.dumps({"type": "ack", "command_id": command["id"]}))
+            for seq in range(64):  # exactly 16 MiB
+                await ws.send(
+                    json.dumps(
+                        {"type": "progress", "command_id": command["id"], "seq": seq, "data": chunk}
+                    )
+                )
+            await ws.send(
+                json.dumps(
+                    {"type": "progress", "command_id": command["id"], "seq": 64, "data": "over"}
+                )
+            )
+            await ws.send(
+                json.dumps(
+                    {"type": "progress", "command_id": command["id"], "seq": 3, "data": chunk}
+                )
+            )
+            await ws.send(
+                json.dumps({"type": "result", "command_id": command["id"], "status": "succeeded"})
+            )
+            errors = []
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                if frame["type"] == "error":
+                    errors.append(frame)
+                if frame["type"] == "result_ack":
+                    return [*errors, {"command_id": command["id"]}]
+
+    *errors, last = asyncio.run(scenario())
+    assert [e["code"] for e in errors] == ["OUTPUT_LIMIT_EXCEEDED"]
+    command = world.command(last["command_id"])
+    assert command["output_bytes"] == 16 * 1024 * 1024
+    assert command["output"] == chunk * 64  # nothing truncated, the resent chunk not doubled

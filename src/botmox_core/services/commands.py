@@ -490,6 +490,10 @@ class CommandService:
                     details={"command_id": command.id, "status": command.status.value},
                 )
             if command.output_bytes + size > self.max_output_bytes:
+                # a resent chunk at the limit is still a harmless duplicate; a new one is refused
+                # (raising leaves the unit uncommitted, so the probe insert is rolled back)
+                if not uow.commands.append_output(tenant_id, command.id, seq, data):
+                    return False
                 raise CommandOutputLimitError(
                     f"command output is limited to {self.max_output_bytes} bytes",
                     details={"command_id": command.id, "limit": self.max_output_bytes},
