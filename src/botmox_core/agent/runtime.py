@@ -82,6 +82,9 @@ class CommandContext:
         self.cancelled = asyncio.Event()
         #: False for plain-function handlers: they run in a thread and cannot be interrupted.
         self.interruptible = True
+        #: True once the server refused output (``OUTPUT_LIMIT_EXCEEDED``); later writes are
+        #: dropped.
+        self.output_refused = False
         self._runtime = runtime
         self._loop = loop
         self._pending: list[str] = []
@@ -104,7 +107,7 @@ class CommandContext:
         from the handler's thread too."""
         if not isinstance(text, str):
             raise TypeError("output must be text")
-        if not text:
+        if not text or self.output_refused:
             return
         try:
             running = asyncio.get_running_loop()
@@ -402,6 +405,12 @@ class Agent:
     def _on_error(self, frame: dict[str, Any]) -> None:
         command_id = frame.get("command_id")
         code = frame.get("code")
+        running_command = self._running.get(command_id) if isinstance(command_id, str) else None
+        if code == "OUTPUT_LIMIT_EXCEEDED" and running_command is not None:
+            if not running_command[1].output_refused:
+                log.warning("command %s: output limit reached; dropping further output", command_id)
+            running_command[1].output_refused = True
+            return
         log.warning("server error frame: %s %s (%s)", code, frame.get("message"), command_id)
         if isinstance(command_id, str) and code in (
             "INVALID_COMMAND_TRANSITION",
