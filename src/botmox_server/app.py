@@ -76,11 +76,23 @@ ROUTES: list[Any] = [
 WEBSOCKET_ROUTES: list[Any] = [agent_connect]
 
 
+_WIRE_DEBUG_FORMATS = frozenset({"< %s", "> %s", "< %s: %s", "> %s: %s"})
+
+
+def _no_websocket_wire_debug(record: logging.LogRecord) -> bool:
+    """Drop the ``websockets`` library's wire debug lines (request headers with bearer tokens,
+    frames with agent tokens and command payloads) that uvicorn routes to ``uvicorn.error``."""
+    return not (record.levelno <= logging.DEBUG and record.msg in _WIRE_DEBUG_FORMATS)
+
+
 def create_app(settings: Settings | None = None, core: App | None = None) -> Litestar:
     """Build the server. Without arguments it reads the environment (zero config: SQLite and
     local files under ``./.botmox``). ``core`` lets tests and embedders pass prepared services."""
     if core is None:
         core = bootstrap(settings or load_settings())
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if _no_websocket_wire_debug not in uvicorn_log.filters:
+        uvicorn_log.addFilter(_no_websocket_wire_debug)
 
     hub = AgentHub(core)
     background: list[asyncio.Task[None]] = []

@@ -56,6 +56,9 @@ CHUNK_BYTES = 64 * 1024
 RETRYABLE_HELLO_ERRORS = {"INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "DATABASE_ERROR"}
 #: Close codes after which reconnecting cannot help.
 FATAL_CLOSE_CODES = {4401: "unauthorized", 4403: "revoked"}
+#: The websockets library's logger: never at DEBUG, whose wire dump would print the token.
+_WIRE_LOG = logging.getLogger("botmox.agent.connection")
+_WIRE_LOG.setLevel(logging.INFO)
 #: Close code when a newer connection of the same agent replaced this one.
 CLOSE_REPLACED = 4409
 
@@ -281,6 +284,7 @@ class Agent:
                     open_timeout=15,
                     ping_interval=20,
                     ping_timeout=20,
+                    logger=_WIRE_LOG,
                 ) as ws:
                     failures = 0
                     await self._session(ws)

@@ -539,9 +539,12 @@ class ServerProcess:
             server.start()     # same URL, same data
     """
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: Mapping[str, str] | None = None, *, log_level: str = "info"
+    ) -> None:
         from botmox_core.testing.server import free_port
 
+        self.log_level = log_level
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
@@ -568,6 +571,8 @@ class ServerProcess:
                     "127.0.0.1",
                     "--port",
                     str(self.port),
+                    "--log-level",
+                    self.log_level,
                 ],
                 env=self.env,
                 stdout=log_file,
@@ -628,7 +633,15 @@ class ServerProcess:
 class AgentProcess:
     """``botmox agent run`` as a subprocess (stopped by PID)."""
 
-    def __init__(self, app: str, state: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        app: str,
+        state: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        log_level: str = "info",
+    ) -> None:
+        self.log_level = log_level
         self.app = app
         self.state = state
         self.env = {**os.environ, **(env or {})}
@@ -649,7 +662,7 @@ class AgentProcess:
                     "--state",
                     str(self.state),
                     "--log-level",
-                    "info",
+                    self.log_level,
                 ],
                 env=self.env,
                 stdout=log_file,
