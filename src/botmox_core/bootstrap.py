@@ -127,9 +127,14 @@ def bootstrap(
         raise
     signer = load_signer(settings)
     environ = settings.environ
-    transport = registry.agent_transports.get(environ.get("BOTMOX_AGENT_TRANSPORT", "inprocess"))(
-        settings
-    )
+    try:
+        transport = registry.agent_transports.get(
+            select_agent_transport(environ, backend, registry)
+        )(settings)
+    except BaseException:
+        backend.close()
+        storage.close()
+        raise
     agents = AgentService(
         backend,
         offline_after_seconds=_int_option(environ, "BOTMOX_AGENT_OFFLINE_SECONDS", 120, 1),
@@ -161,6 +166,21 @@ def bootstrap(
         commands=commands,
         command_sweep_interval=_float_option(environ, "BOTMOX_COMMAND_SWEEP_INTERVAL_SECONDS", 1.0),
     )
+
+
+def select_agent_transport(
+    environ: Mapping[str, str], backend: DataBackend, registry: PluginRegistry
+) -> str:
+    """``BOTMOX_AGENT_TRANSPORT`` when set; else the data backend's
+    ``preferred_agent_transport`` (e.g. ``postgres`` for Supabase) when that transport is
+    installed; else ``inprocess``."""
+    chosen = environ.get("BOTMOX_AGENT_TRANSPORT")
+    if chosen:
+        return chosen
+    preferred = getattr(backend, "preferred_agent_transport", None)
+    if isinstance(preferred, str) and preferred in registry.agent_transports.factories:
+        return preferred
+    return "inprocess"
 
 
 def _int_option(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
