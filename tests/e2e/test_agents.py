@@ -806,3 +806,20 @@ def test_output_is_stored_in_full_up_to_the_limit(world: World) -> None:
     command = world.command(last["command_id"])
     assert command["output_bytes"] == 16 * 1024 * 1024
     assert command["output"] == chunk * 64  # nothing truncated, the resent chunk not doubled
+
+
+def test_long_poll_of_a_revoked_agent_ends_401(world: World) -> None:
+    agent_id, token = world.new_agent()
+    answer: dict[str, Any] = {}
+
+    def poll() -> None:
+        started = time.monotonic()
+        answer["response"] = world.call("GET", "/api/v1/commands/next?timeout_ms=20000", token)
+        answer["seconds"] = time.monotonic() - started
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    time.sleep(0.5)
+    world.call("POST", f"/api/v1/agents/{agent_id}/revoke", world.admin, json={})
+    thread.join(30)
+    assert answer["response"].status_code == 401 and answer["seconds"] < 5

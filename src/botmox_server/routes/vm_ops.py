@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -13,7 +14,7 @@ import attrs
 from litestar import Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from botmox_core.errors import BadRequestError, ForbiddenError, NotFoundError
+from botmox_core.errors import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError
 from botmox_core.models import Command, Role
 from botmox_core.services import Principal
 from botmox_core.services.commands import PROXMOX_ACTIONS, SYNCTHING_ACTIONS, command_view
@@ -271,6 +272,9 @@ async def next_command(
             done, _ = await asyncio.wait({waiter}, timeout=remaining)
             if not done:
                 return Response(content=None, status_code=204)
+            message = waiter.result()
+            if isinstance(message, Mapping) and message.get("type") == "revoked":
+                raise UnauthorizedError("agent revoked")
             waiter = asyncio.ensure_future(anext(messages))
     finally:
         waiter.cancel()
