@@ -53,7 +53,7 @@ async def upload_release(
     channel: FromQuery[str] = "stable",
     filename: FromQuery[str] = "artifact.bin",
     sha256: FromQuery[str | None] = None,
-    release_status: Annotated[str | None, QueryParameter(query="status")] = None,
+    release_status: Annotated[str | None, QueryParameter(name="status")] = None,
 ) -> Response[Any]:
     """Upload a release's bytes (request body, ``application/octet-stream``), verify the stored
     object and publish it (admin/infra). **Beyond** the v1 contract."""
