@@ -15,6 +15,7 @@ rather than paired over HTTP one by one; the server runs with ``synchronous=norm
 hellos do not wait on 10,000 fsyncs. ``RLIMIT_NOFILE`` is raised to its hard limit for the run.
 
 ``BOTMOX_BENCH_QUICK=1`` shrinks everything (CI smoke); ``BOTMOX_BENCH_AGENTS`` sets N.
+A bare ASGI app holding the same sockets on uvicorn is measured first, as the floor.
 Figures are printed, never asserted.
 """
 
@@ -101,7 +102,7 @@ def seed_agents(database: Path, count: int) -> list[tuple[str, str]]:
 class Server:
     """A server process on a fresh data dir, with one of uvicorn's WebSocket implementations."""
 
-    def __init__(self, data_dir: Path, ws: str) -> None:
+    def __init__(self, data_dir: Path, ws: str, app: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -111,7 +112,11 @@ class Server:
             "BOTMOX_PLUGINS": "none",
             "BOTMOX_SQLITE_SYNCHRONOUS": "normal",
         }
-        if ws == "serve":
+        if app is not None:  # the floor: a bare ASGI app on uvicorn's default implementation
+            command = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(data_dir)]
+            command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+            command += ["--ws-per-message-deflate", "false", "--no-access-log"]
+        elif ws == "serve":
             command = [sys.executable, "-m", "botmox_core", "serve", "--log-level", "warning"]
             command += ["--host", "127.0.0.1", "--port", str(self.port)]
         else:
@@ -298,7 +303,6 @@ def bench_one(ws: str, workdir: Path) -> dict[str, Any]:
         stop_holders(processes, stop)
         time.sleep(1)
         baseline = rss_kib(server.process.pid)
-        started = time.monotonic()
         processes, stop, connected, failures = start_holders(
             ws_url, [token for _, token in agents[:LOADED]]
         )
@@ -306,6 +310,7 @@ def bench_one(ws: str, workdir: Path) -> dict[str, Any]:
         figures["latency_loaded"] = asyncio.run(measure_latency(server, admin, agents[-1]))
         stop_holders(processes, stop)
         time.sleep(2)
+        started = time.monotonic()
         processes, stop, connected, failures = start_holders(
             ws_url, [token for _, token in agents[:AGENTS]]
         )
@@ -324,6 +329,56 @@ def bench_one(ws: str, workdir: Path) -> dict[str, Any]:
     finally:
         server.stop()
     return figures
+
+
+FLOOR_APP = """
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    elif scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"live"})
+    else:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+        await send({"type": "websocket.send", "text": '{"type": "welcome"}'})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+"""
+
+
+def bench_floor(workdir: Path) -> dict[str, Any]:
+    """The same idle sockets on a bare ASGI app (accept, answer hello, wait): what uvicorn and
+    its WebSocket implementation cost without botmox."""
+    data_dir = workdir / "floor"
+    data_dir.mkdir()
+    (data_dir / "bench_floor_app.py").write_text(FLOOR_APP)
+    server = Server(data_dir, "floor", app="bench_floor_app:app")
+    tokens = ["unused"] * AGENTS
+    ws_url = server.url.replace("http://", "ws://") + "/ws/v1/agents/connect"
+    try:
+        processes, stop, _, _ = start_holders(ws_url, tokens[:40])
+        stop_holders(processes, stop)
+        time.sleep(1)
+        baseline = rss_kib(server.process.pid)
+        processes, stop, connected, failures = start_holders(ws_url, tokens)
+        time.sleep(5)
+        loaded = rss_kib(server.process.pid)
+        stop_holders(processes, stop)
+    finally:
+        server.stop()
+    return {
+        "sockets": connected,
+        "failures": failures,
+        "kib_per_socket": (loaded - baseline) / max(connected, 1),
+        "rss_baseline_mib": baseline / 1024,
+        "rss_loaded_mib": loaded / 1024,
+    }
 
 
 def report(figures: dict[str, Any]) -> None:
@@ -351,6 +406,12 @@ def main() -> None:
         f"nofile={limit} cpus={os.cpu_count()}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-agents-") as tmp:
+        floor = bench_floor(Path(tmp))
+        print(
+            f"[floor: bare ASGI app, uvicorn default ws] idle sockets held: {floor['sockets']} "
+            f"(failed {floor['failures']}); RSS {floor['rss_baseline_mib']:.1f} -> "
+            f"{floor['rss_loaded_mib']:.1f} MiB = {floor['kib_per_socket']:.1f} KiB/socket"
+        )
         for ws in implementations.split(","):
             module = {"wsproto": "wsproto"}.get(ws.strip())
             if module is not None and importlib.util.find_spec(module) is None:
