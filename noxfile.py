@@ -32,6 +32,7 @@ PLUGINS: dict[str, str] = {
 # One conformance session per backend: the same mixins, run where the backend lives.
 CONFORMANCE: dict[str, tuple[str, str]] = {
     "sqlite": (".", "tests/test_sqlite_repository.py"),
+    "sqlite-agents": (".", "tests/test_agent_sqlite_conformance.py"),
     "localfs": (".", "tests/test_localfs_storage.py"),
     "s3": ("plugins/botmox-s3", "tests"),
     "minio": ("plugins/botmox-minio", "tests"),

@@ -16,6 +16,8 @@ Mixins:
   :class:`~botmox_core.ports.DataBackend`.
 * :class:`ObjectStorageConformance` — fixture ``storage`` yields a fresh, empty
   :class:`~botmox_core.ports.ObjectStorage`.
+* :class:`AgentRepositoryConformance` — fixture ``backend`` yields a fresh, empty backend whose
+  units of work carry the agent and command repositories (:mod:`botmox_core.ports.agents`).
 
 Optional features are class-level capability flags; a test for a feature the backend lacks is
 skipped with the reason.
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ObjectStorageConformance", "RepositoryConformance"]
+__all__ = ["AgentRepositoryConformance", "ObjectStorageConformance", "RepositoryConformance"]
 
 
 def __getattr__(name: str) -> Any:
@@ -37,4 +39,8 @@ def __getattr__(name: str) -> Any:
         from botmox_core.testing.storage import ObjectStorageConformance
 
         return ObjectStorageConformance
+    if name == "AgentRepositoryConformance":
+        from botmox_core.testing.agents import AgentRepositoryConformance
+
+        return AgentRepositoryConformance
     raise AttributeError(name)
