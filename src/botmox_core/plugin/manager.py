@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
@@ -79,8 +80,6 @@ def build_plugin_manager(environ: Mapping[str, str] | None = None) -> pluggy.Plu
     ``BOTMOX_PLUGINS`` (comma-separated entry-point names) limits which external plugins load;
     ``BOTMOX_DISABLE_PLUGINS`` blocks names (built-in module names included).
     """
-    import os
-
     env = os.environ if environ is None else environ
     allow = _names(env.get("BOTMOX_PLUGINS"))
     block = _names(env.get("BOTMOX_DISABLE_PLUGINS")) or set()

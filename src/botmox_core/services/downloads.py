@@ -38,6 +38,7 @@ from botmox_core.models import (
     LeaseStatus,
     Release,
     ReleaseStatus,
+    Role,
 )
 from botmox_core.ports import DataBackend, ObjectStorage
 from botmox_core.security import LeaseTokenSigner, hashes_match
@@ -214,8 +215,6 @@ class DownloadService:
         self, principal: Principal, *, lease_id: str | None = None, limit: int = 100
     ) -> list[DownloadAuditEntry]:
         """The tenant's audit entries, newest first (operators only)."""
-        from botmox_core.models import Role
-
         principal.require(Role.ADMIN, Role.INFRA)
         with self._backend.unit_of_work() as uow:
             return list(uow.audit.list(principal.tenant_id, lease_id=lease_id, limit=limit))

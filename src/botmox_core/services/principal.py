@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import attrs
 
-from botmox_core.errors import ForbiddenError
+from botmox_core.errors import BadRequestError, ForbiddenError
 from botmox_core.models import Role
 
 Clock = Callable[[], datetime]
@@ -47,8 +47,6 @@ class Principal:
     def acting_user(self, requested: str | None) -> str:
         """The user a request acts for: ``requested`` if the caller may act for others, else the
         caller's own user. Raises when neither is known or acting for another is not allowed."""
-        from botmox_core.errors import BadRequestError
-
         if requested is None or requested == self.user_id:
             if self.user_id is None:
                 raise BadRequestError(

@@ -99,7 +99,7 @@ class ReleaseService:
         version_name = check.name(version, "version")
         key = check.optional_text(object_key, "object_key", 1024)
         if not key:
-            raise check._fail("object_key", "is required")
+            raise check.invalid("object_key", "is required")
         declared_sha = check.sha256_hex(sha256)
         declared_size = check.positive_int(size_bytes, "size_bytes")
         release_status = check.choice(status, "status", ReleaseStatus, ReleaseStatus.ACTIVE)
@@ -245,8 +245,7 @@ class ReleaseService:
     ) -> AssignmentView:
         """The user's, the default and the effective assignment for a scope."""
         user = check.identifier(user_id, "user_id")
-        if not principal.is_operator and principal.role is not Role.API:
-            principal.require(Role.API, Role.ADMIN, Role.INFRA)
+        principal.require(Role.API, Role.ADMIN, Role.INFRA)
         scope = scope_from(module, platform, channel)
         with self._backend.unit_of_work() as uow:
             return AssignmentView(

@@ -3,6 +3,7 @@ reaches a repository, so a bad value is a 400 ``BAD_REQUEST`` naming the field."
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -16,28 +17,29 @@ MAX_TEXT = 256
 MAX_METADATA_BYTES = 16 * 1024
 
 
-def _fail(field: str, message: str) -> BadRequestError:
+def invalid(field: str, message: str) -> BadRequestError:
+    """A 400 ``BAD_REQUEST`` naming ``field`` (in the message and in ``details``)."""
     return BadRequestError(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
 def vm_uuid(value: Any, field: str = "vm_uuid") -> str:
     """A VM id: 8–128 of ``[A-Za-z0-9:_-]``, returned lower-cased."""
     if not isinstance(value, str) or not VM_UUID_RE.match(value):
-        raise _fail(field, "must be 8-128 characters of A-Z a-z 0-9 : _ -")
+        raise invalid(field, "must be 8-128 characters of A-Z a-z 0-9 : _ -")
     return value.lower()
 
 
 def name(value: Any, field: str) -> str:
     """A module, platform, channel or version name."""
     if not isinstance(value, str) or not NAME_RE.match(value):
-        raise _fail(field, "must be 1-128 characters of A-Z a-z 0-9 . _ - starting alphanumeric")
+        raise invalid(field, "must be 1-128 characters of A-Z a-z 0-9 . _ - starting alphanumeric")
     return value
 
 
 def identifier(value: Any, field: str) -> str:
     """A tenant or user id."""
     if not isinstance(value, str) or not ID_RE.match(value):
-        raise _fail(
+        raise invalid(
             field, "must be 1-128 characters of A-Z a-z 0-9 . _ : @ - starting alphanumeric"
         )
     return value
@@ -51,37 +53,35 @@ def optional_text(value: Any, field: str, limit: int = MAX_TEXT) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > limit:
-        raise _fail(field, f"must be a string of at most {limit} characters")
+        raise invalid(field, f"must be a string of at most {limit} characters")
     if any(ord(ch) < 32 for ch in value):
-        raise _fail(field, "must not contain control characters")
+        raise invalid(field, "must not contain control characters")
     return value
 
 
 def sha256_hex(value: Any, field: str = "sha256") -> str:
     if not isinstance(value, str) or not SHA256_RE.match(value.lower()):
-        raise _fail(field, "must be 64 hexadecimal characters")
+        raise invalid(field, "must be 64 hexadecimal characters")
     return value.lower()
 
 
 def positive_int(value: Any, field: str, maximum: int = 2**63 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
-        raise _fail(field, "must be a positive integer")
+        raise invalid(field, "must be a positive integer")
     return value
 
 
 def metadata(value: Any, field: str = "metadata") -> dict[str, Any]:
-    import json
-
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _fail(field, "must be a JSON object")
+        raise invalid(field, "must be a JSON object")
     try:
         encoded = json.dumps(value)
     except (TypeError, ValueError):
-        raise _fail(field, "must be JSON-serialisable") from None
+        raise invalid(field, "must be JSON-serialisable") from None
     if len(encoded) > MAX_METADATA_BYTES:
-        raise _fail(field, f"must be at most {MAX_METADATA_BYTES} bytes of JSON")
+        raise invalid(field, f"must be at most {MAX_METADATA_BYTES} bytes of JSON")
     return value
 
 
@@ -92,4 +92,4 @@ def choice(value: Any, field: str, enum_type: Any, default: Any = None) -> Any:
         return enum_type(value)
     except ValueError:
         allowed = "|".join(member.value for member in enum_type)
-        raise _fail(field, f"must be one of {allowed}") from None
+        raise invalid(field, f"must be one of {allowed}") from None
