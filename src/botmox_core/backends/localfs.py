@@ -29,7 +29,6 @@ import io
 import json
 import logging
 import os
-import re
 import secrets
 import sys
 import tempfile
@@ -52,7 +51,11 @@ from botmox_core.errors import (
 from botmox_core.models import ObjectInfo
 from botmox_core.plugin.spec import hookimpl
 from botmox_core.ports.health import HealthReport
-from botmox_core.ports.storage import PresignedUrl, ProgressCallback
+from botmox_core.ports.storage import (
+    PresignedUrl,
+    ProgressCallback,
+    validate_object_key,
+)
 
 if TYPE_CHECKING:
     from botmox_core.config import Settings
@@ -82,9 +85,7 @@ URL_KEY_FILE = "localfs-url.key"
 ABANDONED_UPLOAD_SECONDS = 24 * 3600
 """Temporary upload files untouched this long are leftovers of crashed processes."""
 
-MAX_KEY_LENGTH = 1024
 MIN_URL_KEY_BYTES = 16
-_KEY_CHARACTERS = re.compile(r"[A-Za-z0-9._/-]+")
 _SIGNATURE_CONTEXT = "botmox-localfs-download-v1"
 _OPEN_ATTEMPTS = 5
 _META_SUFFIX = ".meta.json"
@@ -100,27 +101,6 @@ else:  # pragma: no cover - botmox servers run on POSIX; a process-local lock st
 
     def _lock_file(fd: int) -> None:
         return None
-
-
-def validate_object_key(key: object) -> str:
-    """Return ``key`` if it is a valid object key, else raise ``BadRequestError(INVALID_KEY)``.
-
-    Valid: 1 to 1024 characters of ``A-Z a-z 0-9 . _ / -``, no leading ``/`` and no empty, ``.``
-    or ``..`` path segment.
-    """
-    if (
-        isinstance(key, str)
-        and 0 < len(key) <= MAX_KEY_LENGTH
-        and _KEY_CHARACTERS.fullmatch(key)
-        and not any(segment in ("", ".", "..") for segment in key.split("/"))
-    ):
-        return key
-    shown = repr(key)[:80] if isinstance(key, str) else type(key).__name__
-    raise BadRequestError(
-        f"invalid object key {shown}: use 1-{MAX_KEY_LENGTH} characters of A-Z a-z 0-9 . _ / - "
-        "with no leading '/' and no empty, '.' or '..' segment",
-        code="INVALID_KEY",
-    )
 
 
 @contextlib.contextmanager

@@ -8,17 +8,43 @@ noted; they never leak SDK exceptions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
 import attrs
 
+from botmox_core.errors import BadRequestError
 from botmox_core.models import ObjectInfo
 from botmox_core.ports.health import HealthReport
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just transferred."""
+
+MAX_KEY_LENGTH = 1024
+_KEY_CHARACTERS = re.compile(r"[A-Za-z0-9._/-]+")
+
+
+def validate_object_key(key: object) -> str:
+    """Return ``key`` if it is a valid object key, else raise ``BadRequestError(INVALID_KEY)``.
+
+    Valid: 1 to 1024 characters of ``A-Z a-z 0-9 . _ / -``, no leading ``/`` and no empty, ``.``
+    or ``..`` path segment.
+    """
+    if (
+        isinstance(key, str)
+        and 0 < len(key) <= MAX_KEY_LENGTH
+        and _KEY_CHARACTERS.fullmatch(key)
+        and not any(segment in ("", ".", "..") for segment in key.split("/"))
+    ):
+        return key
+    shown = repr(key)[:80] if isinstance(key, str) else type(key).__name__
+    raise BadRequestError(
+        f"invalid object key {shown}: use 1-{MAX_KEY_LENGTH} characters of A-Z a-z 0-9 . _ / - "
+        "with no leading '/' and no empty, '.' or '..' segment",
+        code="INVALID_KEY",
+    )
 
 
 @attrs.frozen

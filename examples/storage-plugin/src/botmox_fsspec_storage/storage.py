@@ -30,7 +30,6 @@ from typing import Any, BinaryIO, cast
 
 import fsspec
 
-from botmox_core.backends.localfs import validate_object_key
 from botmox_core.errors import (
     ArtifactObjectNotFoundError,
     BadRequestError,
@@ -40,7 +39,7 @@ from botmox_core.errors import (
 )
 from botmox_core.models import ObjectInfo
 from botmox_core.ports.health import HealthReport
-from botmox_core.ports.storage import PresignedUrl, ProgressCallback
+from botmox_core.ports.storage import PresignedUrl, ProgressCallback, validate_object_key
 
 __all__ = ["FsspecStorage"]
 

@@ -20,7 +20,6 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from botmox_core.backends.localfs import validate_object_key
 from botmox_core.errors import (
     ArtifactObjectNotFoundError,
     BadRequestError,
@@ -29,7 +28,7 @@ from botmox_core.errors import (
 )
 from botmox_core.models import ObjectInfo
 from botmox_core.ports.health import HealthReport
-from botmox_core.ports.storage import PresignedUrl, ProgressCallback
+from botmox_core.ports.storage import PresignedUrl, ProgressCallback, validate_object_key
 from botmox_s3.error_mapping import map_storage_errors, storage_error_for
 from botmox_s3.options import MIB, S3Options
 from botmox_s3.privacy import PrivacyReport, check_bucket_privacy, enforce_privacy
