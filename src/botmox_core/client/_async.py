@@ -107,18 +107,7 @@ class AsyncRunnerClient:
                 error.__cause__ = exc
             except BotmoxError as exc:
                 error = exc
-            budget = self.retry_policy.max_retries if max_retries is None else max_retries
-            if retries >= budget or not self.retry_policy.should_retry(error, retries):
-                raise error
-            delay = self.retry_policy.retry_delay(error, retries)
-            logger.info(
-                "%s %s failed with %s; retry %d in %.2fs",
-                request.method,
-                request.path,
-                error.code,
-                retries + 1,
-                delay,
-            )
+            delay = rules.api_retry_delay(self.retry_policy, error, retries, max_retries, request)
             await self._sleep(delay)
             retries += 1
 
@@ -238,23 +227,8 @@ class AsyncRunnerClient:
                     await self._transfer(url, partial, progress)
                 except BotmoxError as error:
                     partial.suspend()
-                    if isinstance(error, DownloadUrlInvalidError) or not (
-                        self.retry_policy.should_retry(error, retries)
-                    ):
-                        raise
-                    if resolved is not None and resolved.url_expired():
-                        raise DownloadUrlInvalidError(
-                            "download URL expired while retrying"
-                        ) from error
-                    delay = self.retry_policy.retry_delay(error, retries)
-                    logger.info(
-                        "download of %s failed with %s at %d/%d bytes; retry %d in %.2fs",
-                        redact_url(url),
-                        error.code,
-                        partial.have,
-                        size,
-                        retries + 1,
-                        delay,
+                    delay = rules.download_retry_delay(
+                        self.retry_policy, error, retries, resolved, url, partial.have, size
                     )
                     await self._sleep(delay)
                     retries += 1

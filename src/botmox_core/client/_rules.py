@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -272,6 +273,61 @@ class RetryPolicy:
             return min(error.retry_after, self.max_retry_after)
         ceiling = min(self.max_delay, self.base_delay * (2**retries_done))
         return random.uniform(0.0, ceiling)  # noqa: S311 - jitter, not a secret
+
+
+logger = logging.getLogger("botmox.client")
+
+
+def api_retry_delay(
+    policy: RetryPolicy,
+    error: BotmoxError,
+    retries: int,
+    max_retries: int | None,
+    request: ApiRequest,
+) -> float:
+    """Seconds to wait before retrying a failed contract call; raises ``error`` when the policy
+    (or a call-specific ``max_retries`` budget) says not to retry."""
+    budget = policy.max_retries if max_retries is None else max_retries
+    if retries >= budget or not policy.should_retry(error, retries):
+        raise error
+    delay = policy.retry_delay(error, retries)
+    logger.info(
+        "%s %s failed with %s; retry %d in %.2fs",
+        request.method,
+        request.path,
+        error.code,
+        retries + 1,
+        delay,
+    )
+    return delay
+
+
+def download_retry_delay(
+    policy: RetryPolicy,
+    error: BotmoxError,
+    retries: int,
+    resolved: ResolvedDownload | None,
+    url: httpx.URL,
+    have: int,
+    size: int,
+) -> float:
+    """Seconds to wait before resuming a failed download; raises when it must not be retried
+    (a refused URL, a spent budget, or a URL that expired meanwhile: resolve again)."""
+    if isinstance(error, DownloadUrlInvalidError) or not policy.should_retry(error, retries):
+        raise error
+    if resolved is not None and resolved.url_expired():
+        raise DownloadUrlInvalidError("download URL expired while retrying") from error
+    delay = policy.retry_delay(error, retries)
+    logger.info(
+        "download of %s failed with %s at %d/%d bytes; retry %d in %.2fs",
+        redact_url(url),
+        error.code,
+        have,
+        size,
+        retries + 1,
+        delay,
+    )
+    return delay
 
 
 def download_target(
