@@ -113,7 +113,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
-    """Check the docs against the code (hooks documented, links resolve, snippets import)."""
+    """Check the docs against the code (hooks, routes and error codes documented; links resolve)."""
     install(session)
     session.run("python", "-m", "pytest", "tests/test_docs.py")
 

@@ -93,8 +93,8 @@ class Settings:
 
 _ENV_FIELDS: dict[str, tuple[str, type]] = {
     "BOTMOX_DATA_DIR": ("data_dir", Path),
+    "DATA_BACKEND": ("data_backend", str),  # the contract's name; BOTMOX_ wins when both are set
     "BOTMOX_DATA_BACKEND": ("data_backend", str),
-    "DATA_BACKEND": ("data_backend", str),
     "BOTMOX_STORAGE": ("storage", str),
     "BOTMOX_HOST": ("host", str),
     "BOTMOX_PORT": ("port", int),
@@ -146,8 +146,6 @@ def load_settings(
                 raise ConfigurationError(f"unknown setting {key!r} in {path}")
             values[key] = Path(value) if key == "data_dir" else value
     for name, (field, kind) in _ENV_FIELDS.items():
-        if name == "DATA_BACKEND" and "BOTMOX_DATA_BACKEND" in env:
-            continue
         raw = env.get(name)
         if raw is None or raw == "":
             continue

@@ -70,9 +70,6 @@ def stack_env(name: str, stack: ExitStack, tmp: Path) -> dict[str, str]:
 STACKS = ["embedded", "rtdb", "supabase", "minio"]
 
 
-admin = admin_cli  # ``botmox admin ... --json`` on a server's backends
-
-
 @attrs.frozen
 class Deployment:
     """A running server with a tenant set up: tokens, licence, entitlement, an assigned release."""
@@ -117,13 +114,13 @@ def deployment(
             channel=CHANNEL,
             version="1.2.0",
         )
-        other = admin(
+        other = admin_cli(
             server, "token", "create", "--tenant", OTHER_TENANT, "--role", "api", "--user", USER
         )["token"]
-        admin(
+        admin_cli(
             server, "license", "set", "--tenant", OTHER_TENANT, "--status", "active", "--perpetual"
         )
-        admin(
+        admin_cli(
             server,
             "entitlement",
             "set",

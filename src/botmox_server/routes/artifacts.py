@@ -18,6 +18,7 @@ from botmox_server.dependencies import Caller, Core, client_ip
 from botmox_server.envelope import ok
 
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
+SPOOL_WRITE = 1024 * 1024
 
 
 @post("/api/v1/artifacts/releases", sync_to_thread=True, tags=["artifacts"])
@@ -61,11 +62,17 @@ async def upload_release(
     limit = core.settings.max_upload_bytes
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         size = 0
+        pending = bytearray()  # ASGI chunks are small: write to the spool once per MiB
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLargeError(f"artifact larger than {limit} bytes")
-            await anyio.to_thread.run_sync(spool.write, chunk)
+            pending += chunk
+            if len(pending) >= SPOOL_WRITE:
+                await anyio.to_thread.run_sync(spool.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await anyio.to_thread.run_sync(spool.write, bytes(pending))
         spool.seek(0)
         release = await anyio.to_thread.run_sync(
             partial(
