@@ -27,7 +27,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         inbound = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = inbound if _INBOUND_ID.match(inbound) else secrets.token_hex(8)
+        request_id = inbound if _INBOUND_ID.fullmatch(inbound) else secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status: dict[str, Any] = {"code": 0}

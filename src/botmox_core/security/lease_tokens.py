@@ -180,4 +180,4 @@ def peek_lease_id(token: object) -> str | None:
         claimed = json.loads(_b64decode(parts[1])).get("lid")
     except (binascii.Error, ValueError, AttributeError, UnicodeError):
         return None
-    return claimed if isinstance(claimed, str) and _LEASE_ID.match(claimed) else None
+    return claimed if isinstance(claimed, str) and _LEASE_ID.fullmatch(claimed) else None

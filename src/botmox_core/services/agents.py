@@ -187,7 +187,7 @@ class AgentService:
         """Redeem a pairing code (the code is the credential): the agent becomes active and
         gets its token. 404 ``PAIRING_NOT_FOUND`` for an unknown or used code, 410
         ``PAIRING_EXPIRED`` past its expiry."""
-        if not isinstance(pairing_code, str) or not PAIRING_CODE_RE.match(pairing_code.lower()):
+        if not isinstance(pairing_code, str) or not PAIRING_CODE_RE.fullmatch(pairing_code.lower()):
             raise _field("pairing_code", "must be 32 hexadecimal characters")
         code_hash = hash_secret(pairing_code.lower())
         version_text = check.optional_text(version, "version", 64)
@@ -402,7 +402,7 @@ def _capabilities(value: Any) -> tuple[str, ...]:
     if len(value) > MAX_CAPABILITIES:
         raise _field("capabilities", f"at most {MAX_CAPABILITIES} entries")
     for item in value:
-        if not isinstance(item, str) or not CAPABILITY_RE.match(item):
+        if not isinstance(item, str) or not CAPABILITY_RE.fullmatch(item):
             raise _field("capabilities", "entries must be 1-128 of A-Z a-z 0-9 . _ : * -")
     return tuple(dict.fromkeys(value))
 

@@ -26,7 +26,6 @@ States and the only legal moves between them (:data:`TRANSITIONS`)::
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -279,7 +278,7 @@ class CommandService:
         )
         key = None
         if idempotency_key is not None:
-            if not isinstance(idempotency_key, str) or not IDEMPOTENCY_KEY_RE.match(
+            if not isinstance(idempotency_key, str) or not IDEMPOTENCY_KEY_RE.fullmatch(
                 idempotency_key
             ):
                 raise _field("idempotency_key", "must be 1-128 of A-Z a-z 0-9 . _ : @ / + = -")
@@ -672,7 +671,7 @@ def _field(field: str, message: str) -> BadRequestError:
 
 
 def _command_type(value: Any) -> str:
-    if not isinstance(value, str) or not COMMAND_TYPE_RE.match(value):
+    if not isinstance(value, str) or not COMMAND_TYPE_RE.fullmatch(value):
         raise _field(
             "command_type", "must be dotted lower-case names, e.g. proxmox.start (≤ 5 parts)"
         )
@@ -680,17 +679,7 @@ def _command_type(value: Any) -> str:
 
 
 def _json_object(value: Any, field: str, limit: int) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _field(field, "must be a JSON object")
-    try:
-        encoded = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        raise _field(field, "must be JSON-serialisable") from None
-    if len(encoded.encode()) > limit:
-        raise _field(field, f"must be at most {limit} bytes of JSON")
-    return value
+    return check.json_object(value, field, limit)
 
 
 def _bounded_int(value: Any, field: str, low: int, high: int, default: int) -> int:

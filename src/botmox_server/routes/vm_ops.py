@@ -155,7 +155,7 @@ async def infra_action(
     if principal.role not in (Role.ADMIN, Role.INFRA):
         raise ForbiddenError("/api/v1/infra is for admin and infra roles only")
     path = target.strip("/")
-    if not INFRA_TARGET_RE.match(path):
+    if not INFRA_TARGET_RE.fullmatch(path):
         raise NotFoundError(f"no infra target {path[:60]!r}")
     return await _enqueue(
         core,
