@@ -58,3 +58,37 @@ def test_bad_toml_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_secrets_stay_out_of_repr() -> None:
     assert "hunter2" not in repr(load_settings({"BOTMOX_JWT_SECRET": "hunter2"}))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('port = "8080"', "port in .* must be an integer, got '8080'"),
+        ("port = 80.5", "port in .* must be an integer, got 80.5"),
+        ("port = true", "port in .* must be an integer, got True"),
+        ("data_dir = 5", "data_dir in .* must be a path string"),
+        ("public_url = 3", "public_url in .* must be a string"),
+        ("port = 70000", "port must be between 1 and 65535"),
+        ('public_url = "botmox.example.com"', "must start with http:// or https://"),
+        ('log_format = "xml"', "log format must be one of text, json"),
+    ],
+)
+def test_mistyped_toml_values_are_refused_when_read(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    path = tmp_path / "botmox.toml"
+    path.write_text(body + "\n")
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings({}, config_file=path)
+
+
+def test_toml_values_of_the_right_type_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "botmox.toml"
+    path.write_text('port = 9000\ndata_dir = "/srv/botmox"\nlog_format = "json"\n')
+    settings = load_settings({}, config_file=path)
+    assert (settings.port, settings.data_dir, settings.log_format) == (
+        9000,
+        Path("/srv/botmox"),
+        "json",
+    )
+    assert load_settings({"BOTMOX_LOG_FORMAT": "text"}, config_file=path).log_format == "text"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ __all__ = ["Settings", "load_settings"]
 MIN_LEASE_TTL = 60
 MIN_URL_TTL = 60
 MAX_URL_TTL = 300
+MAX_PORT = 65535
+LOG_FORMATS = ("text", "json")
 
 
 @attrs.frozen
@@ -42,6 +46,8 @@ class Settings:
         jwks_url: JWKS URL for asymmetric JWTs.
         jwt_issuer, jwt_audience: expected ``iss`` and ``aud`` of JWTs.
         max_upload_bytes: largest artifact accepted over HTTP.
+        log_format: ``text`` (one readable line per record) or ``json`` (one JSON object per
+            line) for every log record of ``botmox serve``.
         config_file: the TOML file read, if any.
         environ: the environment the settings were read from (plugins read their options here).
         file_options: the TOML file's ``[plugins.*]`` tables.
@@ -60,11 +66,22 @@ class Settings:
     jwt_issuer: str | None = "supabase"
     jwt_audience: str | None = "authenticated"
     max_upload_bytes: int = 4 * 1024**3
+    log_format: str = "text"
     config_file: Path | None = None
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     file_options: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        if not 1 <= self.port <= MAX_PORT:
+            raise ConfigurationError(f"port must be between 1 and {MAX_PORT}, got {self.port}")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"public URL must start with http:// or https://, got {self.public_url!r}"
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigurationError(
+                f"log format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}"
+            )
         if self.lease_ttl_seconds < MIN_LEASE_TTL:
             raise ConfigurationError(f"lease TTL must be at least {MIN_LEASE_TTL} s")
         if not MIN_URL_TTL <= self.download_url_ttl_seconds <= MAX_URL_TTL:
@@ -106,7 +123,40 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
     "BOTMOX_JWT_ISSUER": ("jwt_issuer", str),
     "BOTMOX_JWT_AUDIENCE": ("jwt_audience", str),
     "BOTMOX_MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
+    "BOTMOX_LOG_FORMAT": ("log_format", str),
 }
+
+
+_SCALARS: dict[type, str] = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    Path: "a path string",
+}
+
+
+def _file_value(key: str, value: Any, path: Path) -> Any:
+    """A TOML value checked against the type of its :class:`Settings` field, so a mistyped value
+    (``port = "8080x"``) is refused when the file is read, not later in the server."""
+    hint = typing.get_type_hints(Settings)[key]
+    kinds = [
+        kind
+        for kind in (typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,))
+        if kind is not type(None)
+    ]
+    if not kinds or not all(kind in _SCALARS for kind in kinds):
+        return value  # structured settings are checked by their own converters
+    if Path in kinds and isinstance(value, str):
+        return Path(value)
+    if isinstance(value, bool) and bool not in kinds:
+        pass
+    elif float in kinds and isinstance(value, int | float):
+        return float(value)
+    elif any(isinstance(value, kind) for kind in kinds):
+        return value
+    expected = " or ".join(_SCALARS[kind] for kind in kinds)
+    raise ConfigurationError(f"{key} in {path} must be {expected}, got {value!r}")
 
 
 def load_settings(
@@ -144,7 +194,7 @@ def load_settings(
                 continue
             if key not in known:
                 raise ConfigurationError(f"unknown setting {key!r} in {path}")
-            values[key] = Path(value) if key == "data_dir" else value
+            values[key] = _file_value(key, value, path)
     for name, (field, kind) in _ENV_FIELDS.items():
         raw = env.get(name)
         if raw is None or raw == "":

@@ -3,7 +3,7 @@ configuration as ``botmox serve``), so they work while the server runs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -11,42 +11,133 @@ from typing import Any
 
 import click
 
+from botmox_core.backends.sqlite import DEFAULT_FILENAME
 from botmox_core.bootstrap import App, bootstrap
+from botmox_core.cli import BotmoxGroup
 from botmox_core.cli._output import byte_progress, emit
-from botmox_core.config import load_settings
+from botmox_core.config import Settings, load_settings
 from botmox_core.converter import parse_timestamp
 from botmox_core.errors import BadRequestError
 from botmox_core.models import Role
 from botmox_core.services import Principal
+from botmox_core.services.principal import utcnow
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 tenant_option = click.option("--tenant", required=True, help="Tenant id.")
 
+_DATA_DIR_HELP = "Directory of the embedded backends' files [default: ./.botmox]."
+_CONFIG_HELP = "TOML configuration file (also BOTMOX_CONFIG)."
+_INIT_HELP = (
+    "Create the data directory if it does not exist yet (a new installation). Without it an "
+    "absent data directory is refused."
+)
 
-@click.group("admin")
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Store a location option given after the subcommand where the admin group keeps it."""
+    if value is not None and value is not False and param.name is not None:
+        ctx.ensure_object(dict)[param.name] = value
+    return value
+
+
+def location_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--data-dir``, ``--config`` and ``--init`` on a leaf command too, so they work before
+    or after the subcommand (``botmox admin token create ... --data-dir X``)."""
+    for option in reversed(
+        [
+            click.option(
+                "--data-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                expose_value=False,
+                callback=_remember,
+                help=_DATA_DIR_HELP,
+            ),
+            click.option(
+                "--config",
+                "config_file",
+                type=click.Path(dir_okay=False),
+                default=None,
+                expose_value=False,
+                callback=_remember,
+                help=_CONFIG_HELP,
+            ),
+            click.option(
+                "--init",
+                is_flag=True,
+                default=False,
+                expose_value=False,
+                callback=_remember,
+                help=_INIT_HELP,
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@click.group("admin", cls=BotmoxGroup)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=_DATA_DIR_HELP)
 @click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Directory of the embedded backends' files [default: ./.botmox].",
+    "--config", "config_file", type=click.Path(dir_okay=False), default=None, help=_CONFIG_HELP
 )
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="TOML configuration file (also BOTMOX_CONFIG).",
-)
+@click.option("--init", is_flag=True, default=False, help=_INIT_HELP)
 @click.pass_context
-def admin_group(ctx: click.Context, data_dir: Path | None, config_file: str | None) -> None:
-    """Operator commands: tokens, licences, entitlements, releases."""
-    ctx.obj = {"data_dir": data_dir, "config_file": config_file}
+def admin_group(
+    ctx: click.Context, data_dir: Path | None, config_file: str | None, init: bool
+) -> None:
+    """Operator commands: tokens, licences, entitlements, releases.
+
+    They act on the same backends as ``botmox serve`` with the same configuration: run them
+    from the same directory or pass the same ``--data-dir``/``--config``. A data directory that
+    does not exist is refused (it would be a new, empty installation whose tokens the server
+    does not know) unless ``--init`` is given.
+    """
+    ctx.obj = {"data_dir": data_dir, "config_file": config_file, "init": init}
+
+
+def missing_data(settings: Settings) -> str | None:
+    """What the configured embedded backends need but is absent, or ``None``.
+
+    Only files the embedded backends keep their data in count: the SQLite database (``sqlite``
+    data backend) and the data directory holding local objects and the URL key (``localfs``
+    storage). With other backends (``supabase``, ``rtdb``, ``s3`` ...) the data directory holds
+    no data and is not checked.
+    """
+    if settings.data_backend == "sqlite":
+        configured = settings.plugin_options("sqlite").get("path", "").strip()
+        if configured != ":memory:":
+            database = (
+                Path(configured).expanduser()
+                if configured
+                else settings.data_dir / DEFAULT_FILENAME
+            )
+            if not database.is_file():
+                return f"no botmox database at {database.absolute()}"
+    if settings.storage == "localfs":
+        options = settings.plugin_options("localfs")
+        root = options.get("root")
+        if root and not Path(root).is_dir():
+            return f"no localfs object directory at {Path(root).absolute()}"
+        if not (root and options.get("url_key")) and not settings.data_dir.is_dir():
+            return f"no botmox data dir at {settings.data_dir.absolute()}"
+    return None
 
 
 @contextmanager
 def _core(ctx: click.Context) -> Iterator[App]:
-    options = ctx.find_object(dict) or {"config_file": None, "data_dir": None}
-    settings = load_settings(config_file=options["config_file"], data_dir=options["data_dir"])
+    options = ctx.find_object(dict) or {}
+    settings = load_settings(
+        config_file=options.get("config_file"), data_dir=options.get("data_dir")
+    )
+    if not options.get("init"):
+        missing = missing_data(settings)
+        if missing is not None:
+            raise click.ClickException(
+                f"{missing}. Run from the directory `botmox serve` uses, or pass the same "
+                "--data-dir/--config (or BOTMOX_DATA_DIR); --init creates a new, empty "
+                "installation there."
+            )
     core = bootstrap(settings)
     try:
         yield core
@@ -58,13 +149,21 @@ def _operator(tenant: str) -> Principal:
     return Principal(tenant_id=tenant, role=Role.ADMIN, subject="cli")
 
 
-def _timestamp(value: str | None, option: str) -> datetime | None:
+def _future_timestamp(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 timestamp that lies in the future (an expiry already past is a mistake)."""
     if value is None:
         return None
     try:
-        return parse_timestamp(value)
+        moment = parse_timestamp(value)
     except ValueError:
         raise BadRequestError(f"{option}: not an ISO 8601 timestamp: {value!r}") from None
+    now = utcnow()
+    if moment <= now:
+        raise BadRequestError(
+            f"{option}: {moment:%Y-%m-%dT%H:%M:%SZ} is not in the future "
+            f"(now {now:%Y-%m-%dT%H:%M:%SZ})"
+        )
+    return moment
 
 
 @admin_group.group("token")
@@ -81,6 +180,7 @@ def token_group() -> None:
 @click.option("--label", default=None, help="Free-form note.")
 @click.option("--expires-at", default=None, help="ISO 8601 expiry (default: never).")
 @json_option
+@location_options
 @click.pass_context
 def token_create(
     ctx: click.Context,
@@ -98,7 +198,7 @@ def token_create(
             role,
             user_id=user_id,
             label=label,
-            expires_at=_timestamp(expires_at, "--expires-at"),
+            expires_at=_future_timestamp(expires_at, "--expires-at"),
         )
     record = created.record
     emit(
@@ -119,6 +219,7 @@ def token_create(
 @tenant_option
 @click.option("--id", "token_id", required=True, help="Token id (tok_...).")
 @json_option
+@location_options
 @click.pass_context
 def token_revoke(ctx: click.Context, tenant: str, token_id: str, as_json: bool) -> None:
     """Revoke an API token."""
@@ -140,6 +241,7 @@ def license_group() -> None:
 @click.option("--expires-at", default=None, help="ISO 8601 expiry.")
 @click.option("--perpetual", is_flag=True, help="Never expires.")
 @json_option
+@location_options
 @click.pass_context
 def license_set(
     ctx: click.Context,
@@ -155,7 +257,9 @@ def license_set(
     if not perpetual and not expires_at and status == "active":
         raise click.UsageError("an active licence needs --expires-at or --perpetual")
     with _core(ctx) as core:
-        licence = core.licences.set_licence(tenant, status, _timestamp(expires_at, "--expires-at"))
+        licence = core.licences.set_licence(
+            tenant, status, _future_timestamp(expires_at, "--expires-at")
+        )
     expiry = (
         "perpetual"
         if licence.expires_at is None
@@ -180,6 +284,7 @@ def entitlement_group() -> None:
     help="Module the user may lease (repeat; '*' allows all).",
 )
 @json_option
+@location_options
 @click.pass_context
 def entitlement_set(
     ctx: click.Context, tenant: str, user_id: str, modules: tuple[str, ...], as_json: bool
@@ -187,6 +292,14 @@ def entitlement_set(
     """Create or replace which modules a user may lease."""
     with _core(ctx) as core:
         entitlement = core.licences.set_entitlement(tenant, user_id, modules)
+        unpublished = core.licences.modules_without_releases(tenant, entitlement.modules)
+    if unpublished:
+        click.echo(
+            f"warning: tenant {tenant} has no release of {', '.join(unpublished)} yet; the "
+            "entitlement is stored but leads to no download until one is published "
+            "(check the module name)",
+            err=True,
+        )
     emit(
         entitlement,
         as_json,
@@ -219,6 +332,7 @@ def release_group() -> None:
     help="Refuse the release unless the stored object has this sha256.",
 )
 @json_option
+@location_options
 @click.pass_context
 def release_publish(
     ctx: click.Context,
@@ -273,6 +387,7 @@ def _filename(path: Path) -> str:
 @click.option("--channel", default="stable", show_default=True)
 @click.option("--user", "user_id", default=None, help="User (default: the tenant default).")
 @json_option
+@location_options
 @click.pass_context
 def release_assign(
     ctx: click.Context,
@@ -307,6 +422,7 @@ def release_assign(
 @click.option("--lease-id", default=None)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @json_option
+@location_options
 @click.pass_context
 def audit(ctx: click.Context, tenant: str, lease_id: str | None, limit: int, as_json: bool) -> None:
     """Show download audit entries, newest first."""

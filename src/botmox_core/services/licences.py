@@ -63,3 +63,12 @@ class LicenceAdmin:
             uow.licences.put_entitlement(entitlement)
             uow.commit()
         return entitlement
+
+    def modules_without_releases(self, tenant_id: str, modules: Iterable[str]) -> list[str]:
+        """The named modules (``*`` aside) for which the tenant has no release at all: an
+        entitlement to them cannot lead to a download yet (often a misspelt module name)."""
+        tenant = check.identifier(tenant_id, "tenant")
+        with self._backend.unit_of_work() as uow:
+            return sorted(
+                module for module in set(modules) - {"*"} if not uow.releases.list(tenant, module)
+            )
