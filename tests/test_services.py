@@ -35,7 +35,7 @@ def setup_tenant(core: App, modules: list[str] | None = None) -> int:
     return release.id
 
 
-def resolve(core: App, token: str, **overrides):
+def resolve(core: App, token: str, principal: Principal = ALICE, **overrides):
     args = {
         "lease_token": token,
         "vm_uuid": "vm-alice-0001",
@@ -44,7 +44,7 @@ def resolve(core: App, token: str, **overrides):
         "channel": "stable",
         **overrides,
     }
-    return core.downloads.resolve(ALICE, **args)
+    return core.downloads.resolve(principal, **args)
 
 
 def test_vm_uuid_is_validated_and_lower_cased(core: App) -> None:
@@ -54,10 +54,14 @@ def test_vm_uuid_is_validated_and_lower_cased(core: App) -> None:
             core.vms.register(ALICE, vm_uuid=bad)
 
 
-def test_registering_for_another_user_needs_an_api_role(core: App) -> None:
+def test_only_operators_and_service_tokens_register_for_another_user(core: App) -> None:
     with pytest.raises(errors.ForbiddenError):
         core.vms.register(AGENT_BOB, vm_uuid="vm-00000001", user_id="alice")
-    assert core.vms.register(ALICE, vm_uuid="vm-00000001", user_id="carol").user_id == "carol"
+    with pytest.raises(errors.ForbiddenError):  # a user's token acts only for that user
+        core.vms.register(ALICE, vm_uuid="vm-00000001", user_id="carol")
+    service = Principal(T, Role.API, subject="tok_service")  # bound to no user
+    assert core.vms.register(service, vm_uuid="vm-00000001", user_id="carol").user_id == "carol"
+    assert core.vms.register(ADMIN, vm_uuid="vm-00000002", user_id="carol").user_id == "carol"
 
 
 def test_a_vm_of_another_user_is_not_taken_over(core: App) -> None:
@@ -85,7 +89,9 @@ def test_lease_refusals(core: App, clock: FakeClock, arrange: str, error: type) 
     vm = "vm-alice-0001"
     module = "farm-bot"
     if arrange != "no_vm":
-        core.vms.register(ALICE, vm_uuid=vm, status="paused" if arrange == "paused_vm" else None)
+        core.vms.register(ALICE, vm_uuid=vm)
+    if arrange == "paused_vm":
+        core.vms.set_status(ADMIN, vm, "paused")
     if arrange == "foreign_vm":
         core.vms.register(ADMIN, vm_uuid=vm, user_id="bob")
     if arrange == "no_licence":
@@ -172,12 +178,13 @@ def test_rotated_out_token_is_refused_after_its_own_expiry(core: App, clock: Fak
 
 
 def test_release_publish_verifies_the_stored_object(core: App) -> None:
-    key = "manual/obj.bin"
+    key = f"{T}/manual/obj.bin"
     info = core.storage.put(key, io.BytesIO(PAYLOAD))
     base = {"module": "farm-bot", "platform": "win64", "version": "2.0.0", "object_key": key}
     with pytest.raises(errors.ArtifactIntegrityError) as wrong_sha:
         core.releases.publish(ADMIN, sha256="0" * 64, size_bytes=len(PAYLOAD), **base)
-    assert wrong_sha.value.details["stored"]["sha256"] == info.sha256
+    assert "stored" not in wrong_sha.value.details  # the stored hash would describe the bytes
+    assert info.sha256 not in str(wrong_sha.value.details)
     with pytest.raises(errors.ArtifactIntegrityError):
         core.releases.publish(ADMIN, sha256=info.sha256, size_bytes=len(PAYLOAD) + 1, **base)
     with pytest.raises(errors.ArtifactObjectNotFoundError):
@@ -185,7 +192,7 @@ def test_release_publish_verifies_the_stored_object(core: App) -> None:
             ADMIN,
             sha256=info.sha256,
             size_bytes=len(PAYLOAD),
-            **{**base, "object_key": "missing/key"},
+            **{**base, "object_key": f"{T}/missing/key"},
         )
     with pytest.raises(errors.ForbiddenError):
         core.releases.publish(ALICE, sha256=info.sha256, size_bytes=len(PAYLOAD), **base)
@@ -334,3 +341,98 @@ def test_tenants_are_isolated(core: App) -> None:
             channel="stable",
         )
     assert attrs.asdict(core.leases.revoke(ADMIN, issued.lease.id))["tenant_id"] == T
+
+
+def test_lease_owner_rules_for_agents_and_tokens_without_a_user(core: App) -> None:
+    setup_tenant(core)
+    issued = core.leases.issue(ALICE, vm_uuid="vm-alice-0001", module="farm-bot")
+    lease_id = issued.lease.id
+    service = Principal(T, Role.API, subject="tok_service")  # a tenant token bound to no user
+    agent = Principal(T, Role.AGENT, subject="agt_1")
+    for caller in (service, agent):
+        with pytest.raises(errors.LeaseOwnerMismatchError):
+            core.leases.heartbeat(caller, lease_id)
+        with pytest.raises(errors.LeaseOwnerMismatchError):
+            core.leases.heartbeat(caller, lease_id, "bml1.forged.token")
+    # holding the lease's token is the proof a caller without a user gives
+    beat = core.leases.heartbeat(service, lease_id, issued.token)
+    assert core.leases.heartbeat(agent, lease_id, beat.token).lease.id == lease_id
+    # resolve: a user-bound caller only for its own user's leases, whoever holds the token
+    with pytest.raises(errors.LeaseOwnerMismatchError):
+        resolve(core, beat.token, principal=Principal(T, Role.API, user_id="bob"))
+    assert resolve(core, beat.token, principal=agent).release.id > 0
+    # agents take no leases: they act for no user
+    with pytest.raises(errors.BadRequestError):
+        core.leases.issue(agent, vm_uuid="vm-alice-0001", module="farm-bot")
+    with pytest.raises(errors.ForbiddenError):
+        core.leases.issue(agent, vm_uuid="vm-alice-0001", module="farm-bot", user_id="alice")
+    with pytest.raises(errors.ForbiddenError):  # a user's token cannot lease for another user
+        core.leases.issue(
+            Principal(T, Role.API, user_id="bob"),
+            vm_uuid="vm-alice-0001",
+            module="farm-bot",
+            user_id="alice",
+        )
+
+
+def test_vm_status_is_an_operator_decision(core: App) -> None:
+    core.vms.register(ALICE, vm_uuid="vm-alice-0001")
+    core.vms.set_status(ADMIN, "vm-alice-0001", "revoked")
+    for status in ("active", "paused"):
+        with pytest.raises(errors.ForbiddenError):
+            core.vms.register(ALICE, vm_uuid="vm-alice-0001", status=status)
+        with pytest.raises(errors.ForbiddenError):  # operators too: registering keeps status
+            core.vms.register(ADMIN, vm_uuid="vm-alice-0001", user_id="alice", status=status)
+    assert core.vms.register(ALICE, vm_uuid="vm-alice-0001").status.value == "revoked"
+    assert core.vms.register(ALICE, vm_uuid="vm-alice-0001", status="revoked").status.value == (
+        "revoked"
+    )
+    with pytest.raises(errors.ForbiddenError):
+        core.vms.set_status(ALICE, "vm-alice-0001", "active")
+    with pytest.raises(errors.ForbiddenError):  # a new VM starts active unless an operator says
+        core.vms.register(ALICE, vm_uuid="vm-alice-0002", status="paused")
+    assert core.vms.register(ADMIN, vm_uuid="vm-x-00000003", user_id="bob", status="paused")
+    with pytest.raises(errors.NotFoundError):  # another user's VM is not visible to alice
+        core.vms.resolve(ALICE, "vm-x-00000003")
+    with pytest.raises(errors.NotFoundError):
+        core.vms.set_status(ADMIN, "vm-missing-01", "active")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "tenant-b/farm-bot/obj.bin",  # another tenant's prefix
+        "tenant-a",  # the prefix without its slash
+        "tenant-a/",  # the prefix alone
+        "tenant-ab/obj.bin",  # a tenant whose id starts like ours
+        "other/tenant-a/obj.bin",
+        "tenant-a/../tenant-b/obj.bin",
+    ],
+)
+def test_a_release_names_only_keys_under_its_tenant_prefix(core: App, key: str) -> None:
+    core.storage.put("tenant-b/farm-bot/obj.bin", io.BytesIO(PAYLOAD))
+    sha = hashlib.sha256(PAYLOAD).hexdigest()
+    with pytest.raises((errors.ForbiddenError, errors.BadRequestError)) as refused:
+        core.releases.publish(
+            ADMIN,
+            module="farm-bot",
+            platform="win64",
+            version="9.0.0",
+            object_key=key,
+            sha256=sha,
+            size_bytes=len(PAYLOAD),
+        )
+    assert sha not in str(refused.value.details) and str(len(PAYLOAD)) not in refused.value.message
+
+
+def test_tenant_key_prefixes_never_collide() -> None:
+    from botmox_core.services.releases import tenant_key_prefix
+
+    tenants = ["acme", "acme_1", "acme:1", "acme@1", "acme_3a1", "acme_5f1", "a.b-c", "A_a"]
+    prefixes = [tenant_key_prefix(t) for t in tenants]
+    assert len(set(prefixes)) == len(prefixes)
+    assert tenant_key_prefix("acme") == "acme/"
+    from botmox_core.ports.storage import validate_object_key
+
+    for prefix in prefixes:
+        validate_object_key(prefix + "x")

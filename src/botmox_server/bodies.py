@@ -29,8 +29,14 @@ class LeaseBody:
 
 
 @attrs.define
+class VmStatusBody:
+    status: str
+
+
+@attrs.define
 class HeartbeatBody:
     lease_id: str
+    lease_token: str | None = None
 
 
 @attrs.define

@@ -161,7 +161,15 @@ class LeaseTokenSigner:
             )
         except InvalidSignature:
             raise UnauthorizedError("lease token signature is invalid") from None
-        except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError, OverflowError):
+        except (
+            binascii.Error,
+            ValueError,
+            KeyError,
+            TypeError,
+            UnicodeError,
+            OverflowError,
+            RecursionError,
+        ):
             raise UnauthorizedError("lease token is malformed") from None
 
 
@@ -176,8 +184,8 @@ def peek_lease_id(token: object) -> str | None:
     parts = token.split(".")
     if len(parts) != 3:
         return None
-    try:
+    try:  # unverified bytes: a forged payload may be nested past the recursion limit
         claimed = json.loads(_b64decode(parts[1])).get("lid")
-    except (binascii.Error, ValueError, AttributeError, UnicodeError):
+    except (binascii.Error, ValueError, AttributeError, UnicodeError, RecursionError):
         return None
     return claimed if isinstance(claimed, str) and _LEASE_ID.fullmatch(claimed) else None

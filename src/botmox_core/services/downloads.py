@@ -4,7 +4,13 @@ Checks run in the contract's order and the first failure wins: ``UNAUTHORIZED`` 
 verify), ``LEASE_EXPIRED``, ``LEASE_NOT_FOUND``, ``FORBIDDEN`` (other tenant), ``LEASE_INACTIVE``,
 ``VM_UUID_MISMATCH``, ``MODULE_MISMATCH``, ``ARTIFACT_ASSIGNMENT_NOT_FOUND``,
 ``ARTIFACT_RELEASE_NOT_FOUND``, ``ARTIFACT_RELEASE_NOT_ACTIVE``, ``ARTIFACT_OBJECT_NOT_FOUND``,
-then storage failures (502). Every attempt, allowed or not, writes exactly one audit entry.
+then storage failures (502). Every attempt, allowed or not, writes exactly one audit entry, even
+when a check fails in a way nobody planned for (then the entry's result is ``error``).
+
+Who may resolve a lease (see :func:`botmox_core.services.leases.check_lease_owner`): an operator
+(admin/infra) any lease of the tenant; a caller bound to a user only that user's leases
+(``LEASE_OWNER_MISMATCH`` otherwise, checked right after the tenant and the token); a caller
+bound to no user (a tenant service token, an agent) any lease whose token it holds.
 """
 
 from __future__ import annotations
@@ -44,10 +50,18 @@ from botmox_core.ports import DataBackend, ObjectStorage
 from botmox_core.security import LeaseTokenSigner, hashes_match
 from botmox_core.security.lease_tokens import peek_lease_id
 from botmox_core.services import validation as check
+from botmox_core.services.leases import check_lease_owner
 from botmox_core.services.principal import Clock, Principal, utcnow
 from botmox_core.services.releases import scope_from
 
 log = logging.getLogger(__name__)
+
+
+def _well_formed(rule: Any, value: Any) -> str | None:
+    try:
+        return str(rule(value, "value"))
+    except BotmoxError:
+        return None
 
 
 @attrs.frozen
@@ -102,10 +116,12 @@ class DownloadService:
             "result": AuditResult.DENIED,
             "created_at": now,
             "user_id": principal.user_id,
-            "vm_uuid": vm_uuid if isinstance(vm_uuid, str) else None,
-            "module": module if isinstance(module, str) else None,
-            "platform": platform if isinstance(platform, str) else None,
-            "channel": channel if isinstance(channel, str) else None,
+            # only well-formed values reach the audit record: it must be writable whatever
+            # a caller sends (NUL bytes, megabytes, control characters)
+            "vm_uuid": _well_formed(check.vm_uuid, vm_uuid),
+            "module": _well_formed(check.name, module),
+            "platform": _well_formed(check.name, platform),
+            "channel": _well_formed(check.name, channel),
             "request_ip": request_ip,
         }
         with self._backend.unit_of_work() as uow:
@@ -118,6 +134,11 @@ class DownloadService:
                     AuditResult.ERROR if isinstance(exc, UpstreamError) else AuditResult.DENIED
                 )
                 draft["reason_code"] = exc.code
+                self._audit(uow, DownloadAuditEntry(**draft))
+                raise
+            except Exception:
+                log.exception("resolve-download failed (tenant=%s)", draft["tenant_id"])
+                draft.update(result=AuditResult.ERROR, reason_code="INTERNAL_ERROR")
                 self._audit(uow, DownloadAuditEntry(**draft))
                 raise
             self._audit(uow, DownloadAuditEntry(**draft))
@@ -170,6 +191,7 @@ class DownloadService:
             or hashes_match(lease_token, lease.previous_token_hash)
         ):
             raise UnauthorizedError("the lease token is not current")
+        check_lease_owner(principal, lease, token=lease_token)
         draft["user_id"] = lease.user_id
         if lease.status is not LeaseStatus.ACTIVE:
             raise LeaseInactiveError(f"the lease is {lease.status.value}")
@@ -185,10 +207,21 @@ class DownloadService:
         if assignment is None:
             assignment = uow.assignments.get(principal.tenant_id, None, scope)
         if assignment is None:
-            raise ArtifactAssignmentNotFoundError("no release is assigned for this scope")
+            raise ArtifactAssignmentNotFoundError(
+                f"no release is assigned for module {scope.module}, platform {scope.platform},"
+                f" channel {scope.channel}",
+                details={
+                    "module": scope.module,
+                    "platform": scope.platform,
+                    "channel": scope.channel,
+                },
+            )
         release = uow.releases.get(principal.tenant_id, assignment.release_id)
         if release is None:
-            raise ArtifactReleaseNotFoundError("the assigned release does not exist")
+            raise ArtifactReleaseNotFoundError(
+                f"the assigned release {assignment.release_id} does not exist",
+                details={"release_id": assignment.release_id},
+            )
         draft["release_id"] = release.id
         if release.status is not ReleaseStatus.ACTIVE:
             raise ArtifactReleaseNotActiveError(f"the assigned release is {release.status.value}")

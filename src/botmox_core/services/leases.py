@@ -2,6 +2,17 @@
 
 A lease binds (tenant, user, vm_uuid, module) for ``ttl`` seconds. Its token is an Ed25519-signed
 :mod:`lease token <botmox_core.security.lease_tokens>`; only the token's hash is stored.
+
+Who may act on a lease (:func:`check_lease_owner`):
+
+- operators (admin/infra): every lease of their tenant; only they revoke;
+- a caller bound to a user (an ``api`` token or JWT with a user): only that user's leases;
+- a caller bound to no user (a tenant-wide ``api`` service token, an agent): a lease whose token
+  it holds. Resolve-download always carries the token; a heartbeat from such a caller must send
+  ``lease_token`` too (the current token or the one it replaced).
+
+Agents take no leases themselves: issuing needs a user, which an agent token does not have, and
+an agent may not act for one (a runner on the VM uses a user's ``api`` token).
 """
 
 from __future__ import annotations
@@ -26,11 +37,35 @@ from botmox_core.errors import (
 )
 from botmox_core.models import Lease, LeaseStatus, Role, VmStatus
 from botmox_core.ports import DataBackend
-from botmox_core.security import LeaseTokenSigner, hash_secret
+from botmox_core.security import LeaseTokenSigner, hash_secret, hashes_match
 from botmox_core.services import validation as check
 from botmox_core.services.principal import Clock, Principal, utcnow
 
 MIN_TTL_SECONDS = 60
+
+
+def holds_token(lease: Lease, token: Any) -> bool:
+    """Whether ``token`` is the lease's current token or the one its last heartbeat replaced."""
+    if not isinstance(token, str) or not token:
+        return False
+    return hashes_match(token, lease.token_hash) or hashes_match(token, lease.previous_token_hash)
+
+
+def check_lease_owner(principal: Principal, lease: Lease, *, token: Any = None) -> None:
+    """Raise ``LEASE_OWNER_MISMATCH`` (403) unless ``principal`` may act on ``lease`` (same
+    tenant assumed): operators always; a user-bound caller for its own user's leases; a caller
+    bound to no user only with the lease's token (``token``)."""
+    if principal.is_operator:
+        return
+    if principal.user_id is not None:
+        if lease.user_id != principal.user_id:
+            raise LeaseOwnerMismatchError("the lease belongs to another user")
+        return
+    if token is not None and holds_token(lease, token):
+        return
+    raise LeaseOwnerMismatchError(
+        "a token bound to no user must present the lease's token (lease_token)"
+    )
 
 
 @attrs.frozen
@@ -128,20 +163,20 @@ class LeaseService:
             uow.commit()
         return IssuedLease(lease, token)
 
-    def heartbeat(self, principal: Principal, lease_id: Any) -> IssuedLease:
+    def heartbeat(
+        self, principal: Principal, lease_id: Any, lease_token: Any = None
+    ) -> IssuedLease:
         """Extend an active, unexpired lease by the TTL and rotate its token. The previous token
-        stays valid until its own expiry."""
+        stays valid until its own expiry. ``lease_token`` proves ownership for callers bound to
+        no user (see :func:`check_lease_owner`)."""
         lid = self._lease_id(lease_id)
+        if lease_token is not None and not isinstance(lease_token, str):
+            raise check.invalid("lease_token", "must be a string")
         now = self._clock()
         issued: dict[str, str] = {}
 
         def extend(current: Lease) -> Lease:
-            if (
-                principal.role in (Role.API, Role.AGENT)
-                and principal.user_id is not None
-                and current.user_id != principal.user_id
-            ):
-                raise LeaseOwnerMismatchError("the lease belongs to another user")
+            check_lease_owner(principal, current, token=lease_token)
             if current.status is not LeaseStatus.ACTIVE:
                 raise LeaseInactiveError(f"the lease is {current.status.value}")
             if current.expires_at <= now:

@@ -46,7 +46,12 @@ class Principal:
 
     def acting_user(self, requested: str | None) -> str:
         """The user a request acts for: ``requested`` if the caller may act for others, else the
-        caller's own user. Raises when neither is known or acting for another is not allowed."""
+        caller's own user. Raises when neither is known or acting for another is not allowed.
+
+        Operators (admin/infra) act for any user of their tenant; an ``api`` token bound to no
+        user is a tenant service token and names the user it acts for; a caller bound to a
+        user acts only for that user (``FORBIDDEN`` otherwise); agents act for no user.
+        """
         if requested is None or requested == self.user_id:
             if self.user_id is None:
                 raise BadRequestError(
@@ -54,6 +59,10 @@ class Principal:
                     details=[{"field": "user_id", "message": "required"}],
                 )
             return self.user_id
-        if self.role not in (Role.API, Role.ADMIN, Role.INFRA):
-            raise ForbiddenError("acting for another user needs role api, admin or infra")
-        return requested
+        if self.is_operator or (self.role is Role.API and self.user_id is None):
+            return requested
+        raise ForbiddenError(
+            "this token acts only for its own user"
+            if self.user_id is not None
+            else "acting for a user needs role api, admin or infra"
+        )

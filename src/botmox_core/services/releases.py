@@ -3,6 +3,11 @@
 Publishing verifies the *stored* object: the service reads it back from object storage and
 refuses a release whose sha256 or size differs from what is declared (the original Bot-Mox
 trusted the client). Assignments pick the release a user, or the tenant by default, gets.
+
+Object keys are owned by tenants. The server derives every key it writes, under the tenant's
+prefix (:func:`tenant_key_prefix`); a release that names an existing key may only name one under
+the caller's own prefix. Anything else is ``FORBIDDEN`` before storage is asked, so the answer is
+the same whether or not the key exists, and no error ever carries the stored object's hash or size.
 """
 
 from __future__ import annotations
@@ -20,14 +25,41 @@ from botmox_core.errors import (
     ArtifactScopeMismatchError,
     BotmoxError,
     DuplicateError,
+    ForbiddenError,
 )
 from botmox_core.models import Assignment, Release, ReleaseScope, ReleaseStatus, Role
 from botmox_core.ports import DataBackend, ObjectStorage
-from botmox_core.ports.storage import ProgressCallback
+from botmox_core.ports.storage import MAX_KEY_LENGTH, ProgressCallback, validate_object_key
 from botmox_core.services import validation as check
 from botmox_core.services.principal import Clock, Principal, utcnow
 
 CHUNK = 1024 * 1024
+_KEY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
+def tenant_key_prefix(tenant_id: str) -> str:
+    """The object-key prefix every object of ``tenant_id`` lives under (ends with ``/``).
+
+    Tenant ids may hold ``_ : @``, which object keys do not all allow: those are written as
+    ``_`` and two hex digits (``_`` itself too), so no two tenants share a prefix. Ids made of
+    letters, digits, ``.`` and ``-`` are their own prefix (``acme`` -> ``acme/``).
+    """
+    return "".join(ch if ch in _KEY_SAFE else f"_{ord(ch):02x}" for ch in tenant_id) + "/"
+
+
+def owned_object_key(principal: Principal, value: Any, field: str = "object_key") -> str:
+    """``value`` as an object key of the caller's tenant: a valid key under its prefix, else
+    ``FORBIDDEN`` (another tenant's, or nobody's, key) without looking at storage."""
+    key = check.optional_text(value, field, MAX_KEY_LENGTH)
+    if not key:
+        raise check.invalid(field, "is required")
+    prefix = tenant_key_prefix(principal.tenant_id)
+    if not key.startswith(prefix) or len(key) == len(prefix):
+        raise ForbiddenError(
+            f"{field} must name an object under this tenant's prefix {prefix!r}",
+            details=[{"field": field, "message": f"must start with {prefix}"}],
+        )
+    return validate_object_key(key)
 
 
 @attrs.frozen
@@ -97,20 +129,15 @@ class ReleaseService:
         principal.require(Role.ADMIN, Role.INFRA)
         scope = scope_from(module, platform, channel)
         version_name = check.name(version, "version")
-        key = check.optional_text(object_key, "object_key", 1024)
-        if not key:
-            raise check.invalid("object_key", "is required")
+        key = owned_object_key(principal, object_key)
         declared_sha = check.sha256_hex(sha256)
         declared_size = check.positive_int(size_bytes, "size_bytes")
         release_status = check.choice(status, "status", ReleaseStatus, ReleaseStatus.ACTIVE)
         actual_sha, actual_size = self.measure_object(key, progress)
         if actual_size != declared_size or actual_sha != declared_sha:
-            raise ArtifactIntegrityError(
+            raise ArtifactIntegrityError(  # never the stored values: they describe the bytes
                 "the stored object does not match the declared sha256/size",
-                details={
-                    "declared": {"sha256": declared_sha, "size_bytes": declared_size},
-                    "stored": {"sha256": actual_sha, "size_bytes": actual_size},
-                },
+                details={"declared": {"sha256": declared_sha, "size_bytes": declared_size}},
             )
         release = Release(
             id=0,
@@ -162,9 +189,8 @@ class ReleaseService:
                     " is already published",
                     code="RELEASE_VERSION_EXISTS",
                 )
-        key = "/".join(
+        key = tenant_key_prefix(principal.tenant_id) + "/".join(
             (
-                principal.tenant_id,
                 scope.module,
                 scope.platform,
                 scope.channel,

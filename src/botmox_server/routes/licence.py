@@ -45,8 +45,8 @@ def issue_lease(data: JSONBody[LeaseBody], core: Core, principal: Caller) -> Res
 @post("/api/v1/license/heartbeat", sync_to_thread=True, tags=["license"])
 def heartbeat(data: JSONBody[HeartbeatBody], core: Core, principal: Caller) -> Response[Any]:
     """Extend the lease by its TTL; answers a rotated token (the previous one stays valid until
-    its own expiry)."""
-    issued = core.leases.heartbeat(principal, data.lease_id)
+    its own expiry). A token bound to no user must also send ``lease_token``."""
+    issued = core.leases.heartbeat(principal, data.lease_id, data.lease_token)
     payload = _lease_payload(issued)
     payload["last_heartbeat_at"] = issued.lease.last_heartbeat_at
     return ok(payload)
