@@ -42,6 +42,7 @@ ROUTES: list[Any] = [
     health.ready,
     vms.register_vm,
     vms.resolve_vm,
+    vms.set_vm_status,
     licence.issue_lease,
     licence.heartbeat,
     licence.revoke,
