@@ -6,11 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from botmox_core.cli.runner import runner_group
+from botmox_core.client import AsyncRunnerClient, RunnerClient
+from botmox_core.errors import ConfigurationError
 from tests.test_client_servers import API_TOKEN, FILE_PATH, ScriptedBotmoxServer, botmox_server
 
 __all__ = ["botmox_server"]
@@ -50,6 +54,7 @@ def test_fetch_json_output_has_no_secrets(
         "version": "1.2.3",
         "lease_id": printed["lease_id"],
         "vm_uuid": VM,
+        "up_to_date": False,
     }
     assert printed["lease_id"].startswith("lease_")
     assert dest.read_bytes() == botmox_server.payload
@@ -205,3 +210,87 @@ def test_progress_bar_is_drawn_on_a_terminal(
     assert b"farm-bot" in drawn and b"MB" in drawn  # the bar with its byte counter
     assert b"\x1b[" not in done.stdout  # stdout stays plain
     assert dest.read_bytes() == botmox_server.payload
+
+
+def fetch_args(server_url: str, dest: Path, *extra: str) -> list[str]:
+    return [
+        "fetch",
+        "--server",
+        server_url,
+        "--module",
+        "farm-bot",
+        "--platform",
+        "win64",
+        "--dest",
+        str(dest),
+        "--vm-uuid",
+        VM,
+        *extra,
+    ]
+
+
+def test_fetch_skips_a_destination_that_already_holds_the_release(
+    botmox_server: ScriptedBotmoxServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "farm-bot.bin"
+    env = {"BOTMOX_TOKEN": API_TOKEN}
+    first = CliRunner().invoke(runner_group, fetch_args(botmox_server.url, dest), env=env)
+    assert first.exit_code == 0, first.output
+    assert "already up to date" not in first.stdout
+    assert len(botmox_server.requests_to(FILE_PATH)) == 1
+    again = CliRunner().invoke(runner_group, fetch_args(botmox_server.url, dest), env=env)
+    assert again.exit_code == 0, again.output
+    assert f"{dest}: already up to date, farm-bot 1.2.3 (release 7)" in again.stdout
+    as_json = CliRunner().invoke(
+        runner_group, fetch_args(botmox_server.url, dest, "--json"), env=env
+    )
+    assert json.loads(as_json.stdout)["up_to_date"] is True
+    # Still leased and resolved every time (the licence gate holds), but no second transfer.
+    assert len(botmox_server.requests_to("/api/v1/license/lease")) == 3
+    assert len(botmox_server.requests_to("/api/v1/artifacts/resolve-download")) == 3
+    assert len(botmox_server.requests_to(FILE_PATH)) == 1
+    # A destination with other bytes of the same size is replaced by the verified release.
+    dest.write_bytes(b"x" * len(botmox_server.payload))
+    replaced = CliRunner().invoke(
+        runner_group, fetch_args(botmox_server.url, dest, "--json"), env=env
+    )
+    assert json.loads(replaced.stdout)["up_to_date"] is False
+    assert dest.read_bytes() == botmox_server.payload
+    assert len(botmox_server.requests_to(FILE_PATH)) == 2
+
+
+@pytest.mark.parametrize(
+    ("server", "token", "message"),
+    [
+        ("127.0.0.1:8000", API_TOKEN, "server URL '127.0.0.1:8000' must start with http://"),
+        ("botmox.example.com", API_TOKEN, "must start with http:// or https://"),
+        ("ftp://botmox.example.com", API_TOKEN, "must start with http:// or https://"),
+        ("http://", API_TOKEN, "name a host"),
+        ("http://127.0.0.1:9", "", "the API token is empty"),
+        ("http://127.0.0.1:9", "   ", "the API token is empty"),
+        ("http://127.0.0.1:9", "bmx_abc\n", "control or non-ASCII"),
+        ("http://127.0.0.1:9", "bmx_\u00e9t\u00e9", "control or non-ASCII"),
+    ],
+)
+def test_bad_server_url_or_token_is_a_clear_error_without_retries(
+    tmp_path: Path, server: str, token: str, message: str
+) -> None:
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        runner_group,
+        ["fetch", "--server", server, "--token", token, "--module", "m", "--platform", "p",
+         "--dest", str(tmp_path / "x"), "--vm-uuid", VM],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: CONFIGURATION_ERROR: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert time.monotonic() - started < 5  # refused up front, not retried as a network error
+
+
+def test_client_constructors_check_url_and_token() -> None:
+    for client_class in (RunnerClient, AsyncRunnerClient):
+        with pytest.raises(ConfigurationError, match="http:// or https://"):
+            client_class("localhost:8000", API_TOKEN)
+        with pytest.raises(ConfigurationError, match="empty"):
+            client_class("http://127.0.0.1:8000", "")

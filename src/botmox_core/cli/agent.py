@@ -11,12 +11,32 @@ from typing import Any
 
 import click
 
+from botmox_core.cli import BotmoxGroup
 from botmox_core.cli._output import emit
 from botmox_core.errors import ConfigurationError
 
 __all__ = ["agent_group"]
 
 _STATE_HELP = "Agent state file [default: BOTMOX_AGENT_STATE, else ~/.config/botmox/agent.json]."
+
+
+#: Top-level modules the ``agent`` extra installs (a missing one gets an install hint).
+AGENT_EXTRA_MODULES = frozenset({"websockets"})
+
+
+def require_agent_runtime() -> None:
+    """Import the agent runtime, or fail with an install hint when the ``agent`` extra is
+    missing (instead of a raw ``ModuleNotFoundError``)."""
+    try:
+        importlib.import_module("botmox_core.agent")
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in AGENT_EXTRA_MODULES:
+            raise
+        raise click.ClickException(
+            f"the agent runtime is not installed ({missing} is missing); "
+            "pip install 'botmox[agent]'"
+        ) from None
 
 
 def _state_path(value: Path | None) -> Path:
@@ -28,6 +48,7 @@ def _state_path(value: Path | None) -> Path:
 def load_app(spec: str) -> Any:
     """The :class:`~botmox_core.agent.Agent` named by ``module:attr`` or ``path/file.py:attr``
     (``attr`` defaults to ``agent``)."""
+    require_agent_runtime()
     from botmox_core.agent import Agent
 
     target, _, attr = spec.partition(":")
@@ -53,7 +74,7 @@ def load_app(spec: str) -> Any:
     return app
 
 
-@click.group("agent")
+@click.group("agent", cls=BotmoxGroup)
 def agent_group() -> None:
     """Agent commands: pair with a server, run command handlers."""
 
@@ -76,7 +97,11 @@ def pair_command(
     as_json: bool,
 ) -> None:
     """Register with a pairing code; stores the agent token in a 0600 state file."""
+    require_agent_runtime()
     from botmox_core.agent import pair
+    from botmox_core.client._rules import server_base_url
+
+    server_base_url(server)  # a clear error for a URL without http:// or https://
 
     announced = list(capabilities)
     if app:
@@ -120,6 +145,7 @@ def run_command(
     log_level: str,
 ) -> None:
     """Connect and run commands until SIGINT/SIGTERM (graceful shutdown)."""
+    require_agent_runtime()
     logging.basicConfig(
         level=getattr(logging, log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -57,10 +57,10 @@ class AsyncRunnerClient:
         download_client: httpx.AsyncClient | None = None,
     ) -> None:
         install_httpx_log_redaction()
-        self.base_url = httpx.URL(base_url)
+        self.base_url = rules.server_base_url(base_url)
         self.retry_policy = retry_policy or RetryPolicy()
         self._headers = {
-            "Authorization": f"Bearer {token}",
+            "Authorization": rules.bearer_header(token),
             "Accept": "application/json",
             "User-Agent": f"botmox-runner/{__version__}",
         }
@@ -157,9 +157,12 @@ class AsyncRunnerClient:
         )
         return LeaseGrant.from_data(await self._send(request))
 
-    async def heartbeat(self, lease_id: str) -> LeaseGrant:
-        """Extend a lease; the answer carries a new token."""
-        return LeaseGrant.from_data(await self._send(rules.heartbeat_request(lease_id)))
+    async def heartbeat(self, lease_id: str, lease_token: str | None = None) -> LeaseGrant:
+        """Extend a lease; the answer carries a new token. Send ``lease_token`` when the API
+        token is bound to no user (it proves the lease is yours)."""
+        return LeaseGrant.from_data(
+            await self._send(rules.heartbeat_request(lease_id, lease_token))
+        )
 
     def lease(
         self,
@@ -369,12 +372,15 @@ class AsyncLeaseSession:
         delay = rules.heartbeat_interval(lease.expires_at, override=self._interval)
         while True:
             await asyncio.sleep(delay)
-            lease_id = lease.lease_id
+            grant = lease.grant
+            lease_id = grant.lease_id
             if lease_id == refused_lease_id:
                 delay = rules.heartbeat_interval(lease.expires_at, override=self._interval)
                 continue
             try:
-                data = await self._client._send(rules.heartbeat_request(lease_id), max_retries=0)
+                data = await self._client._send(
+                    rules.heartbeat_request(lease_id, grant.token), max_retries=0
+                )
             except BotmoxError as error:
                 lease._record_heartbeat_failure(lease_id, error)
                 logger.warning("heartbeat of lease %s failed: %s", lease_id, error.code)

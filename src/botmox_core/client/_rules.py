@@ -27,6 +27,7 @@ from botmox_core.client._redact import redact_url
 from botmox_core.errors import (
     BadRequestError,
     BotmoxError,
+    ConfigurationError,
     DownloadUrlInvalidError,
     LeaseExpiredError,
     LeaseInactiveError,
@@ -110,8 +111,9 @@ def lease_request(
     )
 
 
-def heartbeat_request(lease_id: str) -> ApiRequest:
-    return ApiRequest.post("/license/heartbeat", {"lease_id": lease_id})
+def heartbeat_request(lease_id: str, lease_token: str | None = None) -> ApiRequest:
+    """``lease_token`` proves the lease is the caller's when its API token has no user."""
+    return ApiRequest.post("/license/heartbeat", {"lease_id": lease_id, "lease_token": lease_token})
 
 
 def resolve_download_request(
@@ -346,6 +348,38 @@ def download_target(
     if expected_sha256 is None or expected_size is None:
         raise BadRequestError("downloading a bare URL needs expected_sha256 and expected_size")
     return source, expected_sha256, expected_size, None
+
+
+def server_base_url(base_url: str | httpx.URL) -> httpx.URL:
+    """The server's base URL, checked once up front: ``http://`` or ``https://`` with a host.
+
+    A URL without a scheme (``botmox.example.com:8000``) would otherwise fail on every request and
+    be retried as a network error; :class:`ConfigurationError` says what is wrong instead.
+    """
+    shown = redact_url(str(base_url))[:200]
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError):
+        raise ConfigurationError(f"server URL {shown!r} is not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(
+            f"server URL {shown!r} must start with http:// or https:// and name a host, "
+            "e.g. http://127.0.0.1:8000"
+        )
+    return url
+
+
+def bearer_header(token: str) -> str:
+    """The ``Authorization`` value for an API token; :class:`ConfigurationError` for an empty
+    token or one that cannot travel in a header (instead of a transport-level failure)."""
+    if not isinstance(token, str) or not token.strip():
+        raise ConfigurationError("the API token is empty (pass a token, e.g. BOTMOX_TOKEN)")
+    if token != token.strip() or not token.isascii() or not token.isprintable() or " " in token:
+        raise ConfigurationError(
+            "the API token contains spaces, control or non-ASCII characters (check how it was "
+            "copied)"
+        )
+    return f"Bearer {token}"
 
 
 def api_url(base_url: httpx.URL, path: str) -> httpx.URL:

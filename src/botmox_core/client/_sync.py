@@ -64,10 +64,10 @@ class RunnerClient:
         download_client: httpx.Client | None = None,
     ) -> None:
         install_httpx_log_redaction()
-        self.base_url = httpx.URL(base_url)
+        self.base_url = rules.server_base_url(base_url)
         self.retry_policy = retry_policy or RetryPolicy()
         self._headers = {
-            "Authorization": f"Bearer {token}",
+            "Authorization": rules.bearer_header(token),
             "Accept": "application/json",
             "User-Agent": f"botmox-runner/{__version__}",
         }
@@ -165,9 +165,9 @@ class RunnerClient:
         )
         return LeaseGrant.from_data(self._send(request))
 
-    def heartbeat(self, lease_id: str) -> LeaseGrant:
+    def heartbeat(self, lease_id: str, lease_token: str | None = None) -> LeaseGrant:
         """Extend a lease: ``POST /api/v1/license/heartbeat``; the answer carries a new token."""
-        return LeaseGrant.from_data(self._send(rules.heartbeat_request(lease_id)))
+        return LeaseGrant.from_data(self._send(rules.heartbeat_request(lease_id, lease_token)))
 
     def lease(
         self,
@@ -403,12 +403,15 @@ class LeaseSession:
         refused_lease_id: str | None = None
         delay = rules.heartbeat_interval(lease.expires_at, override=self._interval)
         while not self._stop.wait(delay):
-            lease_id = lease.lease_id
+            grant = lease.grant
+            lease_id = grant.lease_id
             if lease_id == refused_lease_id:
                 delay = rules.heartbeat_interval(lease.expires_at, override=self._interval)
                 continue
             try:
-                data = self._client._send(rules.heartbeat_request(lease_id), max_retries=0)
+                data = self._client._send(
+                    rules.heartbeat_request(lease_id, grant.token), max_retries=0
+                )
             except BotmoxError as error:
                 lease._record_heartbeat_failure(lease_id, error)
                 logger.warning("heartbeat of lease %s failed: %s", lease_id, error.code)
