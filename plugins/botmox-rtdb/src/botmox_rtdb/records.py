@@ -2,6 +2,9 @@
 
 Fields are the models' names in snake case, timestamps ISO 8601 UTC strings, enums their
 values. ``None`` fields are not stored (RTDB deletes nulls), so absent means ``None``.
+Every record is built for its location (:func:`to_record` takes the path), so free-form
+metadata that would nest past RTDB's 32 levels there is stored as JSON text instead, and a
+record that would still be too deep is refused before anything is sent.
 Entitlement modules are stored as ``{module: true}`` and read from that map or from a list,
 as existing Bot-Mox data has both.
 """
@@ -16,7 +19,7 @@ from typing import Any, TypeVar
 from botmox_core.converter import get_converter, parse_timestamp
 from botmox_core.errors import BadRequestError, DatabaseError
 from botmox_core.models import Entitlement
-from botmox_rtdb.layout import checked_key
+from botmox_rtdb.layout import MAX_DEPTH, check_depth, checked_key, path_depth, value_depth
 
 __all__ = ["children_of", "decode_metadata", "encode_metadata", "entitlement_from_record",
            "entitlement_to_record", "from_record", "to_record"]
@@ -25,16 +28,22 @@ T = TypeVar("T")
 
 
 _ARRAY_INDEX = re.compile(r"^(0|[1-9][0-9]{0,9})$")
+MAX_METADATA_DEPTH = 128
+"""Deeper metadata is refused outright (400): far beyond what the core accepts (16) or RTDB
+stores as objects (32), and shallow enough for the recursive converter and ``json.dumps``."""
 _EXACT_INT_LIMIT = 2**53
 
 
 def _survives_rtdb(value: Any) -> bool:
     """Whether RTDB gives ``value`` back unchanged: no nulls, no empty objects or arrays, no
-    illegal keys, no object that would come back as an array, no integer beyond 2**53."""
+    illegal keys, no object that would come back as an array, no integer beyond 2**53, no
+    string that is not valid Unicode (lone surrogates)."""
     if value is None:
         return False
-    if isinstance(value, bool | str):
+    if isinstance(value, bool):
         return True
+    if isinstance(value, str):
+        return _is_unicode(value)
     if isinstance(value, int):
         return abs(value) <= _EXACT_INT_LIMIT
     if isinstance(value, float):
@@ -55,14 +64,28 @@ def _survives_rtdb(value: Any) -> bool:
     return False
 
 
-def encode_metadata(metadata: Mapping[str, Any]) -> Any:
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def encode_metadata(metadata: Mapping[str, Any], max_depth: int = MAX_DEPTH) -> Any:
     """The stored form of a free-form JSON object: the object itself when RTDB keeps it
-    exactly, else its JSON text (nulls, empty objects, arbitrary keys survive that way)."""
+    exactly and it nests at most ``max_depth`` levels (what is left of RTDB's 32 below the
+    place it is stored), else its JSON text (nulls, empty objects, arbitrary keys and any depth
+    survive that way; escaped to ASCII if it holds lone surrogates, so the text sent is valid
+    UTF-8)."""
     if not metadata:
         return None
-    if _survives_rtdb(metadata):
+    if value_depth(metadata) <= max_depth and _survives_rtdb(metadata):
         return dict(metadata)
-    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+    if not _is_unicode(text):
+        text = json.dumps(metadata, separators=(",", ":"))
+    return text
 
 
 def decode_metadata(stored: Any) -> dict[str, Any]:
@@ -86,14 +109,26 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-def to_record(value: Any) -> dict[str, Any]:
-    """The stored form of a model value (``None`` fields dropped, ``metadata`` encoded with
-    :func:`encode_metadata`)."""
+def to_record(value: Any, path: str) -> dict[str, Any]:
+    """The stored form of a model value written at ``path`` (``None`` fields dropped,
+    ``metadata`` encoded with :func:`encode_metadata` for the depth left below
+    ``path/metadata``). :class:`BadRequestError` if the metadata nests more than
+    :data:`MAX_METADATA_DEPTH` levels, or the record would still nest deeper than RTDB allows
+    there (see :func:`~botmox_rtdb.layout.check_depth`)."""
+    metadata_depth = value_depth(getattr(value, "metadata", None))
+    if metadata_depth > MAX_METADATA_DEPTH:  # before the recursive converter and json.dumps
+        raise BadRequestError(
+            f"metadata nests {metadata_depth} levels; the RTDB backend stores at most "
+            f"{MAX_METADATA_DEPTH}", details={"field": "metadata", "depth": metadata_depth,
+                                              "max_depth": MAX_METADATA_DEPTH})
     record = get_converter().unstructure(value)
     assert isinstance(record, dict)
     if "metadata" in record:
-        record["metadata"] = encode_metadata(record["metadata"])
-    return {k: _without_nulls(v) for k, v in record.items() if v is not None}
+        room = MAX_DEPTH - path_depth(path) - 1
+        record["metadata"] = encode_metadata(record["metadata"], room)
+    stored = {k: _without_nulls(v) for k, v in record.items() if v is not None}
+    check_depth(path, stored, type(value).__name__)
+    return stored
 
 
 def from_record(record: Any, model: type[T], **known: Any) -> T:
@@ -115,10 +150,10 @@ def from_record(record: Any, model: type[T], **known: Any) -> T:
         ) from None
 
 
-def entitlement_to_record(entitlement: Entitlement) -> dict[str, Any]:
+def entitlement_to_record(entitlement: Entitlement, path: str) -> dict[str, Any]:
     """``{"modules": {module: true}, "updated_at": ...}`` (module names checked as keys)."""
     modules = {checked_key(module, "module"): True for module in sorted(entitlement.modules)}
-    record = to_record(entitlement)
+    record = to_record(entitlement, path)
     record["modules"] = modules
     return record
 

@@ -107,7 +107,8 @@ class RtdbApiTokenRepository:
             hash_path, pointer, lambda: DuplicateError("an API token with this hash exists"),
             "add api token"))
         self._uow.stage_conditional(create_if_absent(
-            record_path, to_record(token), lambda: DuplicateError(f"API token {token.id!r} exists"),
+            record_path, to_record(token, record_path),
+            lambda: DuplicateError(f"API token {token.id!r} exists"),
             "add api token"))
 
     def get_by_hash(self, token_hash: str) -> ApiToken | None:
@@ -175,7 +176,7 @@ class RtdbVmRepository:
         existing = self._uow.read(path)
         if existing is not None:
             vm = attrs.evolve(vm, created_at=from_record(existing, Vm).created_at)
-        self._uow.stage_write(path, to_record(vm))
+        self._uow.stage_write(path, to_record(vm, path))
         return vm
 
     def get(self, tenant_id: str, vm_uuid: str) -> Vm | None:
@@ -195,7 +196,7 @@ class RtdbLicenceRepository:
     def put_licence(self, licence: Licence) -> None:
         """Stage the tenant's licence."""
         path = tenant_path(licence.tenant_id, layout.LICENCES, layout.CURRENT_LICENCE)
-        self._uow.stage_write(path, to_record(licence))
+        self._uow.stage_write(path, to_record(licence, path))
 
     def get_licence(self, tenant_id: str) -> Licence | None:
         """The tenant's licence, or None."""
@@ -206,7 +207,7 @@ class RtdbLicenceRepository:
         """Stage a user's entitlement (module names must be valid keys)."""
         path = tenant_path(entitlement.tenant_id, layout.ENTITLEMENTS,
                            checked_key(entitlement.user_id, "user_id"))
-        self._uow.stage_write(path, entitlement_to_record(entitlement))
+        self._uow.stage_write(path, entitlement_to_record(entitlement, path))
 
     def get_entitlement(self, tenant_id: str, user_id: str) -> Entitlement | None:
         """The user's entitlement, or None."""
@@ -235,7 +236,7 @@ class RtdbLeaseRepository:
         if self._uow.read(path) is not None:
             raise DuplicateError(f"lease {lease.id!r} exists")
         self._uow.stage_conditional(create_if_absent(
-            path, to_record(lease), lambda: DuplicateError(f"lease {lease.id!r} exists"),
+            path, to_record(lease, path), lambda: DuplicateError(f"lease {lease.id!r} exists"),
             "add lease"))
 
     def get(self, tenant_id: str, lease_id: str) -> Lease | None:
@@ -252,7 +253,7 @@ class RtdbLeaseRepository:
         if pending is not None:  # created in this unit, not yet committed
             changed = change(from_record(pending.pending_value, Lease, tenant_id=tenant_id))
             self._check_identity(changed, tenant_id, lease_id)
-            pending.pending_value = to_record(changed)
+            pending.pending_value = to_record(changed, path)
             return changed
         result: list[Lease] = []
 
@@ -263,7 +264,7 @@ class RtdbLeaseRepository:
             changed = change(from_record(current, Lease, tenant_id=tenant_id))
             self._check_identity(changed, tenant_id, lease_id)
             result.append(changed)
-            return to_record(changed)
+            return to_record(changed, path)
 
         written, _ = run_transaction(self._uow.ref(path), update, "modify lease")
         return result[0] if written and result else None
@@ -303,7 +304,7 @@ class RtdbReleaseRepository:
         _check_release_unique(self._children(release.tenant_id), release)
         release_id = _next_counter(self._uow, layout.RELEASE_ID_COUNTER, "allocate release id")
         stored = attrs.evolve(release, id=release_id)
-        record = to_record(stored)
+        record = to_record(stored, f"{parent}/{release_id}")
         self._uow.stage_conditional(insert_child(
             parent, str(release_id), record,
             lambda children: _check_release_unique(children, stored), "publish release"))
@@ -378,8 +379,8 @@ class RtdbAssignmentRepository:
     def put(self, assignment: Assignment) -> Assignment:
         """Stage the assignment for its scope, replacing any previous one."""
         scope = ReleaseScope(assignment.module, assignment.platform, assignment.channel)
-        self._uow.stage_write(self._path(assignment.tenant_id, assignment.user_id, scope),
-                              to_record(assignment))
+        path = self._path(assignment.tenant_id, assignment.user_id, scope)
+        self._uow.stage_write(path, to_record(assignment, path))
         return assignment
 
     def get(self, tenant_id: str, user_id: str | None, scope: ReleaseScope) -> Assignment | None:
@@ -401,8 +402,8 @@ class RtdbDownloadAuditRepository:
         counter = tenant_path(entry.tenant_id, layout.COUNTERS, layout.AUDIT)
         entry_id = _next_counter(self._uow, counter, "allocate audit id")
         stored = attrs.evolve(entry, id=entry_id)
-        self._uow.stage_write(tenant_path(entry.tenant_id, layout.AUDIT, str(entry_id)),
-                              to_record(stored))
+        path = tenant_path(entry.tenant_id, layout.AUDIT, str(entry_id))
+        self._uow.stage_write(path, to_record(stored, path))
         return stored
 
     def list(

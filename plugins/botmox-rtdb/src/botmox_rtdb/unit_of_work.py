@@ -12,7 +12,10 @@ RTDB has no multi-location transaction, so a unit of work keeps two kinds of pen
   update is written; the error is raised.
 
 Between those steps other clients can observe a partly applied commit (a new lease before the
-VM update of the same unit, say): a unit of work is **not** atomic as a whole. Reads inside
+VM update of the same unit, say): a unit of work is **not** atomic as a whole. Before anything is
+written, every pending value is checked against RTDB's 32-level depth limit, so a value the
+database would refuse fails the commit with :class:`~botmox_core.errors.BadRequestError` and no
+write at all, never half of a commit. Reads inside
 the unit see its own pending writes. ``LeaseRepository.modify`` is not buffered: it is an
 immediate compare-and-set on the lease, durable even if the unit then rolls back (unless the
 lease was created in the same, still pending, unit — then the pending value is changed).
@@ -30,6 +33,7 @@ import firebase_admin
 from firebase_admin import db
 
 from botmox_core.errors import BotmoxError
+from botmox_rtdb.layout import check_depth, url_path
 from botmox_rtdb.records import children_of
 from botmox_rtdb.sdk_errors import map_rtdb_errors
 from botmox_rtdb.transactions import UNCHANGED, run_transaction
@@ -99,8 +103,9 @@ class RtdbUnitOfWork:
     # -- used by the repositories ------------------------------------------------------------
 
     def ref(self, path: str) -> db.Reference:
-        """A reference to ``path`` in this backend's database."""
-        return db.reference(path, app=self.app)
+        """A reference to ``path`` (keys as they are) in this backend's database; the keys are
+        percent-encoded for the URL (:func:`~botmox_rtdb.layout.url_path`)."""
+        return db.reference(url_path(path), app=self.app)
 
     def read(self, path: str) -> Any:
         """The value at ``path`` as this unit sees it: its pending write, else the database."""
@@ -109,7 +114,7 @@ class RtdbUnitOfWork:
                 return conditional.pending_value
         if path in self._writes:
             return self._writes[path]
-        with map_rtdb_errors(f"read {path.split('/')[-2] if '/' in path else path}"):
+        with map_rtdb_errors(f"read {_collection(path)}"):
             return self.ref(path).get()
 
     def pending_children(self, parent: str) -> dict[str, Any]:
@@ -126,7 +131,9 @@ class RtdbUnitOfWork:
         return found
 
     def stage_write(self, path: str, value: Any) -> None:
-        """Buffer a plain write of ``value`` (a record) at ``path`` for the commit."""
+        """Buffer a plain write of ``value`` (a record) at ``path`` for the commit
+        (:class:`~botmox_core.errors.BadRequestError` now if it is deeper than RTDB allows)."""
+        check_depth(path, value, _collection(path))
         self._writes[path] = value
 
     def stage_conditional(self, write: ConditionalWrite) -> None:
@@ -146,6 +153,10 @@ class RtdbUnitOfWork:
         """Apply the conditional writes, then every plain write in one atomic update."""
         conditional, writes = self._conditional, self._writes
         self._conditional, self._writes = [], {}
+        for write in conditional:  # values may have changed since staged: check all, write none
+            check_depth(write.record_path, write.pending_value, write.description)
+        for path, value in writes.items():
+            check_depth(path, value, _collection(path))
         done: list[ConditionalWrite] = []
         try:
             for write in conditional:
@@ -179,6 +190,11 @@ class RtdbUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self.rollback()
+
+
+def _collection(path: str) -> str:
+    """What a record path holds, for messages: its parent's key (``vm_registry``...)."""
+    return path.split("/")[-2] if "/" in path else path
 
 
 def create_if_absent(record_path: str, value: Any, on_exists: Callable[[], BotmoxError],

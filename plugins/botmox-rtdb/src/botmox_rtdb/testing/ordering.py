@@ -17,7 +17,9 @@ from botmox_rtdb.testing.tree import InvalidDataError
 
 __all__ = ["QuerySpec", "key_sort_key", "parse_query", "run_query", "value_sort_key"]
 
-_INTEGER_KEY = re.compile(r"^-?(0*)\d{1,10}$")
+_INTEGER_KEY = re.compile(r"-?(0*)\d{1,10}", re.ASCII)
+"""The JS SDK's integer-key test (``^-?(0*)\\d{1,10}$``): ASCII digits only, as ``\\d`` is in
+JavaScript. Without ``re.ASCII`` Python would take ``"١٢"`` (Arabic-Indic digits) for 12."""
 _INT32_MIN = -(2**31)
 _INT32_MAX = 2**31 - 1
 
@@ -31,7 +33,7 @@ def _utf16(text: str) -> bytes:
 
 
 def _key_as_int(key: str) -> int | None:
-    if _INTEGER_KEY.match(key):
+    if _INTEGER_KEY.fullmatch(key):
         number = int(key)
         if _INT32_MIN <= number <= _INT32_MAX:
             return number

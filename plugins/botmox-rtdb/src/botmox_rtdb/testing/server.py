@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import logging
+import re
 import socket
 import threading
 from collections.abc import Iterator, Mapping
@@ -43,6 +44,7 @@ DEFAULT_RULES: dict[str, Any] = {"rules": {".read": False, ".write": False}}
 _RULES_PATH = "/.settings/rules.json"
 _UNSUPPORTED_PARAMETERS = frozenset({"startAfter", "endBefore", "format", "callback", "download"})
 _INVALID_JSON = "Invalid data; couldn't parse JSON object, array, or value."
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def _reject_constant(name: str) -> Any:
@@ -176,7 +178,7 @@ class RtdbEmulator:
         if not raw_path.endswith(".json"):
             raise _RequestError(404, "Not Found: paths end with .json")
         try:
-            segments = parse_path(unquote(raw_path[: -len(".json")]))
+            segments = parse_path(_decode_path(raw_path[: -len(".json")]))
         except InvalidDataError as exc:
             raise _RequestError(400, f"Invalid path: {exc.message}") from None
         operation = ".read" if method == "GET" else ".write"
@@ -231,6 +233,7 @@ class RtdbEmulator:
             raise _RequestError(400, "Mixing 'shallow' and querying parameters is not supported")
         if wants_etag and (shallow or query is not None):
             raise _RequestError(400, "ETags are not supported with shallow reads or queries")
+        silent = params.get("print") == "silent"  # the REST guide: "returns a 204 No Content"
         if query is not None:
             if query.order_by not in ("$key", "$priority"):
                 field = ".value" if query.order_by == "$value" else query.order_by
@@ -241,12 +244,18 @@ class RtdbEmulator:
                         f'Index not defined, add ".indexOn": "{field}", for path '
                         f'"{location}", to the rules',
                     )
+            if silent:
+                return 204, ..., response_headers
             return 200, to_wire(run_query(node, query)), response_headers
-        if wants_etag:
-            response_headers["ETag"] = etag
         if_none_match = headers.get("if-none-match")
+        if wants_etag or if_none_match is not None:
+            # firebase-admin's get_if_changed() sends if-none-match alone and reads the new ETag
+            # from the 200 answer.
+            response_headers["ETag"] = etag
         if if_none_match is not None and if_none_match == etag:
             return 304, ..., {"ETag": etag}
+        if silent:
+            return 204, ..., response_headers
         if shallow:
             if isinstance(node, dict):
                 return 200, dict.fromkeys(node, True), response_headers
@@ -333,8 +342,20 @@ class RtdbEmulator:
 def _parse_body(body: bytes) -> Any:
     try:
         return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _RequestError(400, _INVALID_JSON) from None
+
+
+def _decode_path(raw: str) -> str:
+    """The URL path percent-decoded as UTF-8, as the real service decodes it (``a%41`` is the
+    key ``aA``; ``%3F`` is ``?``). A ``%`` that starts no escape, or escapes that are not
+    UTF-8, are refused rather than guessed at."""
+    if _MALFORMED_ESCAPE.search(raw):
+        raise InvalidDataError("malformed percent-escape")
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidDataError("percent-escapes are not UTF-8") from None
 
 
 def _handler_for(emulator: RtdbEmulator) -> type[BaseHTTPRequestHandler]:
@@ -411,7 +432,10 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
         data = b""
         if payload is not ... and status not in (204, 304):
             text = json.dumps(payload, indent=2 if pretty else None, ensure_ascii=False)
-            data = text.encode("utf-8")
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates stored from \u escapes: stay JSON
+                data = json.dumps(payload, indent=2 if pretty else None).encode("ascii")
         self.send_response(status, HTTPStatus(status).phrase)
         for name, value in headers.items():
             self.send_header(name, value)

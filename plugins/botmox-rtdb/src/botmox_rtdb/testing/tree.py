@@ -77,11 +77,14 @@ def normalise_value(value: Any, depth: int = 0) -> Any:
     Arrays become objects keyed ``"0"``, ``"1"``...; ``null`` members and empty objects vanish
     (so the result may be ``None``: a delete); integral floats become ints, as JavaScript
     numbers are. Raises :class:`InvalidDataError` for illegal keys, non-finite numbers or
-    data nested deeper than :data:`MAX_DEPTH`.
+    data nested deeper than :data:`MAX_DEPTH` (a leaf more than 32 keys below the root, also
+    when a push adds the 33rd).
     """
-    if value is None or isinstance(value, bool | str):
+    if value is None:
         return value
-    if isinstance(value, int):
+    if isinstance(value, bool | str | int | float) and depth > MAX_DEPTH:
+        raise InvalidDataError(f"Data is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, bool | str | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
