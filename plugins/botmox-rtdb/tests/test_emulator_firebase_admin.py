@@ -133,3 +133,30 @@ def test_dense_integer_keys_come_back_as_a_list(app: firebase_admin.App) -> None
     ref = db.reference("releases", app=app)
     ref.update({"1": {"id": 1}, "2": {"id": 2}})
     assert ref.get() == [None, {"id": 1}, {"id": 2}]
+
+
+def test_get_if_changed_returns_the_new_etag(app: firebase_admin.App) -> None:
+    """firebase-admin sends only if-none-match and reads the ETag from the 200 answer."""
+    ref = db.reference("watched", app=app)
+    ref.set({"v": 1})
+    _, old_etag = ref.get(etag=True)
+    ref.set({"v": 2})
+    changed, value, etag = ref.get_if_changed(old_etag)
+    assert changed is True and value == {"v": 2}
+    assert etag is not None and etag == ref.get(etag=True)[1]
+    assert ref.get_if_changed(etag) == (False, None, None)
+
+
+def test_keys_with_percent_and_question_mark_need_encoding_through_the_sdk(
+    app: firebase_admin.App, server: RtdbEmulator
+) -> None:
+    """What the plugin guards against (botmox_rtdb.layout.url_path): the SDK puts a path in the
+    URL as it is, so the server decodes '%41', and it refuses '?' outright."""
+    db.reference("raw/a%41", app=app).set(1)
+    namespace = app.options.get("databaseURL").split("//")[1].split(".")[0]
+    assert server.read(namespace, "raw") == {"aA": 1}
+    with pytest.raises(ValueError, match="illegal characters"):
+        db.reference("raw/a?b", app=app)
+    db.reference("raw/a%2541", app=app).set(2)
+    db.reference("raw/a%3Fb", app=app).set(3)
+    assert server.read(namespace, "raw") == {"aA": 1, "a%41": 2, "a?b": 3}

@@ -5,6 +5,7 @@ Each test states an RTDB rule (see docs/rtdb.md) and checks the emulator follows
 
 from __future__ import annotations
 
+import http.client
 import json
 import uuid
 from collections.abc import Iterator
@@ -439,3 +440,86 @@ def test_etag_is_refused_with_shallow_reads_and_queries(api: Rtdb) -> None:
     headers = {"X-Firebase-ETag": "true"}
     assert api.call("GET", "items", headers=headers, shallow=True).status_code == 400
     assert api.call("GET", "items", headers=headers, orderBy="$key").status_code == 400
+
+
+# -- behaviours where the emulator used to differ from the real service (docs/rtdb.md) --------
+
+
+def test_get_with_print_silent_answers_204_like_a_write(api: Rtdb) -> None:
+    """The REST guide (retrieve data, "print"): "Specifying print=silent returns a 204 No
+    Content on success" -- for a GET too."""
+    api.put("items", {"a": {"score": 1}})
+    response = api.call("GET", "items", print="silent")
+    assert response.status_code == 204 and response.content == b""
+    query = api.call("GET", "items", print="silent", orderBy="score")
+    assert query.status_code == 204 and query.content == b""
+    refused = api.call("GET", "items", print="silent", orderBy="nope")
+    assert refused.status_code == 400, "a query that is refused is still refused"
+
+
+def test_if_none_match_alone_answers_the_new_etag(api: Rtdb) -> None:
+    """firebase-admin's get_if_changed() sends only if-none-match and takes the new ETag from
+    the 200 answer, so the service must send it without X-Firebase-ETag."""
+    api.put("d", {"a": 1})
+    current = api.call("GET", "d", headers={"X-Firebase-ETag": "true"}).headers["ETag"]
+    changed = api.call("GET", "d", headers={"if-none-match": "stale"})
+    assert changed.status_code == 200 and changed.json() == {"a": 1}
+    assert changed.headers["ETag"] == current
+    assert "ETag" not in api.call("GET", "d").headers
+
+
+def test_keys_with_non_ascii_digits_sort_as_strings(api: Rtdb) -> None:
+    """The SDKs' integer-key test is the JavaScript regex ^-?(0*)\\d{1,10}$, where \\d is ASCII:
+    Arabic-Indic or full-width digits are ordinary strings (Python's int() would accept them)."""
+    keys = ["\u0661\u0662", "\uff13", "2", "10", "a"]
+    api.put("digits", dict.fromkeys(keys, 1))
+    assert list(api.get("digits", orderBy="$key")) == ["2", "10", "a", "\u0661\u0662", "\uff13"]
+    assert list(api.get("digits", orderBy="$key", startAt="\u0661")) == ["\u0661\u0662", "\uff13"]
+
+
+def test_url_paths_are_percent_decoded_as_utf8(api: Rtdb) -> None:
+    for raw, key in (("a%41", "aA"), ("a%3Fb", "a?b"), ("a%25b", "a%b"), ("%C3%A9", "é"),
+                     ("a+b", "a+b"), ("a%2Bb", "a+b"), ("a%20b", "a b")):
+        url = f"{api.base}/pct/{raw}.json"
+        assert api.session.put(url, params={"ns": api.namespace}, data="1",
+                               timeout=10).status_code == 200, raw
+        assert key in api.get("pct"), raw
+        api.call("DELETE", "pct")
+
+
+@pytest.mark.parametrize("raw", ["a%zz", "a%4", "100%", "%FF", "%C3"])
+def test_malformed_or_non_utf8_escapes_in_paths_are_refused(api: Rtdb, raw: str) -> None:
+    # http.client sends the path as written (requests would re-quote a lone '%' as %25).
+    connection = http.client.HTTPConnection(api.base.removeprefix("http://"), timeout=10)
+    try:
+        connection.request("PUT", f"/pct/{raw}.json?ns={api.namespace}", body=b"1",
+                           headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        response = connection.getresponse()
+        assert response.status == 400, raw
+        response.read()
+    finally:
+        connection.close()
+    assert api.get("pct") is None
+
+
+def test_push_that_would_be_the_33rd_level_is_refused(api: Rtdb) -> None:
+    path = "/".join(f"l{n}" for n in range(32))
+    assert api.put(path, 1).status_code == 200  # a leaf 32 keys deep
+    assert api.call("POST", path, 1).status_code == 400
+    assert api.call("POST", path, {"x": 1}).status_code == 400
+    assert api.get(path) == 1
+
+
+def test_a_body_nested_past_the_parser_is_400_not_500(api: Rtdb) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    response = api.session.put(f"{api.base}/deep.json", params={"ns": api.namespace},
+                               data=body, timeout=30)
+    assert response.status_code == 400
+    assert api.get("deep") is None
+
+
+def test_strings_with_lone_surrogates_are_answered_as_json_escapes(api: Rtdb) -> None:
+    response = api.session.put(f"{api.base}/s.json", params={"ns": api.namespace},
+                               data=b'"a\\ud800"', timeout=10)
+    assert response.status_code == 200
+    assert api.get("s") == "a\ud800"
