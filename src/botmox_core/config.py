@@ -8,6 +8,7 @@ the TOML file; plugins read them with :meth:`Settings.plugin_options`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 import types
@@ -27,6 +28,46 @@ MIN_URL_TTL = 60
 MAX_URL_TTL = 300
 MAX_PORT = 65535
 LOG_FORMATS = ("text", "json")
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(value: object) -> bool:
+    """A boolean setting: a TOML boolean or one of 1/0, true/false, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ConfigurationError(f"expected a boolean (true/false), got {value!r}")
+
+
+def _networks(value: object) -> tuple[str, ...]:
+    """Trusted proxy addresses/CIDRs: a TOML list or a comma-separated string, each checked."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigurationError(f"rate_limit_trusted_proxies must be a list, got {value!r}")
+    networks: list[str] = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise ConfigurationError(
+                f"rate_limit_trusted_proxies: {text!r} is not an IP address or CIDR"
+            ) from None
+    return tuple(networks)
+
+
+def _at_least(minimum: int) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigurationError(f"{attribute.name} must be an integer >= {minimum}")
+
+    return check
 
 
 @attrs.frozen
@@ -48,6 +89,15 @@ class Settings:
         max_upload_bytes: largest artifact accepted over HTTP.
         log_format: ``text`` (one readable line per record) or ``json`` (one JSON object per
             line) for every log record of ``botmox serve``.
+        rate_limit_enabled: whether the server limits requests (429 ``RATE_LIMITED``).
+        rate_limit_requests: requests per window for one authenticated bearer token.
+        rate_limit_address_requests: requests per window for one client address (requests
+            without a token that authenticates).
+        rate_limit_window_seconds: length of the fixed counting window.
+        rate_limit_trusted_proxies: addresses/CIDRs of reverse proxies whose
+            ``X-Forwarded-For`` is believed (default: none).
+        rate_limit_store: where counts are kept (``memory`` per process, ``postgres`` shared by
+            replicas); default: the data backend's preference, else ``memory``.
         config_file: the TOML file read, if any.
         environ: the environment the settings were read from (plugins read their options here).
         file_options: the TOML file's ``[plugins.*]`` tables.
@@ -67,6 +117,12 @@ class Settings:
     jwt_audience: str | None = "authenticated"
     max_upload_bytes: int = 4 * 1024**3
     log_format: str = "text"
+    rate_limit_enabled: bool = attrs.field(default=True, converter=_flag)
+    rate_limit_requests: int = attrs.field(default=6000, validator=_at_least(1))
+    rate_limit_address_requests: int = attrs.field(default=600, validator=_at_least(1))
+    rate_limit_window_seconds: int = attrs.field(default=60, validator=_at_least(1))
+    rate_limit_trusted_proxies: tuple[str, ...] = attrs.field(default=(), converter=_networks)
+    rate_limit_store: str | None = None
     config_file: Path | None = None
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     file_options: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
@@ -124,6 +180,12 @@ _ENV_FIELDS: dict[str, tuple[str, type]] = {
     "BOTMOX_JWT_AUDIENCE": ("jwt_audience", str),
     "BOTMOX_MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
     "BOTMOX_LOG_FORMAT": ("log_format", str),
+    "BOTMOX_RATE_LIMIT_ENABLED": ("rate_limit_enabled", str),  # parsed by the field's converter
+    "BOTMOX_RATE_LIMIT_REQUESTS": ("rate_limit_requests", int),
+    "BOTMOX_RATE_LIMIT_ADDRESS_REQUESTS": ("rate_limit_address_requests", int),
+    "BOTMOX_RATE_LIMIT_WINDOW_SECONDS": ("rate_limit_window_seconds", int),
+    "BOTMOX_RATE_LIMIT_TRUSTED_PROXIES": ("rate_limit_trusted_proxies", str),  # comma-separated
+    "BOTMOX_RATE_LIMIT_STORE": ("rate_limit_store", str),
 }
 
 

@@ -20,6 +20,7 @@ from botmox_server.auth import Authenticator
 from botmox_server.dependencies import provide_core, provide_principal
 from botmox_server.errors import EXCEPTION_HANDLERS
 from botmox_server.middleware import RequestIdMiddleware
+from botmox_server.ratelimit import install_rate_limiter
 from botmox_server.routes import agents, artifacts, health, licence, vm_ops, vms
 from botmox_server.routes.agent_ws import AgentHub, agent_connect, provide_hub, sweep_forever
 from botmox_server.routes.localfs_download import localfs_download_routes
@@ -111,7 +112,7 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
             await core.transport.stop()
         core.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[*ROUTES, *WEBSOCKET_ROUTES],
         dependencies={
             "core": Provide(provide_core, sync_to_thread=False),
@@ -142,3 +143,4 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
         request_max_body_size=JSON_BODY_LIMIT,
         debug=False,
     )
+    return install_rate_limiter(app, core)

@@ -67,4 +67,7 @@ def serve_command(
         access_log=False,  # botmox.access logs requests without query strings (signatures)
         log_level=log_level,
         ws_per_message_deflate=False,
+        # X-Forwarded-For is believed only from BOTMOX_RATE_LIMIT_TRUSTED_PROXIES (by the rate
+        # limiter); uvicorn's own proxy headers would trust any loopback peer.
+        proxy_headers=False,
     )

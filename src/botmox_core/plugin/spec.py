@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from botmox_core.config import Settings
     from botmox_core.ports import AgentTransport, DataBackend, ObjectStorage
+    from botmox_core.ports.ratelimit import RateLimitStore
 
 PROJECT = "botmox"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -31,6 +32,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 DataBackendFactory = Callable[["Settings"], "DataBackend"]
 StorageFactory = Callable[["Settings"], "ObjectStorage"]
 TransportFactory = Callable[["Settings"], "AgentTransport"]
+RateLimitStoreFactory = Callable[["Settings"], "RateLimitStore"]
 
 
 @hookspec
@@ -59,6 +61,20 @@ def botmox_register_agent_transports(register: Callable[[str, TransportFactory],
 
     Called once when the plugin manager is built. Call ``register(name, factory)`` for each
     transport. Registering a name twice is an error. Return value ignored.
+    """
+
+
+@hookspec
+def botmox_register_rate_limit_stores(
+    register: Callable[[str, RateLimitStoreFactory], None],
+) -> None:
+    """Register rate-limit stores (counters shared by server replicas, so a limit holds across
+    them; see :class:`~botmox_core.ports.ratelimit.RateLimitStore`).
+
+    Called when the server builds its rate limiter. Call ``register(name, factory)`` for each
+    store; ``name`` is what operators put in ``BOTMOX_RATE_LIMIT_STORE`` (``memory``, the
+    per-process default, is built in). Registering a name twice is an error. Return value
+    ignored.
     """
 
 
