@@ -17,6 +17,7 @@ from botmox_core import __version__
 from botmox_core.bootstrap import App, bootstrap
 from botmox_core.config import Settings, load_settings
 from botmox_server.auth import Authenticator
+from botmox_server.bounded_json import BoundedRequest
 from botmox_server.dependencies import provide_core, provide_principal
 from botmox_server.errors import EXCEPTION_HANDLERS
 from botmox_server.middleware import RequestIdMiddleware
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
         on_startup=[start_agent_bus],
         on_shutdown=[close_core],
         request_max_body_size=JSON_BODY_LIMIT,
+        request_class=BoundedRequest,
         debug=False,
     )
     return install_rate_limiter(app, core)
