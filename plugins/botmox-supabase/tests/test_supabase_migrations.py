@@ -97,7 +97,10 @@ def test_fresh_database_reaches_latest_schema_in_one_call(empty_database_url: st
     assert report.already_applied == ()
     assert report.latest == shipped[-1].version
     snapshot = catalog_snapshot(empty_database_url)
-    assert {row[0] for row in snapshot["rls"]} == TABLES | {"schema_migrations"}
+    assert {row[0] for row in snapshot["rls"]} == TABLES | {
+        "schema_migrations",
+        "rate_limit_counters",
+    }
     assert all(enabled and forced for _, enabled, forced in snapshot["rls"])
     with psycopg.connect(empty_database_url) as conn:
         recorded = applied_migrations(conn)

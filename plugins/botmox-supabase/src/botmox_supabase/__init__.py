@@ -8,6 +8,8 @@
   (``supabase/migrations/*.sql``), applied idempotently.
 * :class:`PostgresTransport` — the ``postgres`` agent transport (``LISTEN/NOTIFY``) that wakes
   the server replica holding an agent's socket (``BOTMOX_AGENT_TRANSPORT=postgres``).
+* :class:`PostgresRateLimitStore` — the ``postgres`` rate-limit store: request counters shared
+  by the server replicas (``BOTMOX_RATE_LIMIT_STORE=postgres``, the default on this backend).
 * :mod:`botmox_supabase.testing` — a throwaway real PostgreSQL for tests.
 
 See ``docs/supabase.md``.
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from botmox_supabase.backend import PostgresDataBackend, PostgresUnitOfWork
     from botmox_supabase.migrations import apply_migrations, migrations_dir, shipped_migrations
     from botmox_supabase.options import SupabaseOptions
+    from botmox_supabase.ratelimit import PostgresRateLimitStore
     from botmox_supabase.transport import PostgresTransport
 
 # Loaded on first use, so that loading the plugin (every `botmox` start) does not import psycopg.
@@ -30,6 +33,7 @@ _LAZY = {
     "PostgresUnitOfWork": "botmox_supabase.backend",
     "SupabaseOptions": "botmox_supabase.options",
     "PostgresTransport": "botmox_supabase.transport",
+    "PostgresRateLimitStore": "botmox_supabase.ratelimit",
     "apply_migrations": "botmox_supabase.migrations",
     "migrations_dir": "botmox_supabase.migrations",
     "shipped_migrations": "botmox_supabase.migrations",
@@ -37,6 +41,7 @@ _LAZY = {
 
 __all__ = [
     "PostgresDataBackend",
+    "PostgresRateLimitStore",
     "PostgresTransport",
     "PostgresUnitOfWork",
     "SupabaseOptions",

@@ -151,6 +151,9 @@ class PostgresDataBackend:
     #: ``postgres`` LISTEN/NOTIFY transport of this plugin); a hint for the composition root,
     #: which today selects the transport with ``BOTMOX_AGENT_TRANSPORT`` only.
     preferred_agent_transport = "postgres"
+    #: The rate-limit store that makes a limit hold across replicas (``postgres``: counters in
+    #: this database); used unless ``BOTMOX_RATE_LIMIT_STORE`` says otherwise.
+    preferred_rate_limit_store = "postgres"
 
     def __init__(self, options: SupabaseOptions) -> None:
         self.options = options

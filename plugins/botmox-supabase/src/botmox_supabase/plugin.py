@@ -1,4 +1,5 @@
-"""Hook implementations that plug the Supabase backend and ``botmox db`` into botmox.
+"""Hook implementations that plug the Supabase backend, its agent transport and rate-limit
+store, and ``botmox db`` into botmox.
 
 Registered through the ``botmox`` entry-point group (``supabase = "botmox_supabase.plugin"``).
 """
@@ -15,9 +16,11 @@ if TYPE_CHECKING:
 
     from botmox_core.config import Settings
     from botmox_core.ports import AgentTransport, DataBackend
+    from botmox_core.ports.ratelimit import RateLimitStore
 
 BACKEND_NAME = "supabase"
 TRANSPORT_NAME = "postgres"
+RATE_LIMIT_STORE_NAME = "postgres"
 
 
 def build_data_backend(settings: Settings) -> DataBackend:
@@ -45,6 +48,21 @@ def build_agent_transport(settings: Settings) -> AgentTransport:
 def botmox_register_agent_transports(register: Callable[[str, Any], None]) -> None:
     """Register the ``postgres`` agent transport (``BOTMOX_AGENT_TRANSPORT=postgres``)."""
     register(TRANSPORT_NAME, build_agent_transport)
+
+
+def build_rate_limit_store(settings: Settings) -> RateLimitStore:
+    """Build the ``postgres`` rate-limit store (counters shared by replicas) from the
+    ``supabase`` options."""
+    from botmox_supabase.ratelimit import PostgresRateLimitStore
+
+    return PostgresRateLimitStore.from_settings(settings)
+
+
+@hookimpl
+def botmox_register_rate_limit_stores(register: Callable[[str, Any], None]) -> None:
+    """Register the ``postgres`` rate-limit store (``BOTMOX_RATE_LIMIT_STORE=postgres``; the
+    default on ``DATA_BACKEND=supabase``)."""
+    register(RATE_LIMIT_STORE_NAME, build_rate_limit_store)
 
 
 @hookimpl
