@@ -115,6 +115,37 @@ def test_heartbeat_rotates_the_token_and_both_tokens_resolve(deployment: Deploym
             assert fresh.sha256 == previous.sha256 == deployment.sha256
 
 
+def test_a_service_token_without_a_user_keeps_its_lease_alive(deployment: Deployment) -> None:
+    """A token bound to no user proves lease ownership with the lease token: the sync and async
+    lease sessions send it with every heartbeat."""
+    import time
+
+    from botmox_core.testing.server import admin_cli
+
+    service = admin_cli(
+        deployment.server, "token", "create", "--tenant", TENANT, "--role", "api"
+    )["token"]
+    vm = new_vm()
+    with RunnerClient(deployment.url, service) as client:
+        client.register_vm(vm, user_id=USER)
+        with client.lease(MODULE, vm, user_id=USER, heartbeat_interval=0.3) as lease:
+            deadline = time.monotonic() + 10
+            while lease.heartbeats < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert lease.heartbeats >= 2, lease.heartbeat_error
+            assert client.resolve_download(lease, PLATFORM, CHANNEL).sha256 == deployment.sha256
+
+    async def run() -> None:
+        async with AsyncRunnerClient(deployment.url, service) as client:
+            async with client.lease(MODULE, vm, user_id=USER, heartbeat_interval=0.3) as lease:
+                deadline = time.monotonic() + 10
+                while lease.heartbeats < 2 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                assert lease.heartbeats >= 2, lease.heartbeat_error
+
+    asyncio.run(run())
+
+
 def test_interrupted_download_resumes_against_the_real_server(
     deployment: Deployment, tmp_path: Path
 ) -> None:
