@@ -121,7 +121,6 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
             "hub": Provide(provide_hub, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestIdMiddleware],
         state=State(
             {
                 "core": core,
@@ -144,5 +143,10 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
         request_max_body_size=JSON_BODY_LIMIT,
         request_class=BoundedRequest,
         debug=False,
+        logging_config=None,  # one log format: `botmox serve` configures logging (logs.py)
     )
-    return install_rate_limiter(app, core)
+    app = install_rate_limiter(app, core)
+    # Outermost, around routing: unknown paths (404) and refused requests (429) get a request id
+    # and an access-log line too.
+    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
+    return app

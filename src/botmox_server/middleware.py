@@ -11,13 +11,20 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from botmox_server.logs import current_request_id, escape
+
 log = logging.getLogger("botmox.access")
-_INBOUND_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_INBOUND_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class RequestIdMiddleware:
     """Sets ``X-Request-Id`` (kept from the caller when well-formed) and logs one line per
-    request: method, path (never the query string), status, duration, request id."""
+    request: method, path (never the query string), status, duration, request id.
+
+    The path is the percent-decoded one, so it is escaped (``%0a`` is logged as ``\\n``, ``%00`` as
+    ``\\x00``): a request cannot forge log lines. The request id is also available to every log
+    record written while the request is served (:data:`botmox_server.logs.current_request_id`).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -29,6 +36,7 @@ class RequestIdMiddleware:
         inbound = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = inbound if _INBOUND_ID.fullmatch(inbound) else secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
+        context_token = current_request_id.set(request_id)
         started = time.perf_counter()
         status: dict[str, Any] = {"code": 0}
 
@@ -43,11 +51,22 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            method = escape(scope.get("method", "-"), 32)
+            path = escape(scope["path"], 2048)
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
             log.info(
                 "%s %s %s %.1fms request_id=%s",
-                scope.get("method", "-"),
-                scope["path"],
+                method,
+                path,
                 status["code"],
-                (time.perf_counter() - started) * 1000,
+                duration_ms,
                 request_id,
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": status["code"],
+                    "duration_ms": duration_ms,
+                    "request_id": request_id,
+                },
             )
+            current_request_id.reset(context_token)
