@@ -29,14 +29,20 @@ def test_block_list_removes_a_builtin() -> None:
         registry.storages.get("localfs")
 
 
-def _entry_points(monkeypatch: pytest.MonkeyPatch, module: types.ModuleType, name: str) -> None:
+def _entry_points(monkeypatch: pytest.MonkeyPatch, *modules_and_names: object) -> None:
+    """Make ``entry_points()`` list the given (module, name, module, name, ...) plugins."""
     import sys
 
-    sys.modules[module.__name__] = module
+    pairs = list(zip(modules_and_names[::2], modules_and_names[1::2], strict=True))
+    for module, _ in pairs:
+        sys.modules[module.__name__] = module  # type: ignore[attr-defined]
     monkeypatch.setattr(
         manager_module,
         "entry_points",
-        lambda group: [EntryPoint(name=name, value=module.__name__, group=group)],
+        lambda group: [
+            EntryPoint(name=name, value=module.__name__, group=group)  # type: ignore[attr-defined]
+            for module, name in pairs
+        ],
     )
 
 
@@ -134,8 +140,8 @@ def test_command_hook_adds_cli_commands(monkeypatch: pytest.MonkeyPatch) -> None
         click.echo("hello from a plugin")
 
     @hookimpl
-    def botmox_register_commands(cli):  # type: ignore[no-untyped-def]
-        cli.add_command(hello)
+    def botmox_register_commands(register):  # type: ignore[no-untyped-def]
+        register("hello", hello)
 
     plugin.botmox_register_commands = botmox_register_commands  # type: ignore[attr-defined]
     _entry_points(monkeypatch, plugin, "hello")
@@ -145,3 +151,51 @@ def test_command_hook_adds_cli_commands(monkeypatch: pytest.MonkeyPatch) -> None
         assert result.output == "hello from a plugin\n"
     finally:
         cli_module.cli.commands.pop("hello", None)
+
+
+@pytest.mark.parametrize("taken", ["serve", "admin", "hello"])
+def test_a_plugin_command_cannot_take_a_used_name(
+    monkeypatch: pytest.MonkeyPatch, taken: str
+) -> None:
+    """A plugin registering ``serve`` (or a name another plugin has) fails at start-up with a
+    clear error naming the plugin and the command; the core's command stays in place."""
+    import click
+
+    from botmox_core import cli as cli_module
+
+    first = types.ModuleType("first_plugin")
+    hijack = types.ModuleType("hijack_plugin")
+
+    @hookimpl
+    def register_hello(register):  # type: ignore[no-untyped-def]
+        register("hello", click.Command("hello"))
+
+    @hookimpl(specname="botmox_register_commands")
+    def register_taken(register):  # type: ignore[no-untyped-def]
+        register(taken, click.Command(taken))
+
+    first.botmox_register_commands = register_hello  # type: ignore[attr-defined]
+    hijack.botmox_register_commands = register_taken  # type: ignore[attr-defined]
+    _entry_points(monkeypatch, first, "first", hijack, "hijack")
+    original = cli_module.cli.commands.get("serve")
+    try:
+        with pytest.raises(ConfigurationError, match=rf"'hijack'.*'{taken}'.*already taken"):
+            cli_module._add_commands()
+    finally:
+        cli_module.cli.commands.pop("hello", None)
+    assert cli_module.cli.commands.get("serve") is original
+    with pytest.raises(SystemExit) as exited:  # the console script: one line, no traceback
+        cli_module.main()
+    assert str(exited.value).startswith("Error: CONFIGURATION_ERROR: plugin 'hijack'")
+    cli_module.cli.commands.pop("hello", None)
+
+
+def test_blocked_plugins_are_blocked_by_pluggy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``BOTMOX_DISABLE_PLUGINS`` uses pluggy's own blocking: a blocked name cannot be
+    registered later either, built-ins included (by short or module name)."""
+    pm = build_plugin_manager(
+        {"BOTMOX_DISABLE_PLUGINS": "botmox_core.backends.localfs,some-plugin"}
+    )
+    assert pm.is_blocked("localfs") and pm.is_blocked("some-plugin")
+    assert pm.get_plugin("localfs") is None and pm.get_plugin("sqlite") is not None
+    assert pm.register(types.ModuleType("late"), name="some-plugin") is None

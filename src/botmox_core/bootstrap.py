@@ -13,7 +13,6 @@ from pathlib import Path
 import attrs
 
 from botmox_core.config import Settings
-from botmox_core.converter import get_converter
 from botmox_core.errors import ConfigurationError
 from botmox_core.plugin import PluginRegistry, load_registry
 from botmox_core.ports import AgentTransport, DataBackend, HealthReport, ObjectStorage
@@ -83,18 +82,6 @@ def _safe_health(component: DataBackend | ObjectStorage) -> HealthReport:
         return HealthReport(component.name, False, f"health check failed: {type(exc).__name__}")
 
 
-_configured_converters: set[int] = set()
-
-
-def configure_shared_converter(registry: PluginRegistry) -> None:
-    """Let plugins extend the shared converter (``botmox_configure_converter``), once per
-    process and plugin manager."""
-    key = id(registry.manager)
-    if key not in _configured_converters:
-        _configured_converters.add(key)
-        registry.manager.hook.botmox_configure_converter(converter=get_converter())
-
-
 def load_signer(settings: Settings) -> LeaseTokenSigner:
     """The lease signing key: ``BOTMOX_LEASE_SIGNING_KEY_FILE`` or ``<data_dir>/lease-signing.pem``
     (created on first use)."""
@@ -113,7 +100,6 @@ def bootstrap(
 ) -> App:
     """Build the configured backends and every service."""
     registry = registry or load_registry(settings.environ if environ is None else environ)
-    configure_shared_converter(registry)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         os.chmod(settings.data_dir, 0o700)

@@ -127,8 +127,10 @@ def test_plugin_registers_backend_and_commands() -> None:
     assert "supabase" in registry.data_backends.factories
     import click
 
+    from botmox_core.plugin.manager import register_commands
+
     group = click.Group()
-    registry.manager.hook.botmox_register_commands(cli=group)
+    register_commands(registry.manager, group)
     assert "migrate" in group.commands["db"].commands  # type: ignore[attr-defined]
 
 

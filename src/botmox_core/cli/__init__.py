@@ -38,12 +38,13 @@ def _add_commands() -> None:
     from botmox_core.cli.runner import runner_group
     from botmox_core.cli.serve import serve_command
     from botmox_core.plugin import build_plugin_manager
+    from botmox_core.plugin.manager import register_commands
 
     cli.add_command(serve_command)
     cli.add_command(admin_group)
     cli.add_command(runner_group)
     cli.add_command(agent_group)
-    build_plugin_manager().hook.botmox_register_commands(cli=cli)
+    register_commands(build_plugin_manager(), cli)
 
 
 def main() -> None:

@@ -1,6 +1,8 @@
 """Building the plugin manager: built-in backends first, then the ``botmox`` entry points,
-filtered by ``BOTMOX_PLUGINS`` (allow list) and ``BOTMOX_DISABLE_PLUGINS`` (block list),
-then ``check_pending()`` so a misspelt hook name fails at start-up."""
+filtered by ``BOTMOX_PLUGINS`` (allow list) and ``BOTMOX_DISABLE_PLUGINS`` (block list, enforced
+by pluggy's own ``set_blocked``, so a later ``register`` of a blocked name is refused too), then
+``check_pending()`` so a misspelt hook name fails at start-up, and the historic
+``botmox_configure_converter`` call with the shared converter."""
 
 from __future__ import annotations
 
@@ -11,12 +13,20 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
+import click
 import pluggy
 
+from botmox_core.converter import get_converter
 from botmox_core.errors import ConfigurationError
 from botmox_core.plugin import spec
 
-__all__ = ["BUILTIN_PLUGINS", "PluginRegistry", "build_plugin_manager", "load_registry"]
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "PluginRegistry",
+    "build_plugin_manager",
+    "load_registry",
+    "register_commands",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +95,16 @@ def build_plugin_manager(environ: Mapping[str, str] | None = None) -> pluggy.Plu
     block = _names(env.get("BOTMOX_DISABLE_PLUGINS")) or set()
     pm = pluggy.PluginManager(spec.PROJECT)
     pm.add_hookspecs(spec)
+    for name in block:
+        pm.set_blocked(name)
     for module_name in BUILTIN_PLUGINS:
         short = module_name.rsplit(".", 1)[-1]
-        if short in block or module_name in block:
-            continue
-        pm.register(importlib.import_module(module_name), name=short)
+        if module_name in block:
+            pm.set_blocked(short)
+        if not pm.is_blocked(short):
+            pm.register(importlib.import_module(module_name), name=short)
     for ep in entry_points(group=spec.PROJECT):
-        if ep.name in block or (allow is not None and ep.name not in allow):
+        if pm.is_blocked(ep.name) or (allow is not None and ep.name not in allow):
             log.debug("plugin %s skipped by allow/block list", ep.name)
             continue
         if pm.get_plugin(ep.name) is not None:
@@ -104,7 +117,32 @@ def build_plugin_manager(environ: Mapping[str, str] | None = None) -> pluggy.Plu
             ) from exc
         pm.register(plugin, name=ep.name)
     pm.check_pending()
+    pm.hook.botmox_configure_converter.call_historic(kwargs={"converter": get_converter()})
     return pm
+
+
+def register_commands(pm: pluggy.PluginManager, group: click.Group) -> None:
+    """Let every plugin add commands to ``group`` (``botmox_register_commands``), refusing a
+    name that is already taken with a :class:`ConfigurationError` naming the plugin."""
+    for impl in pm.hook.botmox_register_commands.get_hookimpls():
+        owner = impl.plugin_name
+
+        def register(name: str, command: click.Command, owner: str = owner) -> None:
+            if not isinstance(command, click.Command):
+                raise ConfigurationError(
+                    f"plugin {owner!r} registered {name!r} with a {type(command).__name__}, "
+                    "not a click command"
+                )
+            if not isinstance(name, str) or not name or name != name.strip():
+                raise ConfigurationError(f"plugin {owner!r}: command name {name!r} is not valid")
+            if name in group.commands:
+                raise ConfigurationError(
+                    f"plugin {owner!r} registers the command {name!r}, which is already taken; "
+                    "rename it, or block the plugin with BOTMOX_DISABLE_PLUGINS"
+                )
+            group.add_command(command, name)
+
+        impl.function(register=register)
 
 
 def load_registry(environ: Mapping[str, str] | None = None) -> PluginRegistry:

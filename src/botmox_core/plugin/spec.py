@@ -13,7 +13,7 @@ for the backend the operator selected.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pluggy
 
@@ -29,6 +29,11 @@ PROJECT = "botmox"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
+F = TypeVar("F")
+Register = Callable[[str, F], None]
+"""The ``register(name, thing)`` callback registration hooks receive: ``Register[StorageFactory]``
+and so on, so every plugin writes the same signature."""
+
 DataBackendFactory = Callable[["Settings"], "DataBackend"]
 StorageFactory = Callable[["Settings"], "ObjectStorage"]
 TransportFactory = Callable[["Settings"], "AgentTransport"]
@@ -36,7 +41,7 @@ RateLimitStoreFactory = Callable[["Settings"], "RateLimitStore"]
 
 
 @hookspec
-def botmox_register_data_backends(register: Callable[[str, DataBackendFactory], None]) -> None:
+def botmox_register_data_backends(register: Register[DataBackendFactory]) -> None:
     """Register repository backends.
 
     Called once when the plugin manager is built. Call ``register(name, factory)`` for each
@@ -46,7 +51,7 @@ def botmox_register_data_backends(register: Callable[[str, DataBackendFactory], 
 
 
 @hookspec
-def botmox_register_storages(register: Callable[[str, StorageFactory], None]) -> None:
+def botmox_register_storages(register: Register[StorageFactory]) -> None:
     """Register object storage backends.
 
     Called once when the plugin manager is built. Call ``register(name, factory)`` for each
@@ -56,7 +61,7 @@ def botmox_register_storages(register: Callable[[str, StorageFactory], None]) ->
 
 
 @hookspec
-def botmox_register_agent_transports(register: Callable[[str, TransportFactory], None]) -> None:
+def botmox_register_agent_transports(register: Register[TransportFactory]) -> None:
     """Register agent transports (how a replica wakes the replica holding an agent's socket).
 
     Called once when the plugin manager is built. Call ``register(name, factory)`` for each
@@ -65,9 +70,7 @@ def botmox_register_agent_transports(register: Callable[[str, TransportFactory],
 
 
 @hookspec
-def botmox_register_rate_limit_stores(
-    register: Callable[[str, RateLimitStoreFactory], None],
-) -> None:
+def botmox_register_rate_limit_stores(register: Register[RateLimitStoreFactory]) -> None:
     """Register rate-limit stores (counters shared by server replicas, so a limit holds across
     them; see :class:`~botmox_core.ports.ratelimit.RateLimitStore`).
 
@@ -78,20 +81,22 @@ def botmox_register_rate_limit_stores(
     """
 
 
-@hookspec
+@hookspec(historic=True)
 def botmox_configure_converter(converter: Converter) -> None:
     """Extend the shared cattrs converter (structure/unstructure hooks for a plugin's types).
 
-    Called by the composition root (:func:`botmox_core.bootstrap.bootstrap`) once per process
-    with the shared converter of :func:`botmox_core.converter.get_converter`, every
-    implementation in registration order. Return value ignored.
+    A historic hook: called when the plugin manager is built with the shared converter of
+    :func:`botmox_core.converter.get_converter`, every implementation in registration order,
+    and for a plugin registered later, at its registration. Return value ignored.
     """
 
 
 @hookspec
-def botmox_register_commands(cli: click.Group) -> None:
+def botmox_register_commands(register: Register[click.Command]) -> None:
     """Add commands to the ``botmox`` command line (for example ``botmox db migrate``).
 
-    Called once when the CLI starts, before arguments are parsed. Add commands or groups with
-    ``cli.add_command(...)``; a name already taken is an error. Return value ignored.
+    Called once when the CLI starts, before arguments are parsed. Call
+    ``register(name, command)`` for each command or group (a ``click.Command``); a name already
+    taken, by the core (``serve``, ``admin``, ...) or another plugin, is a
+    :class:`~botmox_core.errors.ConfigurationError` naming both. Return value ignored.
     """

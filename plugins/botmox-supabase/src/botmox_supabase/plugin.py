@@ -66,8 +66,8 @@ def botmox_register_rate_limit_stores(register: Callable[[str, Any], None]) -> N
 
 
 @hookimpl
-def botmox_register_commands(cli: click.Group) -> None:
+def botmox_register_commands(register: Callable[[str, click.Command], None]) -> None:
     """Add the ``botmox db`` command group (``botmox db migrate``)."""
     from botmox_supabase.cli import db_group
 
-    cli.add_command(db_group)
+    register("db", db_group)
