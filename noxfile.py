@@ -83,9 +83,9 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
-@nox.parametrize("backend", list(CONFORMANCE))
+@nox.parametrize("backend", list(CONFORMANCE), ids=list(CONFORMANCE))
 def conformance(session: nox.Session, backend: str) -> None:
-    """The conformance suite against one backend."""
+    """The conformance suite against one backend (`nox -s conformance` runs every backend)."""
     where, target = CONFORMANCE[backend]
     if where != "." and not present(where):
         session.skip(f"{where} is not in this checkout")
