@@ -114,3 +114,13 @@ def test_json_values_are_bounded_in_depth_without_recursion() -> None:
     for bad in ({1: "int key"}, {"x": float("nan")}, {"x": float("inf")}, {"x": object()}):
         with pytest.raises(errors.BadRequestError):
             check.metadata(bad)
+
+
+def test_text_and_json_refuse_lone_surrogates_and_del() -> None:
+    for bad in ("vm \ud800", "name\x7f"):
+        with pytest.raises(errors.BadRequestError):
+            check.optional_text(bad, "vm_name")
+    for bad_json in ({"k": "\udfff"}, {"\ud800": 1}):
+        with pytest.raises(errors.BadRequestError, match="Unicode"):
+            check.metadata(bad_json)
+    assert check.optional_text("ünïcødé ✓ 🤖", "vm_name") == "ünïcødé ✓ 🤖"

@@ -64,9 +64,19 @@ def optional_text(value: Any, field: str, limit: int = MAX_TEXT) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise invalid(field, f"must be a string of at most {limit} characters")
-    if any(ord(ch) < 32 for ch in value):
+    if any(ord(ch) < 32 or ord(ch) == 0x7F for ch in value):
         raise invalid(field, "must not contain control characters")
+    if not _encodable(value):
+        raise invalid(field, "must be valid Unicode text (no lone surrogates)")
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def sha256_hex(value: Any, field: str = "sha256") -> str:
@@ -120,6 +130,8 @@ def json_object(
     if problem is not None:
         raise invalid(field, problem)
     encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    if not _encodable(encoded):  # PostgreSQL's jsonb and RTDB refuse lone surrogates
+        raise invalid(field, "must be valid Unicode text (no lone surrogates)")
     if len(encoded.encode()) > max_bytes:
         raise invalid(field, f"must be at most {max_bytes} bytes of JSON")
     return value
