@@ -5,6 +5,7 @@ token, query string or signature is ever written."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from botmox_core.cli.serve import public_url_warning
 from botmox_core.client import RunnerClient
 from botmox_core.config import load_settings
 from botmox_core.testing.server import free_port, provision_tenant, running_server
-from botmox_server.logs import escape
+from botmox_server.logs import JsonFormatter, RequestIdFilter, current_request_id, escape
 
 pytestmark = pytest.mark.e2e
 
@@ -161,3 +162,22 @@ def test_serve_warns_at_start_up_about_loopback_download_urls(tmp_path: Path) ->
         in (warning["message"])
     )
     assert "BOTMOX_PUBLIC_URL" in warning["message"]
+
+
+def test_records_written_while_serving_carry_the_request_id() -> None:
+    formatter, request_filter = JsonFormatter(), RequestIdFilter()
+
+    def formatted(message: str) -> dict[str, object]:
+        record = logging.LogRecord("botmox.server", logging.WARNING, __file__, 1, message, (), None)
+        assert request_filter.filter(record)
+        return dict(json.loads(formatter.format(record)))
+
+    assert "request_id" not in formatted("outside a request")
+    token = current_request_id.set("0123456789abcdef")
+    try:
+        entry = formatted("storage failed:\nFORGED")
+    finally:
+        current_request_id.reset(token)
+    assert entry["request_id"] == "0123456789abcdef"
+    assert entry["message"] == "storage failed:\\nFORGED"
+    assert (entry["level"], entry["logger"]) == ("WARNING", "botmox.server")
