@@ -114,3 +114,22 @@ def test_request_id_is_returned_and_kept(client: TestClient) -> None:
     r = client.get("/api/v1/health/live", headers={"X-Request-Id": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123"
     assert len(client.get("/api/v1/health/live").headers["x-request-id"]) == 16
+
+
+def _b64(raw: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("part", ["header", "payload"])
+def test_a_forged_jwt_nested_past_the_recursion_limit_is_401(client: TestClient, part: str) -> None:
+    """The header (and, for some libraries, the payload) of a JWT is parsed before its
+    signature is checked: 3,000 levels of nesting must be a 401, not a RecursionError 500."""
+    deep = _b64(b"[" * 3000 + b"]" * 3000)
+    header = _b64(b'{"alg":"HS256","typ":"JWT"}')
+    payload = _b64(b'{"sub":"x"}')
+    token = f"{deep}.{payload}.sig" if part == "header" else f"{header}.{deep}.sig"
+    r = register(client, token)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] == "UNAUTHORIZED"
