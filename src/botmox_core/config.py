@@ -201,7 +201,10 @@ _SCALARS: dict[type, str] = {
 def _file_value(key: str, value: Any, path: Path) -> Any:
     """A TOML value checked against the type of its :class:`Settings` field, so a mistyped value
     (``port = "8080x"``) is refused when the file is read, not later in the server."""
-    hint = typing.get_type_hints(Settings)[key]
+    try:
+        hint = typing.get_type_hints(Settings)[key]
+    except (NameError, KeyError):  # a field typed with a name not importable here
+        return value
     kinds = [
         kind
         for kind in (typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,))
