@@ -165,7 +165,7 @@ def test_a_pending_value_too_deep_fails_the_commit_before_any_write(
     with rtdb.unit_of_work() as uow:
         uow.vms.upsert(vm())
         uow.leases.add(lease())
-        pending = uow.pending_conditional("tenants/t1/execution_leases/lease_1")
+        pending = uow.buffer.pending_conditional("tenants/t1/execution_leases/lease_1")
         assert pending is not None
         pending.pending_value = {**pending.pending_value, "extra": nested(30)}
         with pytest.raises(BadRequestError) as caught:
@@ -180,9 +180,9 @@ def test_a_plain_write_too_deep_is_refused_when_staged(
     rtdb: RtdbBackend, emulator: RtdbEmulator, namespace: str
 ) -> None:
     with rtdb.unit_of_work() as uow:
-        uow.stage_write("tenants/t1/x", nested(29))  # 3 + 29 = 32 levels: allowed
+        uow.buffer.stage_write("tenants/t1/x", nested(29))  # 3 + 29 = 32 levels: allowed
         with pytest.raises(BadRequestError, match="33 levels deep"):
-            uow.stage_write("tenants/t1/y", nested(30))
+            uow.buffer.stage_write("tenants/t1/y", nested(30))
     assert emulator.read(namespace, "/") is None
 
 

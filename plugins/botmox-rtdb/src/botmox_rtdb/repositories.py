@@ -1,7 +1,8 @@
 """The botmox repositories on Firebase Realtime Database (layout: :mod:`botmox_rtdb.layout`).
 
-Each repository belongs to one :class:`~botmox_rtdb.unit_of_work.RtdbUnitOfWork`, which buffers
-writes until commit; see that module for exactly what is atomic.
+Each repository stages its writes in the :class:`~botmox_rtdb.write_buffer.WriteBuffer` of its
+unit of work (:mod:`botmox_rtdb.unit_of_work`), which applies them at commit; see those modules
+for exactly what is atomic.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import attrs
@@ -39,10 +40,7 @@ from botmox_rtdb.records import (
 )
 from botmox_rtdb.sdk_errors import map_rtdb_errors
 from botmox_rtdb.transactions import UNCHANGED, run_transaction
-from botmox_rtdb.unit_of_work import ConditionalWrite, create_if_absent, insert_child
-
-if TYPE_CHECKING:
-    from botmox_rtdb.unit_of_work import RtdbUnitOfWork
+from botmox_rtdb.write_buffer import ConditionalWrite, WriteBuffer, create_if_absent, insert_child
 
 __all__ = [
     "RtdbApiTokenRepository",
@@ -77,11 +75,11 @@ def _records_by_id(found: Any) -> dict[str, Any]:
     return {str(record.get("id")): record for record in values if isinstance(record, dict)}
 
 
-def _next_counter(uow: RtdbUnitOfWork, path: str, operation: str) -> int:
+def _next_counter(buffer: WriteBuffer, path: str, operation: str) -> int:
     def increment(current: Any) -> Any:
         return (current if isinstance(current, int) and not isinstance(current, bool) else 0) + 1
 
-    _, value = run_transaction(uow.ref(path), increment, operation)
+    _, value = run_transaction(buffer.ref(path), increment, operation)
     return int(value)
 
 
@@ -89,8 +87,8 @@ class RtdbApiTokenRepository:
     """API tokens at ``tenants/{t}/api_tokens/{id}``; hash lookup via
     ``botmox_meta/api_token_hashes/{hash}``."""
 
-    def __init__(self, uow: RtdbUnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, buffer: WriteBuffer) -> None:
+        self._buffer = buffer
 
     def add(self, token: ApiToken) -> None:
         """Stage the token; :class:`DuplicateError` now, or at commit if a racing writer took
@@ -98,15 +96,15 @@ class RtdbApiTokenRepository:
         record_path = tenant_path(token.tenant_id, layout.API_TOKENS,
                                   checked_key(token.id, "token id"))
         hash_path = f"{layout.TOKEN_HASHES}/{checked_key(token.token_hash, 'token_hash')}"
-        if self._uow.read(hash_path) is not None:
+        if self._buffer.read(hash_path) is not None:
             raise DuplicateError("an API token with this hash exists")
-        if self._uow.read(record_path) is not None:
+        if self._buffer.read(record_path) is not None:
             raise DuplicateError(f"API token {token.id!r} exists")
         pointer = {"tenant_id": token.tenant_id, "token_id": token.id}
-        self._uow.stage_conditional(create_if_absent(
+        self._buffer.stage_conditional(create_if_absent(
             hash_path, pointer, lambda: DuplicateError("an API token with this hash exists"),
             "add api token"))
-        self._uow.stage_conditional(create_if_absent(
+        self._buffer.stage_conditional(create_if_absent(
             record_path, to_record(token, record_path),
             lambda: DuplicateError(f"API token {token.id!r} exists"),
             "add api token"))
@@ -117,7 +115,7 @@ class RtdbApiTokenRepository:
             hash_path = f"{layout.TOKEN_HASHES}/{checked_key(token_hash, 'token_hash')}"
         except BadRequestError:
             return None  # not a hash we could have stored
-        pointer = self._uow.read(hash_path)
+        pointer = self._buffer.read(hash_path)
         if not isinstance(pointer, dict):
             return None
         tenant_id, token_id = pointer.get("tenant_id"), pointer.get("token_id")
@@ -126,7 +124,7 @@ class RtdbApiTokenRepository:
                                       checked_key(token_id, "id"))
         except BadRequestError:
             raise DatabaseError("stored API token pointer is malformed") from None
-        record = self._uow.read(record_path)
+        record = self._buffer.read(record_path)
         if record is None:
             return None
         token = from_record(record, ApiToken)
@@ -135,12 +133,12 @@ class RtdbApiTokenRepository:
     def revoke(self, tenant_id: str, token_id: str, at: datetime) -> bool:
         """Stage the revocation; False when the tenant has no such token."""
         path = tenant_path(tenant_id, layout.API_TOKENS, checked_key(token_id, "token id"))
-        pending = self._uow.pending_conditional(path)
+        pending = self._buffer.pending_conditional(path)
         if pending is not None:
             pending.pending_value = {**pending.pending_value,
                                      "revoked_at": format_timestamp(at)}
             return True
-        current = self._uow.read(path)
+        current = self._buffer.read(path)
         if current is None:
             return False
         if not isinstance(current, dict):
@@ -157,7 +155,7 @@ class RtdbApiTokenRepository:
                 return {k: v for k, v in current.items() if k != "revoked_at"}
             return UNCHANGED
 
-        self._uow.stage_conditional(ConditionalWrite(
+        self._buffer.stage_conditional(ConditionalWrite(
             path, apply, undo, path, {**current, "revoked_at": stamp},
             "revoke api token"))
         return True
@@ -166,22 +164,22 @@ class RtdbApiTokenRepository:
 class RtdbVmRepository:
     """VMs at ``tenants/{t}/vm_registry/{vm_uuid}``."""
 
-    def __init__(self, uow: RtdbUnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, buffer: WriteBuffer) -> None:
+        self._buffer = buffer
 
     def upsert(self, vm: Vm) -> Vm:
         """Stage the record, keeping ``created_at`` of an existing one."""
         path = tenant_path(vm.tenant_id, layout.VM_REGISTRY, checked_key(vm.vm_uuid, "vm_uuid"))
         checked_key(vm.user_id, "user_id")
-        existing = self._uow.read(path)
+        existing = self._buffer.read(path)
         if existing is not None:
             vm = attrs.evolve(vm, created_at=from_record(existing, Vm).created_at)
-        self._uow.stage_write(path, to_record(vm, path))
+        self._buffer.stage_write(path, to_record(vm, path))
         return vm
 
     def get(self, tenant_id: str, vm_uuid: str) -> Vm | None:
         """The VM, or None."""
-        record = self._uow.read(tenant_path(tenant_id, layout.VM_REGISTRY,
+        record = self._buffer.read(tenant_path(tenant_id, layout.VM_REGISTRY,
                                             checked_key(vm_uuid, "vm_uuid")))
         return None if record is None else from_record(record, Vm, tenant_id=tenant_id)
 
@@ -190,28 +188,28 @@ class RtdbLicenceRepository:
     """The licence at ``tenants/{t}/licenses/current``; entitlements at
     ``tenants/{t}/entitlements/{user_id}``."""
 
-    def __init__(self, uow: RtdbUnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, buffer: WriteBuffer) -> None:
+        self._buffer = buffer
 
     def put_licence(self, licence: Licence) -> None:
         """Stage the tenant's licence."""
         path = tenant_path(licence.tenant_id, layout.LICENCES, layout.CURRENT_LICENCE)
-        self._uow.stage_write(path, to_record(licence, path))
+        self._buffer.stage_write(path, to_record(licence, path))
 
     def get_licence(self, tenant_id: str) -> Licence | None:
         """The tenant's licence, or None."""
-        record = self._uow.read(tenant_path(tenant_id, layout.LICENCES, layout.CURRENT_LICENCE))
+        record = self._buffer.read(tenant_path(tenant_id, layout.LICENCES, layout.CURRENT_LICENCE))
         return None if record is None else from_record(record, Licence, tenant_id=tenant_id)
 
     def put_entitlement(self, entitlement: Entitlement) -> None:
         """Stage a user's entitlement (module names must be valid keys)."""
         path = tenant_path(entitlement.tenant_id, layout.ENTITLEMENTS,
                            checked_key(entitlement.user_id, "user_id"))
-        self._uow.stage_write(path, entitlement_to_record(entitlement, path))
+        self._buffer.stage_write(path, entitlement_to_record(entitlement, path))
 
     def get_entitlement(self, tenant_id: str, user_id: str) -> Entitlement | None:
         """The user's entitlement, or None."""
-        record = self._uow.read(tenant_path(tenant_id, layout.ENTITLEMENTS,
+        record = self._buffer.read(tenant_path(tenant_id, layout.ENTITLEMENTS,
                                             checked_key(user_id, "user_id")))
         if record is None:
             return None
@@ -221,8 +219,8 @@ class RtdbLicenceRepository:
 class RtdbLeaseRepository:
     """Leases at ``tenants/{t}/execution_leases/{lease_id}``."""
 
-    def __init__(self, uow: RtdbUnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, buffer: WriteBuffer) -> None:
+        self._buffer = buffer
 
     def _path(self, tenant_id: str, lease_id: str) -> str:
         return tenant_path(tenant_id, layout.LEASES, checked_key(lease_id, "lease_id"))
@@ -233,15 +231,15 @@ class RtdbLeaseRepository:
         for value, what in ((lease.user_id, "user_id"), (lease.vm_uuid, "vm_uuid"),
                             (lease.module, "module")):
             checked_key(value, what)
-        if self._uow.read(path) is not None:
+        if self._buffer.read(path) is not None:
             raise DuplicateError(f"lease {lease.id!r} exists")
-        self._uow.stage_conditional(create_if_absent(
+        self._buffer.stage_conditional(create_if_absent(
             path, to_record(lease, path), lambda: DuplicateError(f"lease {lease.id!r} exists"),
             "add lease"))
 
     def get(self, tenant_id: str, lease_id: str) -> Lease | None:
         """The lease, or None."""
-        record = self._uow.read(self._path(tenant_id, lease_id))
+        record = self._buffer.read(self._path(tenant_id, lease_id))
         return None if record is None else from_record(record, Lease, tenant_id=tenant_id)
 
     def modify(
@@ -249,7 +247,7 @@ class RtdbLeaseRepository:
     ) -> Lease | None:
         """Compare-and-set ``change(current)`` on the lease now (retried on conflict)."""
         path = self._path(tenant_id, lease_id)
-        pending = self._uow.pending_conditional(path)
+        pending = self._buffer.pending_conditional(path)
         if pending is not None:  # created in this unit, not yet committed
             changed = change(from_record(pending.pending_value, Lease, tenant_id=tenant_id))
             self._check_identity(changed, tenant_id, lease_id)
@@ -266,7 +264,7 @@ class RtdbLeaseRepository:
             result.append(changed)
             return to_record(changed, path)
 
-        written, _ = run_transaction(self._uow.ref(path), update, "modify lease")
+        written, _ = run_transaction(self._buffer.ref(path), update, "modify lease")
         return result[0] if written and result else None
 
     @staticmethod
@@ -279,14 +277,14 @@ class RtdbReleaseRepository:
     """Releases at ``tenants/{t}/artifact_releases/{id}``; ids from the backend-wide counter
     ``botmox_meta/counters/release_id``."""
 
-    def __init__(self, uow: RtdbUnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, buffer: WriteBuffer) -> None:
+        self._buffer = buffer
 
     def _children(self, tenant_id: str) -> dict[str, Any]:
         parent = tenant_path(tenant_id, layout.RELEASES)
         with map_rtdb_errors("list releases"):
-            stored = dict(children_of(self._uow.ref(parent).get()))
-        stored.update(self._uow.pending_children(parent))
+            stored = dict(children_of(self._buffer.ref(parent).get()))
+        stored.update(self._buffer.pending_children(parent))
         return stored
 
     def add(self, release: Release) -> Release:
@@ -302,10 +300,10 @@ class RtdbReleaseRepository:
             raise BadRequestError("size_bytes must be at least 1", details={"field": "size_bytes"})
         parent = tenant_path(release.tenant_id, layout.RELEASES)
         _check_release_unique(self._children(release.tenant_id), release)
-        release_id = _next_counter(self._uow, layout.RELEASE_ID_COUNTER, "allocate release id")
+        release_id = _next_counter(self._buffer, layout.RELEASE_ID_COUNTER, "allocate release id")
         stored = attrs.evolve(release, id=release_id)
         record = to_record(stored, f"{parent}/{release_id}")
-        self._uow.stage_conditional(insert_child(
+        self._buffer.stage_conditional(insert_child(
             parent, str(release_id), record,
             lambda children: _check_release_unique(children, stored), "publish release"))
         return stored
@@ -314,16 +312,16 @@ class RtdbReleaseRepository:
         """The release, or None."""
         if isinstance(release_id, bool) or not isinstance(release_id, int) or release_id <= 0:
             return None
-        record = self._uow.read(tenant_path(tenant_id, layout.RELEASES, str(release_id)))
+        record = self._buffer.read(tenant_path(tenant_id, layout.RELEASES, str(release_id)))
         return None if record is None else from_record(record, Release, tenant_id=tenant_id)
 
     def _query(self, tenant_id: str, field: str, value: str) -> list[Release]:
         parent = tenant_path(tenant_id, layout.RELEASES)
         with map_rtdb_errors("query releases"):
-            found = self._uow.ref(parent).order_by_child(field).equal_to(
+            found = self._buffer.ref(parent).order_by_child(field).equal_to(
                 query_string_value(value)).get()
         children = _records_by_id(found)
-        for key, record in self._uow.pending_children(parent).items():
+        for key, record in self._buffer.pending_children(parent).items():
             if isinstance(record, dict) and record.get(field) == value:
                 children[key] = record
         return [from_record(r, Release, tenant_id=tenant_id) for r in children.values()
@@ -366,8 +364,8 @@ class RtdbAssignmentRepository:
     """Assignments at ``tenants/{t}/artifact_assignments/{module}/{platform}/{channel}/``
     ``default`` or ``users/{user_id}``."""
 
-    def __init__(self, uow: RtdbUnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, buffer: WriteBuffer) -> None:
+        self._buffer = buffer
 
     @staticmethod
     def _path(tenant_id: str, user_id: str | None, scope: ReleaseScope) -> str:
@@ -380,12 +378,12 @@ class RtdbAssignmentRepository:
         """Stage the assignment for its scope, replacing any previous one."""
         scope = ReleaseScope(assignment.module, assignment.platform, assignment.channel)
         path = self._path(assignment.tenant_id, assignment.user_id, scope)
-        self._uow.stage_write(path, to_record(assignment, path))
+        self._buffer.stage_write(path, to_record(assignment, path))
         return assignment
 
     def get(self, tenant_id: str, user_id: str | None, scope: ReleaseScope) -> Assignment | None:
         """The assignment of ``user_id`` (``None``: tenant default) for the scope, or None."""
-        record = self._uow.read(self._path(tenant_id, user_id, scope))
+        record = self._buffer.read(self._path(tenant_id, user_id, scope))
         if record is None:
             return None
         return from_record(record, Assignment, tenant_id=tenant_id, user_id=user_id)
@@ -394,16 +392,16 @@ class RtdbAssignmentRepository:
 class RtdbDownloadAuditRepository:
     """Audit entries at ``tenants/{t}/download_audit/{id}``; ids from the tenant's counter."""
 
-    def __init__(self, uow: RtdbUnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, buffer: WriteBuffer) -> None:
+        self._buffer = buffer
 
     def append(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
         """Allocate an id now (race-free counter) and stage the entry."""
         counter = tenant_path(entry.tenant_id, layout.COUNTERS, layout.AUDIT)
-        entry_id = _next_counter(self._uow, counter, "allocate audit id")
+        entry_id = _next_counter(self._buffer, counter, "allocate audit id")
         stored = attrs.evolve(entry, id=entry_id)
         path = tenant_path(entry.tenant_id, layout.AUDIT, str(entry_id))
-        self._uow.stage_write(path, to_record(stored, path))
+        self._buffer.stage_write(path, to_record(stored, path))
         return stored
 
     def list(
@@ -414,14 +412,14 @@ class RtdbDownloadAuditRepository:
             return []
         parent = tenant_path(tenant_id, layout.AUDIT)
         with map_rtdb_errors("list audit entries"):
-            query = self._uow.ref(parent)
+            query = self._buffer.ref(parent)
             if lease_id is None:
                 found = query.order_by_child("id").limit_to_last(limit).get()
             else:
                 found = query.order_by_child("lease_id").equal_to(
                     query_string_value(lease_id)).get()
         children = _records_by_id(found)
-        for key, record in self._uow.pending_children(parent).items():
+        for key, record in self._buffer.pending_children(parent).items():
             matches = isinstance(record, dict) and record.get("lease_id") == lease_id
             if lease_id is None or matches:
                 children[key] = record
