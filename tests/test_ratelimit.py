@@ -312,7 +312,9 @@ def test_over_the_limit_answers_429_with_the_contract_body_and_headers(
     gated: tuple[TestClient[Any], dict[str, str]],
 ) -> None:
     client, tokens = gated
-    answers = [client.get("/api/v1/agents", headers=_auth(tokens["admin"])) for _ in range(6)]
+    answers = [
+        client.get("/api/v1/artifacts/audit", headers=_auth(tokens["admin"])) for _ in range(6)
+    ]
     assert [a.status_code for a in answers] == [200] * 5 + [429]
     assert [a.headers["ratelimit-remaining"] for a in answers[:5]] == ["4", "3", "2", "1", "0"]
     assert all(a.headers["ratelimit-limit"] == "5" for a in answers)
@@ -334,9 +336,9 @@ def test_over_the_limit_answers_429_with_the_contract_body_and_headers(
 def test_each_token_has_its_own_bucket(gated: tuple[TestClient[Any], dict[str, str]]) -> None:
     client, tokens = gated
     for _ in range(5):
-        client.get("/api/v1/agents", headers=_auth(tokens["admin"]))
-    assert client.get("/api/v1/agents", headers=_auth(tokens["admin"])).status_code == 429
-    assert client.get("/api/v1/agents", headers=_auth(tokens["other"])).status_code == 200
+        client.get("/api/v1/artifacts/audit", headers=_auth(tokens["admin"]))
+    assert client.get("/api/v1/artifacts/audit", headers=_auth(tokens["admin"])).status_code == 429
+    assert client.get("/api/v1/artifacts/audit", headers=_auth(tokens["other"])).status_code == 200
 
 
 def test_made_up_tokens_share_the_address_bucket(
@@ -344,14 +346,14 @@ def test_made_up_tokens_share_the_address_bucket(
 ) -> None:
     client, tokens = gated
     codes = [
-        client.get("/api/v1/agents", headers=_auth(f"bmx_forged{i:04d}")).status_code
+        client.get("/api/v1/artifacts/audit", headers=_auth(f"bmx_forged{i:04d}")).status_code
         for i in range(5)
     ]
     assert codes == [401, 401, 401, 429, 429]
     # and without a token, the same address is over its limit too
     assert client.get("/api/v1/license/public-key").status_code == 429
     # a valid token is not held back by its address
-    assert client.get("/api/v1/agents", headers=_auth(tokens["admin"])).status_code == 200
+    assert client.get("/api/v1/artifacts/audit", headers=_auth(tokens["admin"])).status_code == 200
 
 
 def test_unknown_paths_count(gated: tuple[TestClient[Any], dict[str, str]]) -> None:
@@ -418,5 +420,5 @@ def test_an_operator_token_on_agent_bus_routes_is_counted(
 def test_disabled_limiter_adds_nothing(tmp_path: Path) -> None:
     for client, tokens in _client(tmp_path, BOTMOX_RATE_LIMIT_ENABLED="false"):
         for _ in range(10):
-            answer = client.get("/api/v1/agents", headers=_auth(tokens["admin"]))
+            answer = client.get("/api/v1/artifacts/audit", headers=_auth(tokens["admin"]))
             assert answer.status_code == 200 and "ratelimit-limit" not in answer.headers

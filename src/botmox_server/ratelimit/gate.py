@@ -149,6 +149,7 @@ class RateLimiter:
         self.window = window
         self._over: set[str] = set()
         self._over_window = -1
+        self._peer_buckets: dict[str | None, str] = {}
 
     async def start(self) -> None:
         await self.counter.start()
@@ -181,8 +182,16 @@ class RateLimiter:
                 decision = await self.counter.ahit(bucket, self.token_limit, time.time())
                 return decision, bucket, digest
         client = scope.get("client")
-        address = self.addresses.resolve(client[0] if client else None, forwarded)
-        bucket = "a:" + bucket_digest(address_bucket(address))
+        peer = client[0] if client else None
+        known = self._peer_buckets.get(peer) if not forwarded else None
+        if known is None:
+            address = self.addresses.resolve(peer, forwarded)
+            known = "a:" + bucket_digest(address_bucket(address))
+            if not forwarded:  # the common case: remember the peer's bucket
+                if len(self._peer_buckets) >= MAX_IDENTITIES:
+                    self._peer_buckets = {}
+                self._peer_buckets[peer] = known
+        bucket = known
         decision = await self.counter.ahit(bucket, self.address_limit, time.time())
         return decision, bucket, None
 
