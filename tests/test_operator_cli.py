@@ -60,3 +60,16 @@ def test_agent_pair_refuses_a_server_url_without_scheme(tmp_path: Path) -> None:
     )
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "agent.json").exists()
+
+
+@pytest.mark.parametrize("command", [["serve"], ["admin", "audit", "--tenant", "acme"]])
+def test_non_integer_port_in_the_config_file_is_a_clear_error(
+    tmp_path: Path, command: list[str]
+) -> None:
+    config = tmp_path / "botmox.toml"
+    config.write_text('port = "8080x"\n')
+    done = botmox(*command, "--config", str(config))
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"Error: CONFIGURATION_ERROR: port in {config} must be an integer, got '8080x'"
+    )
