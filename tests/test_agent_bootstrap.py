@@ -9,14 +9,14 @@ import pytest
 from botmox_core.bootstrap import select_agent_transport
 from botmox_core.errors import ConfigurationError
 from botmox_core.plugin import load_registry
+from botmox_core.ports import BackendCapabilities
 
 
 class _Backend:
     name = "fake"
 
     def __init__(self, preferred: Any = None) -> None:
-        if preferred is not None:
-            self.preferred_agent_transport = preferred
+        self.capabilities = BackendCapabilities(preferred_agent_transport=preferred)
 
 
 def test_environment_wins_then_backend_preference_then_inprocess() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from litestar.testing import TestClient
 
@@ -41,6 +42,7 @@ class _UnitWithoutAgents:
 
 class BackendWithoutAgents(SqliteBackend):
     name = "no-agents"
+    capabilities = attrs.evolve(SqliteBackend.capabilities, agents=False)
 
     def unit_of_work(self) -> Any:  # type: ignore[override]
         return _UnitWithoutAgents(super().unit_of_work())

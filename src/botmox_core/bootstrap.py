@@ -12,10 +12,18 @@ from pathlib import Path
 
 import attrs
 
+from botmox_core.backends.signed_urls import DownloadUrlSigner, ServerSignedStorage, load_url_key
 from botmox_core.config import Settings
 from botmox_core.errors import ConfigurationError
 from botmox_core.plugin import PluginRegistry, load_registry
-from botmox_core.ports import AgentTransport, DataBackend, HealthReport, ObjectStorage
+from botmox_core.ports import (
+    AgentTransport,
+    BackendCapabilities,
+    DataBackend,
+    HealthReport,
+    ObjectStorage,
+    StorageCapabilities,
+)
 from botmox_core.security import LeaseTokenSigner
 from botmox_core.services import (
     DownloadService,
@@ -107,7 +115,8 @@ def bootstrap(
         raise ConfigurationError(f"data dir {settings.data_dir}: {exc.strerror}") from exc
     backend = registry.data_backends.get(settings.data_backend)(settings)
     try:
-        storage = registry.storages.get(settings.storage)(settings)
+        _declared(backend, BackendCapabilities, "data backend")
+        storage = deliverable_storage(registry.storages.get(settings.storage)(settings), settings)
     except BaseException:
         backend.close()
         raise
@@ -154,17 +163,50 @@ def bootstrap(
     )
 
 
+def _declared(component: DataBackend | ObjectStorage, kind: type[object], role: str) -> None:
+    """Refuse a backend or storage that does not declare its capabilities (a plugin written
+    before they existed) with an error naming it, instead of failing later mid-request."""
+    try:
+        declared = component.capabilities
+    except AttributeError:
+        declared = None
+    if not isinstance(declared, kind):
+        raise ConfigurationError(
+            f"{role} {component.name!r} does not declare its capabilities: give its class "
+            f"`capabilities = {kind.__name__}(...)` (see docs/writing-a-plugin.md)"
+        )
+
+
+def deliverable_storage(storage: ObjectStorage, settings: Settings) -> ObjectStorage:
+    """``storage`` ready to hand out download URLs.
+
+    A storage declaring ``capabilities.presign`` is returned as it is; one that cannot presign
+    is wrapped in :class:`ServerSignedStorage`, so the server signs its URLs (with the
+    ``localfs`` URL key, see :func:`load_url_key`) and serves its objects. Closes ``storage``
+    when it fails.
+    """
+    try:
+        _declared(storage, StorageCapabilities, "storage")
+        if storage.capabilities.presign:
+            return storage
+        key = load_url_key(settings.data_dir, settings.plugin_options("localfs").get("url_key"))
+        return ServerSignedStorage(storage, DownloadUrlSigner(base_url=settings.base_url, key=key))
+    except BaseException:
+        storage.close()
+        raise
+
+
 def select_agent_transport(
     environ: Mapping[str, str], backend: DataBackend, registry: PluginRegistry
 ) -> str:
-    """``BOTMOX_AGENT_TRANSPORT`` when set; else the data backend's
-    ``preferred_agent_transport`` (e.g. ``postgres`` for Supabase) when that transport is
-    installed; else ``inprocess``."""
+    """``BOTMOX_AGENT_TRANSPORT`` when set; else the transport the data backend declares it
+    prefers (``capabilities.preferred_agent_transport``, e.g. ``postgres`` for Supabase) when
+    that transport is installed; else ``inprocess``."""
     chosen = environ.get("BOTMOX_AGENT_TRANSPORT")
     if chosen:
         return chosen
-    preferred = getattr(backend, "preferred_agent_transport", None)
-    if isinstance(preferred, str) and preferred in registry.agent_transports.factories:
+    preferred = backend.capabilities.preferred_agent_transport
+    if preferred is not None and preferred in registry.agent_transports.factories:
         return preferred
     return "inprocess"
 

@@ -18,13 +18,15 @@ whole, and a failed upload changes nothing.
 Options (``[plugins.localfs]`` or ``BOTMOX_LOCALFS_*``): ``root`` (object directory) and
 ``url_key`` (hex HMAC key for download URLs; by default a random key kept in
 ``<data_dir>/localfs-url.key``, which replicas sharing the directory also share).
+
+Download URLs are the server's own (:mod:`botmox_core.backends.signed_urls`): ``localfs`` is one
+user of the signer that also delivers every storage declaring ``capabilities.presign = False``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import io
 import json
 import logging
@@ -35,17 +37,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
-from urllib.parse import quote
 
+from botmox_core.backends.signed_urls import (
+    DOWNLOAD_ROUTE_PREFIX,
+    MIN_URL_KEY_BYTES,
+    URL_KEY_FILE,
+    DownloadUrlSigner,
+    load_url_key,
+)
 from botmox_core.errors import (
     ArtifactObjectNotFoundError,
     BadRequestError,
     ConfigurationError,
-    DownloadUrlExpiredError,
-    DownloadUrlInvalidError,
     StorageError,
 )
 from botmox_core.models import ObjectInfo
@@ -54,6 +59,7 @@ from botmox_core.ports.health import HealthReport
 from botmox_core.ports.storage import (
     PresignedUrl,
     ProgressCallback,
+    StorageCapabilities,
     validate_object_key,
 )
 
@@ -76,17 +82,12 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 1024 * 1024
 """Bytes read from the source stream per step of an upload."""
 
-DOWNLOAD_PATH_PREFIX = "/api/v1/storage/localfs/"
+DOWNLOAD_PATH_PREFIX = f"{DOWNLOAD_ROUTE_PREFIX}localfs/"
 """Path under the server's base URL where presigned localfs downloads are served."""
-
-URL_KEY_FILE = "localfs-url.key"
-"""File in the data directory holding the generated HMAC key (hex), mode 0600."""
 
 ABANDONED_UPLOAD_SECONDS = 24 * 3600
 """Temporary upload files untouched this long are leftovers of crashed processes."""
 
-MIN_URL_KEY_BYTES = 16
-_SIGNATURE_CONTEXT = "botmox-localfs-download-v1"
 _OPEN_ATTEMPTS = 5
 _META_SUFFIX = ".meta.json"
 _BLOB_SUFFIX = ".blob"
@@ -123,57 +124,6 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def _parse_url_key(text: str, source: str) -> bytes:
-    try:
-        key = bytes.fromhex(text.strip())
-    except ValueError:
-        raise ConfigurationError(f"localfs URL key from {source} is not hexadecimal") from None
-    if len(key) < MIN_URL_KEY_BYTES:
-        raise ConfigurationError(
-            f"localfs URL key from {source} is too short: use at least {MIN_URL_KEY_BYTES} bytes "
-            f"({2 * MIN_URL_KEY_BYTES} hex characters)"
-        )
-    return key
-
-
-def _read_url_key_file(path: Path) -> bytes:
-    with _os_errors_as_storage_errors("read the download URL key"):
-        text = path.read_text(encoding="ascii", errors="replace")
-        mode = path.stat().st_mode
-    if mode & 0o077:
-        log.warning("%s is readable by other users; restrict it with chmod 600", path)
-    return _parse_url_key(text, str(path))
-
-
-def load_url_key(data_dir: Path, configured: str | None = None) -> bytes:
-    """The HMAC key that signs download URLs.
-
-    ``configured`` (hex, the ``url_key`` option) wins. Otherwise the key is read from
-    ``data_dir/localfs-url.key``, which is created on first use with 32 random bytes and mode
-    0600. Creation is atomic (a fully written temporary file is hard-linked into place), so
-    processes starting together all end up with the same key.
-    """
-    if configured is not None and configured.strip():
-        return _parse_url_key(configured, "the url_key option")
-    path = data_dir / URL_KEY_FILE
-    if path.exists():
-        return _read_url_key_file(path)
-    with _os_errors_as_storage_errors("create the download URL key"):
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temp_name = tempfile.mkstemp(dir=data_dir, prefix=f".{URL_KEY_FILE}.")
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as handle:  # mkstemp made it 0600
-                handle.write(secrets.token_bytes(32).hex() + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            with contextlib.suppress(FileExistsError):  # another process won: use its key
-                os.link(temp_name, path)
-        finally:
-            os.unlink(temp_name)
-        _fsync_directory(data_dir)
-    return _read_url_key_file(path)
-
-
 class _BoundedReader(io.RawIOBase):
     """Reads at most ``length`` bytes from an already positioned raw file, then EOF."""
 
@@ -205,11 +155,13 @@ class LocalFsStorage:
     """Object storage in a local directory; implements :class:`~botmox_core.ports.ObjectStorage`.
 
     Download URLs point at ``{base_url}/api/v1/storage/localfs/{key}?expires=..&signature=..``
-    and are checked by :meth:`verify_download` in the server's download route. Safe for
-    concurrent use by threads and by processes sharing the directory.
+    (made and checked by :attr:`url_signer`, the server's shared signer) and are served by the
+    server's download route. Safe for concurrent use by threads and by processes sharing the
+    directory.
     """
 
     name = "localfs"
+    capabilities = StorageCapabilities(presign=True)
 
     def __init__(
         self,
@@ -224,8 +176,8 @@ class LocalFsStorage:
         if chunk_size < CHUNK_SIZE:
             raise ConfigurationError(f"localfs chunk size must be at least {CHUNK_SIZE} bytes")
         self.root = Path(root)
-        self.base_url = base_url.rstrip("/")
-        self._url_key = url_key
+        self.url_signer = DownloadUrlSigner(base_url=base_url, key=url_key)
+        self.base_url = self.url_signer.base_url
         self._chunk_size = chunk_size
         self._thread_lock = threading.Lock()
         with _os_errors_as_storage_errors("create the object directory"):
@@ -468,10 +420,6 @@ class LocalFsStorage:
             self._remove_blobs(shard, digest, keep=None)
         log.debug("localfs deleted %s", key)
 
-    def _sign(self, key: str, expires: int) -> str:
-        message = f"{_SIGNATURE_CONTEXT}\n{key}\n{expires}".encode("ascii")
-        return hmac.new(self._url_key, message, hashlib.sha256).hexdigest()
-
     def presign_download(
         self, key: str, *, ttl_seconds: int, now: float | None = None
     ) -> PresignedUrl:
@@ -479,15 +427,7 @@ class LocalFsStorage:
 
         Does not check that the object exists. ``ttl_seconds`` must be positive.
         """
-        key = validate_object_key(key)
-        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
-            raise BadRequestError("ttl_seconds must be a positive whole number of seconds")
-        expires = int(time.time() if now is None else now) + ttl_seconds
-        url = (
-            f"{self.base_url}{DOWNLOAD_PATH_PREFIX}{quote(key, safe='/')}"
-            f"?expires={expires}&signature={self._sign(key, expires)}"
-        )
-        return PresignedUrl(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
+        return self.url_signer.sign(self.name, key, ttl_seconds=ttl_seconds, now=now)
 
     def verify_download(
         self, key: str, expires: str | int | None, signature: str | None, now: float | None = None
@@ -498,28 +438,7 @@ class LocalFsStorage:
         the signature does not match (compared in constant time), or — code
         ``DOWNLOAD_URL_EXPIRED`` — the URL has expired.
         """
-        if (
-            isinstance(expires, str)
-            and expires.isascii()
-            and expires.isdigit()
-            and len(expires) < 16
-        ):
-            expires_at: int | None = int(expires)
-        elif isinstance(expires, int) and not isinstance(expires, bool) and expires >= 0:
-            expires_at = expires
-        else:
-            expires_at = None
-        try:
-            key = validate_object_key(key)
-        except BadRequestError:
-            expires_at = None
-        if expires_at is None or not isinstance(signature, str) or not signature:
-            raise DownloadUrlInvalidError("download URL is malformed or incomplete")
-        expected = self._sign(key, expires_at).encode("ascii")
-        if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
-            raise DownloadUrlInvalidError("download URL signature is invalid")
-        if (time.time() if now is None else now) > expires_at:
-            raise DownloadUrlExpiredError("download URL has expired")
+        self.url_signer.verify(self.name, key, expires, signature, now=now)
 
     def check_health(self) -> HealthReport:
         """OK when the object directory exists and a probe file can be written and removed."""

@@ -1,9 +1,10 @@
 """Repository ports of the agent command bus: agents and their command queue.
 
 A data backend supports agents when its units of work also carry ``agents`` and ``commands``
-(:class:`AgentUnitOfWork`); :func:`supports_agents` checks that. Backends without them keep
-working for everything else; the server then answers the agent routes with 501
-``AGENTS_NOT_SUPPORTED``.
+(:class:`AgentUnitOfWork`), and it says so by declaring ``capabilities.agents``
+(:class:`~botmox_core.ports.repositories.BackendCapabilities`); :func:`supports_agents` reads
+that declaration. Backends without agents keep working for everything else; the server then
+answers the agent routes with 501 ``AGENTS_NOT_SUPPORTED``.
 
 Every method names the tenant, except the lookups by a credential's hash (the hash *is* the
 credential) and :meth:`CommandRepository.list_stale`, which the server's sweeper uses across
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeGuard, runtime_checkable
 
 from botmox_core.models import Agent, AgentStatus, Command, CommandStatus
 from botmox_core.ports.repositories import DataBackend, UnitOfWork
@@ -114,15 +115,22 @@ class AgentUnitOfWork(UnitOfWork, Protocol):
     def __enter__(self) -> AgentUnitOfWork: ...
 
 
+@runtime_checkable
 class AgentDataBackend(DataBackend, Protocol):
-    """A data backend whose units of work carry the agent repositories."""
+    """A data backend whose units of work carry the agent repositories.
+
+    Runtime-checkable, but ``isinstance`` only sees the members every backend has; whether a
+    backend *is* one is its declaration, ``capabilities.agents`` (see :func:`supports_agents`).
+    """
 
     def unit_of_work(self) -> AgentUnitOfWork:
         """A new unit of work; use it as a context manager."""
 
 
-def supports_agents(backend: DataBackend) -> bool:
-    """Whether ``backend``'s units of work carry ``agents`` and ``commands`` (checked without
-    entering a unit, so no connection is opened)."""
-    unit = backend.unit_of_work()
-    return hasattr(unit, "agents") and hasattr(unit, "commands")
+def supports_agents(backend: DataBackend) -> TypeGuard[AgentDataBackend]:
+    """Whether ``backend`` declares the agent repositories (``capabilities.agents``).
+
+    Reads the declaration only: no unit of work is made, no connection opened. The agent
+    conformance suite checks that a backend claiming it keeps the claim.
+    """
+    return isinstance(backend, AgentDataBackend) and backend.capabilities.agents

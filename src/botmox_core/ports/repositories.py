@@ -8,7 +8,9 @@ when the database cannot be reached) for backend failures; they never leak SDK e
 A :class:`UnitOfWork` is a context manager: leaving it without :meth:`UnitOfWork.commit`
 rolls back. Backends that cannot make several writes atomic (e.g. Firebase RTDB) document which
 guarantees they keep; the state changes that must not race go through ``modify`` methods, which
-every backend makes atomic for the one record they touch.
+every backend makes atomic for the one record they touch. What a backend guarantees beyond that
+it declares in :attr:`DataBackend.capabilities` (a :class:`BackendCapabilities`): the composition
+root and the conformance suite read the declaration, they never probe.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol
+
+import attrs
 
 from botmox_core.models import (
     ApiToken,
@@ -30,6 +34,43 @@ from botmox_core.models import (
     Vm,
 )
 from botmox_core.ports.health import HealthReport
+
+
+@attrs.frozen(kw_only=True)
+class BackendCapabilities:
+    """What a :class:`DataBackend` guarantees beyond the base contract, declared by the backend.
+
+    Every flag defaults to the weaker promise (``False``/``None``), so a backend claims only what
+    it states. The composition root reads ``agents`` and ``preferred_agent_transport``; the
+    conformance suite (:mod:`botmox_core.testing`) runs the tests of every claimed capability,
+    so a claim a backend cannot keep fails its suite instead of being skipped.
+
+    Attributes:
+        agents: units of work carry ``agents`` and ``commands`` (the backend is an
+            :class:`~botmox_core.ports.agents.AgentDataBackend`); without it the server answers
+            the agent routes with 501 ``AGENTS_NOT_SUPPORTED``.
+        rollback: leaving a unit without ``commit()`` (or calling ``rollback()``) discards its
+            buffered writes.
+        multi_record_transactions: a unit's writes to several records commit all or nothing,
+            and a unit reads its own uncommitted writes.
+        microsecond_timestamps: stored timestamps keep microseconds (milliseconds are always
+            required).
+        validates_release_values: ``releases.add`` itself refuses a ``sha256`` that is not 64
+            lower-case hex digits and a ``size_bytes`` below 1 (:class:`BadRequestError`);
+            without it only the services check them.
+        preferred_agent_transport: the agent transport that fits this backend when replicas
+            share it (e.g. ``postgres`` for Supabase), used unless ``BOTMOX_AGENT_TRANSPORT``
+            says otherwise and only when that transport is installed.
+    """
+
+    agents: bool = False
+    rollback: bool = False
+    multi_record_transactions: bool = False
+    microsecond_timestamps: bool = False
+    validates_release_values: bool = False
+    preferred_agent_transport: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
+    )
 
 
 class ApiTokenRepository(Protocol):
@@ -161,9 +202,15 @@ class UnitOfWork(Protocol):
 
 
 class DataBackend(Protocol):
-    """A repository backend (``sqlite``, ``supabase``, ``rtdb`` ...), built by a plugin factory."""
+    """A repository backend (``sqlite``, ``supabase``, ``rtdb`` ...), built by a plugin factory.
+
+    Attributes:
+        name: the backend's name (as registered).
+        capabilities: what it guarantees beyond the base contract (usually a class attribute).
+    """
 
     name: str
+    capabilities: BackendCapabilities
 
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work; use it as a context manager."""

@@ -1,9 +1,14 @@
 """Object storage port: where release artifacts live.
 
 Objects are private. The only way a VM reads one is a short-lived presigned URL handed out after
-a lease check. Implementations raise :class:`~botmox_core.errors.StorageError` for backend
-failures and :class:`~botmox_core.errors.ArtifactObjectNotFoundError` for missing objects where
-noted; they never leak SDK exceptions.
+a lease check. A storage that can make such URLs itself (S3 and MinIO sign them, ``localfs``
+URLs point at the botmox server) declares ``capabilities.presign``; one that cannot (a plain
+file system, most fsspec filesystems) declares ``presign=False`` and the botmox server signs and
+serves its objects itself (:mod:`botmox_core.backends.signed_urls`), so it still delivers.
+
+Implementations raise :class:`~botmox_core.errors.StorageError` for backend failures and
+:class:`~botmox_core.errors.ArtifactObjectNotFoundError` for missing objects where noted; they
+never leak SDK exceptions.
 """
 
 from __future__ import annotations
@@ -11,11 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 import attrs
 
-from botmox_core.errors import BadRequestError
+from botmox_core.errors import BadRequestError, ConfigurationError
 from botmox_core.models import ObjectInfo
 from botmox_core.ports.health import HealthReport
 
@@ -47,6 +52,21 @@ def validate_object_key(key: object) -> str:
     )
 
 
+@attrs.frozen(kw_only=True)
+class StorageCapabilities:
+    """What an :class:`ObjectStorage` can do beyond the base contract, declared by the storage.
+
+    Attributes:
+        presign: :meth:`ObjectStorage.presign_download` makes working download URLs. ``False``:
+            the composition root wraps the storage in
+            :class:`~botmox_core.backends.signed_urls.ServerSignedStorage`, whose URLs the
+            botmox server signs (HMAC, expiring) and serves from :meth:`ObjectStorage.open`, and
+            the storage need not have a ``presign_download`` method at all.
+    """
+
+    presign: bool = False
+
+
 @attrs.frozen
 class PresignedUrl:
     """A time-limited download URL.
@@ -61,9 +81,16 @@ class PresignedUrl:
 
 
 class ObjectStorage(Protocol):
-    """A private object store with expiring download URLs."""
+    """A private object store. Download URLs come from :class:`PresigningStorage` (a storage
+    declaring ``capabilities.presign``) or from the botmox server.
+
+    Attributes:
+        name: the storage's name (as registered); it appears in server-signed download URLs.
+        capabilities: what it can do beyond the base contract (usually a class attribute).
+    """
 
     name: str
+    capabilities: StorageCapabilities
 
     def put(
         self,
@@ -92,11 +119,34 @@ class ObjectStorage(Protocol):
     def delete(self, key: str) -> None:
         """Remove the object; deleting a missing object is not an error."""
 
-    def presign_download(self, key: str, *, ttl_seconds: int) -> PresignedUrl:
-        """A GET URL for the object valid for ``ttl_seconds``. Does not check existence."""
-
     def check_health(self) -> HealthReport:
         """Whether the storage answers (bucket reachable, directory writable ...)."""
 
     def close(self) -> None:
         """Release clients and files. Idempotent."""
+
+
+@runtime_checkable
+class PresigningStorage(ObjectStorage, Protocol):
+    """An :class:`ObjectStorage` that makes its own download URLs (``capabilities.presign``)."""
+
+    def presign_download(self, key: str, *, ttl_seconds: int) -> PresignedUrl:
+        """A GET URL for the object valid for ``ttl_seconds``. Does not check existence.
+
+        Only called when ``capabilities.presign`` is True."""
+
+
+def presigning(storage: ObjectStorage) -> PresigningStorage:
+    """``storage`` as a :class:`PresigningStorage`; it must declare ``capabilities.presign``.
+
+    Raises :class:`ConfigurationError` for a storage that declares it cannot presign: the
+    composition root serves such a storage through
+    :class:`~botmox_core.backends.signed_urls.ServerSignedStorage`, so reaching this is a wiring
+    mistake, not bad input.
+    """
+    if storage.capabilities.presign and isinstance(storage, PresigningStorage):
+        return storage
+    raise ConfigurationError(
+        f"storage {storage.name!r} cannot make download URLs (capabilities.presign is False); "
+        "serve it through botmox_core.backends.signed_urls.ServerSignedStorage"
+    )

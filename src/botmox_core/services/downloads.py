@@ -46,7 +46,7 @@ from botmox_core.models import (
     ReleaseStatus,
     Role,
 )
-from botmox_core.ports import DataBackend, ObjectStorage
+from botmox_core.ports import DataBackend, ObjectStorage, presigning
 from botmox_core.security import LeaseTokenSigner, hashes_match
 from botmox_core.security.lease_tokens import peek_lease_id
 from botmox_core.services import validation as check
@@ -230,7 +230,7 @@ class DownloadService:
                 raise ArtifactObjectNotFoundError("the release's object is missing from storage")
             remaining = int((lease.expires_at - now).total_seconds())
             ttl = max(1, min(self._url_ttl, remaining))
-            url = self._storage.presign_download(release.object_key, ttl_seconds=ttl)
+            url = presigning(self._storage).presign_download(release.object_key, ttl_seconds=ttl)
         except BotmoxError:
             raise
         except Exception as exc:  # a storage plugin that leaked an SDK error

@@ -18,16 +18,23 @@ everything else has defaults::
             return lambda key: (tmp_path / key).read_bytes()
 
 Presigned URLs are fetched over real HTTP with httpx, so the URLs must reach a running server
-(an S3 endpoint, or the botmox server for ``localfs``). Hooks a backend may override:
+(an S3 endpoint, or the botmox server for ``localfs``). A storage that declares it cannot presign
+(``capabilities = StorageCapabilities(presign=False)``) is delivered by the botmox server in
+production, so the suite does the same: it wraps the storage in
+:class:`~botmox_core.backends.signed_urls.ServerSignedStorage` and serves it with the server's
+own download route on a real uvicorn (this needs ``botmox[server]``), and every presigned-URL
+test runs against that. Hooks a backend may override:
 
 * fixture ``raw_read`` — ``key -> bytes`` without the storage's methods (default: none, and the
   out-of-band tests skip);
 * :meth:`~ObjectStorageConformance.fetch_presigned` — how a presigned URL is fetched;
 * :meth:`~ObjectStorageConformance.expired_presigned_url` — a URL that has already expired
-  (default: presign with a one-second TTL and wait it out);
+  (default: server-signed URLs are signed in the past; others are presigned with a one-second
+  TTL and waited out);
 * :meth:`~ObjectStorageConformance.tamper_presigned_url` — the URL with a corrupted signature.
 
-Capability flags (class attributes) switch optional behaviour off with a skip reason.
+What the storage declares (``storage.capabilities``) decides how presigned URLs are tested;
+capability flags (class attributes) switch optional behaviour off with a skip reason.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import secrets
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -44,12 +54,23 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
+from botmox_core.backends.signed_urls import (
+    DownloadUrlSigner,
+    ServerSignedStorage,
+    ServesSignedDownloads,
+)
 from botmox_core.errors import ArtifactObjectNotFoundError, BotmoxError
-from botmox_core.ports.storage import ObjectStorage
+from botmox_core.ports.storage import (
+    ObjectStorage,
+    PresigningStorage,
+    StorageCapabilities,
+    presigning,
+)
 
 __all__ = [
     "GeneratedStream",
     "ObjectStorageConformance",
+    "SignedDownloadServer",
     "SourceStreamFailure",
     "generated_stream",
 ]
@@ -126,6 +147,63 @@ def _read_all(stream: BinaryIO) -> bytes:
         stream.close()
 
 
+class SignedDownloadServer:
+    """The botmox server's signed-download route on a real uvicorn, in a thread.
+
+    Serves whatever :meth:`serve` mounts (a storage with server-signed URLs) with the server's
+    own exception handlers, so answers carry the contract's envelopes. Needs ``botmox[server]``.
+    Use it as a context manager; it stops the thread it started and closes its socket.
+    """
+
+    def __init__(self) -> None:
+        try:
+            import uvicorn
+            from litestar import Litestar
+
+            from botmox_server.errors import EXCEPTION_HANDLERS
+            from botmox_server.routes.localfs_download import signed_download_routes
+        except ImportError as exc:  # pragma: no cover - depends on the installed extras
+            raise RuntimeError(
+                "a storage that cannot presign is delivered by the botmox server, and the "
+                "conformance suite checks that through it: install botmox[server]"
+            ) from exc
+        self.app = Litestar(
+            route_handlers=signed_download_routes, exception_handlers=EXCEPTION_HANDLERS
+        )
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    def __enter__(self) -> SignedDownloadServer:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=15)
+        self._socket.close()
+
+    def serve(self, storage: ObjectStorage) -> ServerSignedStorage:
+        """Mount ``storage`` (which must declare ``presign=False``) wrapped in a
+        :class:`ServerSignedStorage` whose URLs point at this server; returns the wrapper."""
+        signer = DownloadUrlSigner(base_url=self.base_url, key=secrets.token_bytes(32))
+        served = ServerSignedStorage(storage, signer)
+        self.app.state.storage = served
+        return served
+
+
 class ObjectStorageConformance:
     """Pytest mixin: the behaviour every object storage must show.
 
@@ -157,6 +235,34 @@ class ObjectStorageConformance:
 
     # -- fixtures and hooks a backend provides ------------------------------------------------
 
+    @pytest.fixture(scope="class")
+    def signed_download_server(self) -> Iterator[SignedDownloadServer]:
+        """The server-side route for storages that cannot presign (started only for them)."""
+        with SignedDownloadServer() as server:
+            yield server
+
+    @pytest.fixture
+    def presigning_storage(
+        self, storage: ObjectStorage, request: pytest.FixtureRequest
+    ) -> Iterator[PresigningStorage]:
+        """``storage`` as production hands out its download URLs: itself when it declares
+        ``capabilities.presign``, else served by the botmox server's signed-download route."""
+        declared = getattr(storage, "capabilities", None)
+        if not isinstance(declared, StorageCapabilities):
+            pytest.fail(
+                f"{type(storage).__name__} declares no capabilities: give the class "
+                "`capabilities = StorageCapabilities(presign=...)` (botmox_core.ports)"
+            )
+        if declared.presign:
+            yield presigning(storage)
+            return
+        server: SignedDownloadServer = request.getfixturevalue("signed_download_server")
+        served = server.serve(storage)
+        try:
+            yield served
+        finally:
+            server.app.state.storage = None
+
     @pytest.fixture
     def storage(self) -> Iterator[ObjectStorage]:
         """A fresh, empty storage; close it after the test. Every backend must override this."""
@@ -181,12 +287,17 @@ class ObjectStorageConformance:
         with httpx.Client(timeout=30.0, follow_redirects=False, trust_env=False) as client:
             return client.get(url, headers=dict(headers or {}))
 
-    def expired_presigned_url(self, storage: ObjectStorage, key: str) -> str:
+    def expired_presigned_url(self, storage: PresigningStorage, key: str) -> str:
         """A presigned URL for ``key`` whose expiry has passed.
 
-        The default presigns with a one-second TTL and sleeps until ``expires_at`` plus
-        :attr:`expiry_grace_seconds`. Override when the backend can sign with a past expiry.
+        Server-signed URLs (``localfs``, storages that cannot presign) are signed an hour in the
+        past. Otherwise the default presigns with a one-second TTL and sleeps until
+        ``expires_at`` plus :attr:`expiry_grace_seconds`. Override when the backend can sign
+        with a past expiry.
         """
+        if isinstance(storage, ServesSignedDownloads):
+            past = time.time() - 3600
+            return storage.url_signer.sign(storage.name, key, ttl_seconds=60, now=past).url
         presigned = storage.presign_download(key, ttl_seconds=1)
         wait = presigned.expires_at.timestamp() - time.time() + self.expiry_grace_seconds
         time.sleep(max(0.0, wait))
@@ -428,9 +539,10 @@ class ObjectStorageConformance:
     # -- presigned URLs -------------------------------------------------------------------------
 
     def test_presigned_url_downloads_exact_bytes(
-        self, storage: ObjectStorage, key_prefix: str
+        self, presigning_storage: PresigningStorage, key_prefix: str
     ) -> None:
         self._require("supports_presigned_urls")
+        storage = presigning_storage
         data = _random_bytes(MIB + 12_345, seed=17)
         key = f"{key_prefix}download/module-1.2.3.zip"
         self._put_bytes(storage, key, data, content_type="application/zip")
@@ -446,8 +558,11 @@ class ObjectStorageConformance:
         assert response.status_code == 200, response.text[:500]
         assert response.content == data
 
-    def test_presigned_url_honours_range(self, storage: ObjectStorage, key_prefix: str) -> None:
+    def test_presigned_url_honours_range(
+        self, presigning_storage: PresigningStorage, key_prefix: str
+    ) -> None:
         self._require("supports_presigned_urls")
+        storage = presigning_storage
         self._require("supports_presigned_range")
         data = _random_bytes(100_000, seed=18)
         key = f"{key_prefix}ranged.bin"
@@ -462,9 +577,10 @@ class ObjectStorageConformance:
         assert tail.content == data[-10:]
 
     def test_tampered_presigned_url_is_refused(
-        self, storage: ObjectStorage, key_prefix: str
+        self, presigning_storage: PresigningStorage, key_prefix: str
     ) -> None:
         self._require("supports_presigned_urls")
+        storage = presigning_storage
         key = f"{key_prefix}guarded.bin"
         self._put_bytes(storage, key, b"guarded bytes")
         url = storage.presign_download(key, ttl_seconds=self.presign_ttl_seconds).url
@@ -473,9 +589,10 @@ class ObjectStorageConformance:
         assert b"guarded bytes" not in response.content
 
     def test_presigned_url_is_bound_to_its_key(
-        self, storage: ObjectStorage, key_prefix: str
+        self, presigning_storage: PresigningStorage, key_prefix: str
     ) -> None:
         self._require("supports_presigned_urls")
+        storage = presigning_storage
         allowed, other = f"{key_prefix}allowed.bin", f"{key_prefix}secret1.bin"
         self._put_bytes(storage, allowed, b"allowed bytes")
         self._put_bytes(storage, other, b"other secret bytes")
@@ -491,15 +608,29 @@ class ObjectStorageConformance:
         assert b"other secret bytes" not in response.content
 
     def test_expired_presigned_url_is_refused(
-        self, storage: ObjectStorage, key_prefix: str
+        self, presigning_storage: PresigningStorage, key_prefix: str
     ) -> None:
         self._require("supports_presigned_urls")
+        storage = presigning_storage
         self._require("supports_presign_expiry")
         key = f"{key_prefix}expiring.bin"
         self._put_bytes(storage, key, b"expiring bytes")
         response = self.fetch_presigned(self.expired_presigned_url(storage, key))
         assert response.status_code == 403
         assert b"expiring bytes" not in response.content
+
+    # -- declaration ----------------------------------------------------------------------------
+
+    def test_declares_its_capabilities(self, storage: ObjectStorage) -> None:
+        declared = storage.capabilities
+        assert isinstance(declared, StorageCapabilities), (
+            f"{type(storage).__name__}.capabilities must be a StorageCapabilities, "
+            f"got {declared!r}"
+        )
+        if declared.presign:
+            assert isinstance(storage, PresigningStorage), (
+                "a storage declaring presign=True must have presign_download()"
+            )
 
     # -- health and lifecycle -------------------------------------------------------------------
 

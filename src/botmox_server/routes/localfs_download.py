@@ -1,17 +1,24 @@
-"""Serving presigned ``localfs`` download URLs: ``GET|HEAD /api/v1/storage/localfs/{key}``.
+"""Serving server-signed download URLs: ``GET|HEAD /api/v1/storage/{storage}/{key}``.
 
-The URL's ``expires`` and ``signature`` query parameters are the only credential: the handler
-checks them with :meth:`LocalFsStorage.verify_download` (403 ``DOWNLOAD_URL_INVALID`` /
-``DOWNLOAD_URL_EXPIRED``), then streams the object with ``Content-Length``, ``ETag`` (the quoted
+Every storage whose URLs the server signs goes through this one route: the embedded ``localfs``
+and any storage declaring ``capabilities.presign = False`` (which the composition root wraps in
+:class:`~botmox_core.backends.signed_urls.ServerSignedStorage`). The URL's ``expires`` and
+``signature`` query parameters are the only credential: the handler checks them with the
+storage's :class:`~botmox_core.backends.signed_urls.DownloadUrlSigner` (403
+``DOWNLOAD_URL_INVALID`` / ``DOWNLOAD_URL_EXPIRED``, whatever is wrong with the key, the expiry
+or the signature), then streams the object with ``Content-Length``, ``ETag`` (the quoted
 sha256) and ``Accept-Ranges: bytes``. A single ``Range`` (``bytes=a-b``, ``a-``, ``-n``) gives
 206 with ``Content-Range``; an unsatisfiable one gives 416 with ``Content-Range: bytes */size``;
 an ``If-Range`` that does not match the ETag, several ranges or a malformed header give the whole
-object (200). File reads run in worker threads, never on the event loop.
+object (200). Reads run in worker threads, never on the event loop. ``localfs`` objects are read
+with :meth:`LocalFsStorage.open_with_info`, so headers and bytes always describe one version;
+other storages are read with ``head`` then ``open(start, end)``.
 
-The storage comes from ``app.state.storage``; when it is not a :class:`LocalFsStorage` the route
-answers 404 ``NOT_FOUND``. Errors are raised as :class:`~botmox_core.errors.BotmoxError` for the
-application's exception handler to turn into the contract's envelope. The route needs no bearer
-token (``opt={"exclude_from_auth": True}``).
+The storage comes from ``app.state.storage``; when it does not serve signed downloads
+(:class:`~botmox_core.backends.signed_urls.ServesSignedDownloads`) or the URL names another
+storage, the route answers 404 ``NOT_FOUND``. Errors are raised as
+:class:`~botmox_core.errors.BotmoxError` for the application's exception handler to turn into
+the contract's envelope. The route needs no bearer token (``opt={"exclude_from_auth": True}``).
 
 Access logs print request paths with their query string; attach :class:`SignatureRedactingFilter`
 to them (``logging.getLogger("uvicorn.access").addFilter(SignatureRedactingFilter())``) or turn
@@ -32,8 +39,9 @@ from litestar.enums import HttpMethod
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
-from botmox_core.backends.localfs import CHUNK_SIZE, DOWNLOAD_PATH_PREFIX, LocalFsStorage
-from botmox_core.errors import NotFoundError
+from botmox_core.backends.localfs import CHUNK_SIZE, LocalFsStorage
+from botmox_core.backends.signed_urls import DOWNLOAD_ROUTE_PREFIX, ServesSignedDownloads
+from botmox_core.errors import ArtifactObjectNotFoundError, NotFoundError
 from botmox_core.models import ObjectInfo
 
 __all__ = [
@@ -42,6 +50,7 @@ __all__ = [
     "localfs_download_routes",
     "parse_byte_range",
     "serve_localfs_download",
+    "signed_download_routes",
 ]
 
 _RANGE_SPEC = re.compile(r"\s*(\d{0,19})\s*-\s*(\d{0,19})\s*")
@@ -110,40 +119,77 @@ async def _file_chunks(file: io.FileIO, first: int, length: int) -> AsyncIterato
         file.close()
 
 
-def _object_headers(info: ObjectInfo, etag: str) -> dict[str, str]:
+async def _storage_chunks(
+    storage: ServesSignedDownloads, key: str, first: int, length: int
+) -> AsyncIterator[bytes]:
+    """Read ``length`` bytes from ``first`` with ``storage.open`` in worker threads."""
+    if length <= 0:
+        return
+    stream = await anyio.to_thread.run_sync(
+        lambda: storage.open(key, start=first, end=first + length - 1)
+    )
+    try:
+        remaining = length
+        while remaining > 0:
+            chunk = await anyio.to_thread.run_sync(stream.read, min(CHUNK_SIZE, remaining))
+            if not chunk:  # the object shrank since head(): end the response short
+                break
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        await anyio.to_thread.run_sync(stream.close)
+
+
+def _object_headers(info: ObjectInfo, etag: str | None) -> dict[str, str]:
     filename = info.key.rsplit("/", 1)[-1]
-    return {
+    headers = {
         "accept-ranges": "bytes",
-        "etag": etag,
         "cache-control": "private, no-store",
         "content-disposition": f'attachment; filename="{filename}"',
     }
+    if etag is not None:
+        headers["etag"] = etag
+    return headers
+
+
+def _etag(info: ObjectInfo) -> str | None:
+    tag = info.sha256 or info.etag
+    return f'"{tag}"' if tag else None
 
 
 @route(
-    f"{DOWNLOAD_PATH_PREFIX}{{key:path}}",
+    f"{DOWNLOAD_ROUTE_PREFIX}{{storage_name:str}}/{{key:path}}",
     http_method=[HttpMethod.GET, HttpMethod.HEAD],
-    name="localfs_download",
+    name="signed_download",
     opt={"exclude_from_auth": True},
-    summary="Download an object through a presigned localfs URL",
+    summary="Download an object through a server-signed URL",
 )
 async def serve_localfs_download(
     request: Request[Any, Any, Any],
+    storage_name: FromPath[str],
     key: FromPath[str],
     expires: FromQuery[str | None] = None,
     signature: FromQuery[str | None] = None,
 ) -> Response[Any]:
-    """Verify the presigned URL, then send the object (or the requested byte range)."""
+    """Verify the signed URL, then send the object (or the requested byte range)."""
     storage = getattr(request.app.state, "storage", None)
-    if not isinstance(storage, LocalFsStorage):
-        raise NotFoundError("this server's object storage does not serve localfs download URLs")
-    object_key = key[1:] if key.startswith("/") else key
-    storage.verify_download(object_key, expires, signature)
-    info, file = await anyio.to_thread.run_sync(storage.open_with_info, object_key)
+    if not isinstance(storage, ServesSignedDownloads) or storage_name != storage.name:
+        raise NotFoundError("this server's object storage does not serve this download URL")
+    object_key = storage.url_signer.verify(
+        storage.name, key[1:] if key.startswith("/") else key, expires, signature
+    )
+    file: io.FileIO | None = None
+    if isinstance(storage, LocalFsStorage):  # metadata and bytes of one version
+        info, file = await anyio.to_thread.run_sync(storage.open_with_info, object_key)
+    else:
+        found = await anyio.to_thread.run_sync(storage.head, object_key)
+        if found is None:
+            raise ArtifactObjectNotFoundError(f"object {object_key!r} does not exist")
+        info = found
     is_head = request.method == HttpMethod.HEAD
     try:
         size = info.size_bytes
-        etag = f'"{info.sha256}"'
+        etag = _etag(info)
         headers = _object_headers(info, etag)
         range_header = request.headers.get("range")
         if_range = request.headers.get("if-range")
@@ -152,7 +198,8 @@ async def serve_localfs_download(
         try:
             selected = parse_byte_range(range_header, size)
         except RangeNotSatisfiableError:
-            file.close()
+            if file is not None:
+                file.close()
             headers["content-range"] = f"bytes */{size}"
             envelope = {
                 "success": False,
@@ -176,18 +223,23 @@ async def serve_localfs_download(
         headers["content-length"] = str(length)
         media_type = info.content_type or "application/octet-stream"
         if is_head:
-            file.close()
+            if file is not None:
+                file.close()
             return Response(content=b"", status_code=status, headers=headers, media_type=media_type)
     except BaseException:
-        file.close()
+        if file is not None:
+            file.close()
         raise
-    return Stream(
-        _file_chunks(file, first, length),
-        status_code=status,
-        headers=headers,
-        media_type=media_type,
+    chunks = (
+        _file_chunks(file, first, length)
+        if file is not None
+        else _storage_chunks(storage, object_key, first, length)
     )
+    return Stream(chunks, status_code=status, headers=headers, media_type=media_type)
 
 
-localfs_download_routes = [serve_localfs_download]
+signed_download_routes = [serve_localfs_download]
 """Route handlers to mount on the botmox server application."""
+
+localfs_download_routes = signed_download_routes
+"""The same routes under their first name (``localfs`` was their first user)."""

@@ -12,6 +12,7 @@ from firebase_admin import db
 from botmox_core.config import Settings
 from botmox_core.errors import BotmoxError, ConfigurationError
 from botmox_core.ports.health import HealthReport
+from botmox_core.ports.repositories import BackendCapabilities
 from botmox_rtdb import layout
 from botmox_rtdb.options import RtdbOptions, load_credential, read_options
 from botmox_rtdb.sdk_errors import map_rtdb_errors
@@ -30,6 +31,16 @@ class RtdbBackend:
     """
 
     name = "rtdb"
+    #: Writes are buffered until commit (so rollback discards them), but a commit is not atomic
+    #: across records (docs/rtdb.md, "Units of work"); timestamps are stored as the shared
+    #: converter writes them, with milliseconds; no agent repositories (yet).
+    capabilities = BackendCapabilities(
+        agents=False,
+        rollback=True,
+        multi_record_transactions=False,
+        microsecond_timestamps=False,
+        validates_release_values=True,
+    )
 
     def __init__(self, options: RtdbOptions) -> None:
         credential = load_credential(options)

@@ -28,7 +28,12 @@ from botmox_core.errors import (
 )
 from botmox_core.models import ObjectInfo
 from botmox_core.ports.health import HealthReport
-from botmox_core.ports.storage import PresignedUrl, ProgressCallback, validate_object_key
+from botmox_core.ports.storage import (
+    PresignedUrl,
+    ProgressCallback,
+    StorageCapabilities,
+    validate_object_key,
+)
 from botmox_s3.error_mapping import map_storage_errors, storage_error_for
 from botmox_s3.options import MIB, S3Options
 from botmox_s3.privacy import PrivacyReport, check_bucket_privacy, enforce_privacy
@@ -133,6 +138,9 @@ class S3Storage:
 
     Build it, then call :meth:`verify_privacy` (the plugin factory does both).
     """
+
+    capabilities = StorageCapabilities(presign=True)
+    """S3 signs its own download URLs (SigV4 query signatures)."""
 
     env_prefix = "BOTMOX_S3_"
     """Prefix of this storage's option variables, for messages that tell operators what to set."""

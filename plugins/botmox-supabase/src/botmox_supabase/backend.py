@@ -23,6 +23,7 @@ from botmox_core.ports.health import HealthReport
 from botmox_core.ports.repositories import (
     ApiTokenRepository,
     AssignmentRepository,
+    BackendCapabilities,
     DownloadAuditRepository,
     LeaseRepository,
     LicenceRepository,
@@ -82,10 +83,6 @@ class PostgresUnitOfWork:
     def __init__(self, backend: PostgresDataBackend) -> None:
         self._backend = backend
         self._conn: psycopg.Connection[Any] | None = None
-        # Present before the unit is entered (supports_agents() looks without entering); they
-        # reach the connection through _connection, which refuses use outside the with-block.
-        self.agents = PostgresAgentRepository(self._connection)
-        self.commands = PostgresCommandRepository(self._connection)
 
     def __enter__(self) -> PostgresUnitOfWork:
         if self._conn is not None:
@@ -99,6 +96,8 @@ class PostgresUnitOfWork:
         self.releases = PostgresReleaseRepository(connection)
         self.assignments = PostgresAssignmentRepository(connection)
         self.audit = PostgresDownloadAuditRepository(connection)
+        self.agents = PostgresAgentRepository(self._connection)
+        self.commands = PostgresCommandRepository(self._connection)
         return self
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -147,10 +146,18 @@ class PostgresDataBackend:
     """
 
     name = "supabase"
-    #: The agent transport that fits this backend when several server replicas share it (the
-    #: ``postgres`` LISTEN/NOTIFY transport of this plugin); a hint for the composition root,
-    #: which today selects the transport with ``BOTMOX_AGENT_TRANSPORT`` only.
-    preferred_agent_transport = "postgres"
+    #: One PostgreSQL transaction per unit, agents included; ``timestamptz`` keeps microseconds;
+    #: CHECK constraints refuse invalid release values. The agent transport that fits when
+    #: several server replicas share the database is this plugin's ``postgres`` LISTEN/NOTIFY
+    #: one; the composition root picks it unless ``BOTMOX_AGENT_TRANSPORT`` says otherwise.
+    capabilities = BackendCapabilities(
+        agents=True,
+        rollback=True,
+        multi_record_transactions=True,
+        microsecond_timestamps=True,
+        validates_release_values=True,
+        preferred_agent_transport="postgres",
+    )
     #: The rate-limit store that makes a limit hold across replicas (``postgres``: counters in
     #: this database); used unless ``BOTMOX_RATE_LIMIT_STORE`` says otherwise.
     preferred_rate_limit_store = "postgres"

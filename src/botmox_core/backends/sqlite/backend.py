@@ -54,6 +54,7 @@ from botmox_core.ports.health import HealthReport
 from botmox_core.ports.repositories import (
     ApiTokenRepository,
     AssignmentRepository,
+    BackendCapabilities,
     DownloadAuditRepository,
     LeaseRepository,
     LicenceRepository,
@@ -85,6 +86,15 @@ class SqliteBackend:
     """
 
     name = "sqlite"
+    #: One SQLite transaction per unit, agents included; timestamps are stored as ISO text with
+    #: microseconds; CHECK constraints refuse invalid release values.
+    capabilities = BackendCapabilities(
+        agents=True,
+        rollback=True,
+        multi_record_transactions=True,
+        microsecond_timestamps=True,
+        validates_release_values=True,
+    )
 
     def __init__(
         self,
