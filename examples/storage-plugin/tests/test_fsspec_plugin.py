@@ -5,6 +5,8 @@ import io
 import pytest
 from botmox_fsspec_storage import FsspecStorage
 
+from botmox_core.backends.signed_urls import ServerSignedStorage
+from botmox_core.bootstrap import bootstrap
 from botmox_core.config import load_settings
 from botmox_core.errors import BadRequestError, ConfigurationError
 from botmox_core.plugin import load_registry
@@ -35,11 +37,23 @@ def test_bad_configuration(env, message):
         factory(settings)
 
 
-def test_presigning_needs_a_filesystem_that_signs(tmp_path):
-    storage = FsspecStorage(f"file://{tmp_path}")
-    storage.put("a.bin", io.BytesIO(b"x"))
-    with pytest.raises(ConfigurationError, match="cannot sign download URLs"):
-        storage.presign_download("a.bin", ttl_seconds=60)
+def test_declares_that_it_cannot_presign_and_is_served_by_the_server(tmp_path):
+    env = {
+        "BOTMOX_DATA_DIR": str(tmp_path / "data"),
+        "BOTMOX_PLUGINS": "fsspec",
+        "BOTMOX_STORAGE": "fsspec",
+        "BOTMOX_FSSPEC_URL": f"file://{tmp_path}/objects",
+    }
+    core = bootstrap(load_settings(environ=env))
+    try:
+        assert FsspecStorage.capabilities.presign is False
+        assert isinstance(core.storage, ServerSignedStorage)
+        assert isinstance(core.storage.inner, FsspecStorage)
+        core.storage.put("a.bin", io.BytesIO(b"x"))
+        url = core.storage.presign_download("a.bin", ttl_seconds=60).url
+        assert url.startswith(f"{core.settings.base_url}/api/v1/storage/fsspec/a.bin?expires=")
+    finally:
+        core.close()
 
 
 @pytest.mark.parametrize("key", ["../outside", "/etc/passwd", "a/../../b", ""])

@@ -13,10 +13,12 @@ never leak SDK exceptions.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 
 import attrs
 
@@ -50,6 +52,65 @@ def validate_object_key(key: object) -> str:
         "with no leading '/' and no empty, '.' or '..' segment",
         code="INVALID_KEY",
     )
+
+
+class _Limited(io.RawIOBase):
+    """At most ``left`` bytes of an open binary file, then EOF; closing closes the file."""
+
+    def __init__(self, file: Any, left: int) -> None:
+        super().__init__()
+        self._file, self._left = file, max(0, left)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._file.read(min(len(view), self._left)) if self._left else b""
+        view[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
+def limited_stream(file: Any, length: int) -> BinaryIO:
+    """The next ``length`` bytes of ``file`` (already positioned at the range's start) as a
+    buffered stream that closes ``file`` with it: what :meth:`ObjectStorage.open` returns for a
+    byte range, for storages whose files cannot stop at an end offset themselves."""
+    return cast(BinaryIO, io.BufferedReader(_Limited(file, length), buffer_size=1024 * 1024))
+
+
+def copy_hashed(
+    source: BinaryIO,
+    target: Any,
+    *,
+    size: int | None = None,
+    progress: ProgressCallback | None = None,
+    chunk_size: int = 1024 * 1024,
+) -> tuple[str, int]:
+    """Copy ``source`` to EOF into ``target`` in chunks, computing the sha256 on the way and
+    calling ``progress(n)`` after each chunk; return ``(sha256 hex, length)``.
+
+    Raises ``BadRequestError(SIZE_MISMATCH)`` when ``size`` is given and the source held another
+    number of bytes (after copying: the caller discards what it wrote). Exceptions of the source
+    propagate unchanged.
+    """
+    digest, length = hashlib.sha256(), 0
+    while chunk := source.read(chunk_size):
+        target.write(chunk)
+        digest.update(chunk)
+        length += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    if size is not None and size != length:
+        raise BadRequestError(
+            f"stream held {length} bytes but {size} were declared", code="SIZE_MISMATCH"
+        )
+    return digest.hexdigest(), length
 
 
 @attrs.frozen(kw_only=True)

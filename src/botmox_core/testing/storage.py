@@ -236,7 +236,8 @@ class ObjectStorageConformance:
     # -- fixtures and hooks a backend provides ------------------------------------------------
 
     @pytest.fixture(scope="class")
-    def signed_download_server(self) -> Iterator[SignedDownloadServer]:
+    @classmethod
+    def signed_download_server(cls) -> Iterator[SignedDownloadServer]:
         """The server-side route for storages that cannot presign (started only for them)."""
         with SignedDownloadServer() as server:
             yield server
