@@ -67,9 +67,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             artifacts.append(path)
         tenants = [
             provision_tenant(
-                server, artifact, tenant=tenant, user=USER, module=MODULE,
-                platform=PLATFORM, channel=CHANNEL, version="1.2.0",
-            )  # fmt: skip
+                server,
+                artifact,
+                tenant=tenant,
+                user=USER,
+                module=MODULE,
+                platform=PLATFORM,
+                channel=CHANNEL,
+                version="1.2.0",
+            )
             for tenant, artifact in zip(("tenant-a", "tenant-b"), artifacts, strict=True)
         ]
         yield Setup(

@@ -12,11 +12,9 @@ from botmox_core.testing import RepositoryConformance
 
 
 class TestRtdbRepositoryConformance(RepositoryConformance):
-    # A commit applies conditional writes one by one, then one atomic multi-path update:
-    # not atomic as a whole (docs/rtdb.md, "Units of work").
-    supports_multi_record_transactions = False
-    # Timestamps are stored as the shared converter writes them: ISO 8601, milliseconds.
-    preserves_microseconds = False
+    # No capability flags: the suite reads RtdbBackend.capabilities (no multi-record
+    # transactions, millisecond timestamps; docs/rtdb.md, "Units of work") and runs the tests of
+    # everything it claims.
 
     @pytest.fixture
     def backend(self, make_backend: Any) -> RtdbBackend:

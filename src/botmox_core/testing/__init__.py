@@ -19,8 +19,9 @@ Mixins:
 * :class:`AgentRepositoryConformance` — fixture ``backend`` yields a fresh, empty backend whose
   units of work carry the agent and command repositories (:mod:`botmox_core.ports.agents`).
 
-Optional features are class-level capability flags; a test for a feature the backend lacks is
-skipped with the reason.
+What a backend can do is read from its declaration (``backend.capabilities`` /
+``storage.capabilities``): the tests of every claimed capability run, the others skip with the
+reason. Class-level flags still override the declaration for older test suites.
 """
 
 from __future__ import annotations
