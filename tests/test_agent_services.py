@@ -36,12 +36,17 @@ USER = Principal(tenant_id="tenant-a", role=Role.API, user_id="user-1")
 KEY = base64.b64encode(bytes(range(32))).decode()
 
 
-def paired(core: App, principal: Principal = ADMIN) -> tuple[Any, str, Principal]:
+def paired(
+    core: App, principal: Principal = ADMIN, *, online: bool = True
+) -> tuple[Any, str, Principal]:
+    """A registered agent; ``online``: it also sent its first heartbeat."""
     pairing = core.agents.create_pairing(principal, name="edge-1")
     registered = core.agents.register(
         pairing_code=pairing.code, version="1.0", platform="linux", capabilities=["proxmox.start"]
     )
-    return registered.agent, registered.token, core.agents.authenticate(registered.token)
+    me = core.agents.authenticate(registered.token)
+    agent = core.agents.heartbeat(me, registered.agent.id) if online else registered.agent
+    return agent, registered.token, me
 
 
 def test_pairing_code_is_128_bit_hex_stored_hashed(core: App) -> None:
@@ -169,6 +174,15 @@ def test_transition_table_is_enforced() -> None:
 def enqueue(core: App, agent_id: str, **fields: Any) -> Any:
     fields.setdefault("command_type", "proxmox.start")
     return core.commands.enqueue(ADMIN, agent_id=agent_id, **fields)
+
+
+def test_registered_agent_is_offline_until_seen(core: App) -> None:
+    agent, _, me = paired(core, online=False)
+    assert agent.last_seen_at is None
+    with pytest.raises(AgentOfflineError):
+        enqueue(core, agent.id)
+    core.agents.touch(me.tenant_id, agent.id)  # its first hello, poll or heartbeat
+    assert enqueue(core, agent.id)[1]
 
 
 def test_enqueue_needs_an_online_active_agent(core: App, clock: FakeClock) -> None:

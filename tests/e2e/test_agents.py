@@ -101,14 +101,23 @@ class World:
         headers = _h(token) if token else {}
         return httpx.request(method, self.url + path, headers=headers, timeout=30, **kw)
 
-    def new_agent(self, admin: str | None = None) -> tuple[str, str]:
-        """Pair and register an agent over HTTP: (agent_id, agent_token)."""
+    def new_agent(self, admin: str | None = None, *, online: bool = True) -> tuple[str, str]:
+        """Pair and register an agent over HTTP: (agent_id, agent_token). ``online``: it also
+        sends its first heartbeat (registering alone does not make an agent online)."""
         pairing = self.call("POST", "/api/v1/agents/pairings", admin or self.admin, json={})
         assert pairing.status_code == 201, pairing.text
         code = pairing.json()["data"]["pairing_code"]
         registered = self.call("POST", "/api/v1/agents/register", json={"pairing_code": code})
         assert registered.status_code == 201, registered.text
         data = registered.json()["data"]
+        if online:
+            beat = self.call(
+                "POST",
+                "/api/v1/agents/heartbeat",
+                data["agent_token"],
+                json={"agent_id": data["id"]},
+            )
+            assert beat.status_code == 200, beat.text
         return data["id"], data["agent_token"]
 
     def paired_runtime(self, name: str, **env: str) -> tuple[str, AgentProcess, Path]:
@@ -586,7 +595,7 @@ def test_revocation_closes_socket_refuses_token_fails_commands(world: World) -> 
         return error, None
 
     error, code = asyncio.run(reconnect())
-    assert error["type"] == "error" and error["code"] == "UNAUTHORIZED" and code == 4401
+    assert error["type"] == "error" and error["code"] == "AGENT_REVOKED" and code == 4401
 
 
 def test_bad_frames_get_error_frames_and_leave_other_agents_alone(world: World) -> None:
@@ -622,6 +631,7 @@ def test_bad_frames_get_error_frames_and_leave_other_agents_alone(world: World) 
                     {"type": "progress", "command_id": good_command["id"], "seq": -1, "data": "x"}
                 ),
                 json.dumps({"type": "result", "command_id": 12, "status": "weird"}),
+                json.dumps({"type": "result", "command_id": good_command["id"], "status": "weird"}),
                 json.dumps({"type": "hello"}),
             ]
             errors = []
@@ -667,6 +677,7 @@ def test_bad_frames_get_error_frames_and_leave_other_agents_alone(world: World) 
         "COMMAND_NOT_FOUND",
         "COMMAND_NOT_FOUND",
         "BAD_REQUEST",
+        "BAD_FRAME",
         "BAD_REQUEST",
         "BAD_FRAME",
     ], errors

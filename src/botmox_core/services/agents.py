@@ -44,6 +44,7 @@ from botmox_core.services.principal import Clock, Principal, utcnow
 __all__ = [
     "AGENT_TOKEN_PREFIX",
     "AgentService",
+    "AgentTokenRefusedError",
     "CreatedPairing",
     "RegisteredAgent",
     "agent_view",
@@ -57,6 +58,21 @@ CAPABILITY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:*-]{0,127}$")
 #: A heartbeat or frame updates ``last_seen_at`` at most this often per agent (or a quarter of
 #: the offline window, when that is shorter).
 TOUCH_INTERVAL = timedelta(seconds=15)
+
+
+class AgentTokenRefusedError(UnauthorizedError):
+    """An agent token the server refuses (401 ``UNAUTHORIZED`` over HTTP, as the contract says).
+
+    Attributes:
+        reason: ``unknown`` (no such token, or not an agent token), ``expired``, ``revoked`` or
+            ``not_active``; the agent channel turns it into the ``error`` frame's code.
+        agent_id: the agent the token belongs to (``None`` when unknown); for logs only.
+    """
+
+    def __init__(self, message: str, *, reason: str, agent_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.agent_id = agent_id
 
 
 @attrs.frozen
@@ -213,7 +229,9 @@ class AgentService:
                 token_hash=hash_secret(token),
                 token_expires_at=now + self._token_ttl,
                 registered_at=now,
-                last_seen_at=now,
+                # not seen until it connects, polls or heartbeats: enqueueing for an agent that
+                # registered but never came online answers AGENT_OFFLINE
+                last_seen_at=None,
             )
 
         with self.unit() as uow:
@@ -235,23 +253,24 @@ class AgentService:
         return Principal(tenant_id=agent.tenant_id, role=Role.AGENT, subject=agent.id)
 
     def agent_for_token(self, token: str) -> Agent:
-        """The active agent a token belongs to; ``UNAUTHORIZED`` otherwise."""
+        """The active agent a token belongs to; :class:`AgentTokenRefusedError` (401
+        ``UNAUTHORIZED``, with the reason) otherwise."""
         if (
             not isinstance(token, str)
             or not token.startswith(AGENT_TOKEN_PREFIX)
             or len(token) > 256
         ):
-            raise UnauthorizedError("invalid token")
+            raise AgentTokenRefusedError("invalid token", reason="unknown")
         with self.unit() as uow:
             agent = uow.agents.get_by_token_hash(hash_secret(token))
         if agent is None or not hashes_match(token, agent.token_hash):
-            raise UnauthorizedError("invalid token")
+            raise AgentTokenRefusedError("invalid token", reason="unknown")
         if agent.status is AgentStatus.REVOKED:
-            raise UnauthorizedError("agent revoked")
+            raise AgentTokenRefusedError("agent revoked", reason="revoked", agent_id=agent.id)
         if agent.status is not AgentStatus.ACTIVE:
-            raise UnauthorizedError("agent not active")
+            raise AgentTokenRefusedError("agent not active", reason="not_active", agent_id=agent.id)
         if agent.token_expires_at is not None and agent.token_expires_at <= self._clock():
-            raise UnauthorizedError("agent token expired")
+            raise AgentTokenRefusedError("agent token expired", reason="expired", agent_id=agent.id)
         return agent
 
     def heartbeat(self, principal: Principal, agent_id: Any) -> Agent:

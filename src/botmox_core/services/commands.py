@@ -204,6 +204,9 @@ class SweepReport:
     Attributes:
         expired, requeued, dead_lettered, timed_out, lost: command ids per outcome.
         wake: (tenant, agent) pairs that got re-queued commands.
+        settled: (tenant, agent, command id) of every command the sweep finished while its
+            agent may still hold it (everything but the re-queued ones): the agent is told to
+            stop (the ``abort`` frame).
     """
 
     expired: list[str] = attrs.Factory(list)
@@ -212,6 +215,7 @@ class SweepReport:
     timed_out: list[str] = attrs.Factory(list)
     lost: list[str] = attrs.Factory(list)
     wake: set[tuple[str, str]] = attrs.Factory(set)
+    settled: set[tuple[str, str, str]] = attrs.Factory(set)
 
     @property
     def changed(self) -> int:
@@ -405,6 +409,21 @@ class CommandService:
             found = uow.commands.list(tenant_id, agent_id=agent_id, statuses=IN_FLIGHT, limit=1000)
         return sorted(found, key=lambda c: (c.queued_at, c.id))
 
+    def settled(
+        self, tenant_id: str, agent_id: str, command_ids: Sequence[str]
+    ) -> Sequence[Command]:
+        """Those of ``command_ids`` (the agent's own) that are in a final state: the server
+        settled them, so the agent must stop running them (at most 1000 ids are looked at)."""
+        found: list[Command] = []
+        with self._agents.unit() as uow:
+            for command_id in list(dict.fromkeys(command_ids))[:1000]:
+                if not isinstance(command_id, str) or len(command_id) > 64:
+                    continue
+                command = uow.commands.get(tenant_id, command_id)
+                if command is not None and command.agent_id == agent_id and command.status.is_final:
+                    found.append(command)
+        return found
+
     def ack(self, tenant_id: str, agent_id: str, command_id: Any) -> Command:
         """The agent accepted the command: dispatched → running (again: no change)."""
         now = self._clock()
@@ -483,6 +502,11 @@ class CommandService:
             raise _field("data", f"a chunk holds at most {MAX_CHUNK_BYTES} bytes")
         with self._agents.unit() as uow:
             command = self._own(uow, tenant_id, agent_id, command_id)
+            if command.status.is_final:
+                raise InvalidCommandTransitionError(
+                    f"command {command.id} is {command.status.value}; its output is closed",
+                    details={"command_id": command.id, "status": command.status.value},
+                )
             if command.status is S.QUEUED:
                 raise InvalidCommandTransitionError(
                     f"command {command.id} was not delivered; it has no output yet",
@@ -627,6 +651,8 @@ class CommandService:
                     getattr(report, kind).append(found.id)
                     if kind == "requeued":
                         report.wake.add((found.tenant_id, found.agent_id))
+                    else:
+                        report.settled.add((found.tenant_id, found.agent_id, found.id))
             uow.commit()
         return report
 

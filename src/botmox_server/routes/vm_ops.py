@@ -17,7 +17,13 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from botmox_core.errors import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError
 from botmox_core.models import Command, Role
 from botmox_core.services import Principal
-from botmox_core.services.commands import PROXMOX_ACTIONS, SYNCTHING_ACTIONS, command_view
+from botmox_core.services import validation as check
+from botmox_core.services.commands import (
+    MAX_PAYLOAD_BYTES,
+    PROXMOX_ACTIONS,
+    SYNCTHING_ACTIONS,
+    command_view,
+)
 from botmox_server.dependencies import Caller, Core
 from botmox_server.envelope import ok
 from botmox_server.routes.agent_ws import AgentHub, Hub
@@ -64,7 +70,10 @@ async def _enqueue(
     expires_in_seconds: int | None,
     execution_timeout_seconds: int | None,
     idempotency_key: str | None,
+    payload_field: str = "payload",
 ) -> Response[Any]:
+    # bounded (size and depth) under the name the caller used (`params` on the action routes)
+    payload = check.json_object(payload, payload_field, MAX_PAYLOAD_BYTES)
     command, created = await hub.run(
         partial(
             core.commands.enqueue,
@@ -124,6 +133,7 @@ async def _action(
         agent_id=data.agent_id,
         command_type=f"{family}.{action}",
         payload=data.params,
+        payload_field="params",
         expires_in_seconds=data.expires_in_seconds,
         execution_timeout_seconds=data.execution_timeout_seconds,
         idempotency_key=data.idempotency_key,
@@ -164,6 +174,7 @@ async def infra_action(
         agent_id=data.agent_id,
         command_type="infra." + path.replace("/", "."),
         payload=data.params,
+        payload_field="params",
         expires_in_seconds=data.expires_in_seconds,
         execution_timeout_seconds=data.execution_timeout_seconds,
         idempotency_key=data.idempotency_key,
