@@ -75,12 +75,13 @@ class RecordHooks:
 
 def enum_value(kind: type[E], value: Any, *, field: str) -> Any:
     """The stored value of ``value`` (a member of ``kind`` or one of its values);
-    :class:`BadRequestError` naming the allowed values otherwise."""
+    :class:`BadRequestError` naming the allowed values otherwise (``field`` names the value in
+    the message: ``agent status 'retired' is not one of pending, active, revoked``)."""
     try:
         return kind(value).value
     except ValueError:
         allowed = ", ".join(str(member.value) for member in kind)
-        raise BadRequestError(f"{field} must be one of {allowed}, got {value!r}") from None
+        raise BadRequestError(f"{field} {value!r} is not one of {allowed}") from None
 
 
 class RecordCodec:
@@ -138,8 +139,9 @@ class RecordCodec:
         if not attrs.has(model):
             raise TypeError(f"not a botmox model: {model!r}")
         attrs.resolve_types(model)
+        what = _words(model.__name__)
         overrides = {
-            field.name: override(unstruct_hook=self._encoder_for(field.name, field.type))
+            field.name: override(unstruct_hook=self._encoder_for(what, field.name, field.type))
             for field in attrs.fields(model)
         }
         return _make_unstructure_fn(model, self._converter, **overrides)  # type: ignore[no-any-return]
@@ -155,26 +157,20 @@ class RecordCodec:
             model, self._converter, _cattrs_detailed_validation=False, **overrides
         )
 
-    def _encoder_for(self, name: str, kind: Any) -> Callable[[Any], Any]:
+    def _encoder_for(self, what: str, name: str, kind: Any) -> Callable[[Any], Any]:
         inner, optional = _unwrap_optional(kind)
         if inner is datetime:  # the most common kind: one function, no wrapper for None
             return _timestamp_encoder(name, self.hooks.timestamp.encode, optional)
-        encode = self._base_encoder(name, inner)
+        if isinstance(inner, type) and issubclass(inner, enum.Enum):
+            encode = _enum_encoder(inner, f"{what} {name}")
+        else:
+            encode = self._base_encoder(name, inner)
         if encode is identity or not optional:
             return encode
         return lambda value: None if value is None else encode(value)
 
     def _base_encoder(self, name: str, kind: Any) -> Callable[[Any], Any]:
         hooks = self.hooks
-        if isinstance(kind, type) and issubclass(kind, enum.Enum):
-            enum_kind: type[enum.Enum] = kind
-
-            def member_value(value: Any) -> Any:
-                if value.__class__ is enum_kind:
-                    return value.value
-                return enum_value(enum_kind, value, field=name)
-
-            return member_value
         if _is_json_object(kind):
             encode_object = hooks.json_object.encode
 
@@ -233,6 +229,15 @@ class RecordCodec:
             decode_strings = hooks.strings.decode
             return lambda stored, _: collection(str(m) for m in decode_strings(stored))
         return None  # the shared converter's own hook (enums by value, str, int ...)
+
+
+def _enum_encoder(kind: type[enum.Enum], label: str) -> Callable[[Any], Any]:
+    def member_value(value: Any) -> Any:
+        if value.__class__ is kind:
+            return value.value
+        return enum_value(kind, value, field=label)
+
+    return member_value
 
 
 def _timestamp_encoder(

@@ -1,7 +1,8 @@
-"""Records as they are stored in RTDB, built with botmox's shared converter.
+"""Records as they are stored in RTDB: the shared record codec (:mod:`botmox_core.records`)
+with RTDB's hooks (:data:`CODEC`), plus what RTDB itself demands.
 
-Fields are the models' names in snake case, timestamps ISO 8601 UTC strings, enums their
-values. ``None`` fields are not stored (RTDB deletes nulls), so absent means ``None``.
+Fields are the models' names in snake case, timestamps ISO 8601 UTC strings (milliseconds),
+enums their values. ``None`` fields are not stored (RTDB deletes nulls), so absent means ``None``.
 Every record is built for its location (:func:`to_record` takes the path), so free-form
 metadata that would nest past RTDB's 32 levels there is stored as JSON text instead, and a
 record that would still be too deep is refused before anything is sent.
@@ -16,13 +17,14 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from botmox_core.converter import get_converter, parse_timestamp
+from botmox_core.converter import format_timestamp, get_converter, parse_timestamp
 from botmox_core.errors import BadRequestError, DatabaseError
 from botmox_core.models import Entitlement
+from botmox_core.records import FieldHooks, RecordCodec, RecordHooks
 from botmox_rtdb.layout import MAX_DEPTH, check_depth, checked_key, path_depth, value_depth
 
-__all__ = ["children_of", "decode_metadata", "encode_metadata", "entitlement_from_record",
-           "entitlement_to_record", "from_record", "to_record"]
+__all__ = ["CODEC", "children_of", "decode_metadata", "encode_metadata",
+           "entitlement_from_record", "from_record", "to_record"]
 
 T = TypeVar("T")
 
@@ -109,6 +111,34 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
+def _module_map(names: list[str], field: str) -> dict[str, bool]:
+    """A string set as ``{name: true}`` (each name checked as a key)."""
+    return {checked_key(name, field): True for name in names}
+
+
+def _names(stored: Any) -> list[str]:
+    """The names of a ``{name: truthy}`` map or a list (both exist in Bot-Mox data); none for
+    anything else, or nothing stored (RTDB drops an empty map)."""
+    if isinstance(stored, dict):
+        return [name for name, allowed in stored.items() if allowed]
+    if isinstance(stored, list):
+        return [str(name) for name in stored if name is not None]
+    return []
+
+
+CODEC = RecordCodec(
+    RecordHooks(
+        timestamp=FieldHooks(lambda value, field: format_timestamp(value), parse_timestamp),
+        # Free-form objects as the shared converter gives them; to_record then fits them to
+        # the depth left at their path (encode_metadata).
+        json_object=FieldHooks(lambda value, field: get_converter().unstructure(value),
+                               decode_metadata),
+        strings=FieldHooks(_module_map, _names),
+    )
+)
+"""The RTDB backend's record codec."""
+
+
 def to_record(value: Any, path: str) -> dict[str, Any]:
     """The stored form of a model value written at ``path`` (``None`` fields dropped,
     ``metadata`` encoded with :func:`encode_metadata` for the depth left below
@@ -121,8 +151,7 @@ def to_record(value: Any, path: str) -> dict[str, Any]:
             f"metadata nests {metadata_depth} levels; the RTDB backend stores at most "
             f"{MAX_METADATA_DEPTH}", details={"field": "metadata", "depth": metadata_depth,
                                               "max_depth": MAX_METADATA_DEPTH})
-    record = get_converter().unstructure(value)
-    assert isinstance(record, dict)
+    record = CODEC.record(value)
     if "metadata" in record:
         room = MAX_DEPTH - path_depth(path) - 1
         record["metadata"] = encode_metadata(record["metadata"], room)
@@ -139,42 +168,15 @@ def from_record(record: Any, model: type[T], **known: Any) -> T:
     """
     if not isinstance(record, dict):
         raise DatabaseError(f"stored {model.__name__} record is not an object")
-    data = {**record, **known}
-    if "metadata" in data:
-        data["metadata"] = decode_metadata(data["metadata"])
-    try:
-        return get_converter().structure(data, model)
-    except Exception as exc:  # cattrs raises several types; all mean "not this model"
-        raise DatabaseError(
-            f"stored {model.__name__} record does not match the model ({type(exc).__name__})"
-        ) from None
-
-
-def entitlement_to_record(entitlement: Entitlement, path: str) -> dict[str, Any]:
-    """``{"modules": {module: true}, "updated_at": ...}`` (module names checked as keys)."""
-    modules = {checked_key(module, "module"): True for module in sorted(entitlement.modules)}
-    record = to_record(entitlement, path)
-    record["modules"] = modules
-    return record
+    return CODEC.value(record, model, **known)
 
 
 def entitlement_from_record(record: Any, tenant_id: str, user_id: str) -> Entitlement:
-    """An entitlement from a record whose ``modules`` is a list or a ``{module: truthy}`` map."""
-    if not isinstance(record, dict):
-        raise DatabaseError("stored Entitlement record is not an object")
-    raw = record.get("modules")
-    if isinstance(raw, dict):
-        modules = frozenset(name for name, allowed in raw.items() if allowed)
-    elif isinstance(raw, list):
-        modules = frozenset(str(name) for name in raw if name is not None)
-    else:
-        modules = frozenset()
-    try:
-        updated_at = parse_timestamp(record["updated_at"])
-    except (KeyError, TypeError, ValueError):
-        raise DatabaseError("stored Entitlement record has no valid updated_at") from None
-    return Entitlement(tenant_id=tenant_id, user_id=user_id, modules=modules,
-                       updated_at=updated_at)
+    """An entitlement from a record whose ``modules`` is a list, a ``{module: truthy}`` map or
+    absent (no modules)."""
+    modules = record.get("modules") if isinstance(record, dict) else None
+    return from_record(record, Entitlement, tenant_id=tenant_id, user_id=user_id,
+                       modules=modules)
 
 
 def children_of(value: Any) -> dict[str, Any]:

@@ -29,12 +29,12 @@ from botmox_core.models import (
     ReleaseScope,
     Vm,
 )
+from botmox_core.ports.modify import checked_change, modify_record
 from botmox_rtdb import layout
 from botmox_rtdb.layout import checked_key, tenant_path
 from botmox_rtdb.records import (
     children_of,
     entitlement_from_record,
-    entitlement_to_record,
     from_record,
     to_record,
 )
@@ -205,7 +205,7 @@ class RtdbLicenceRepository:
         """Stage a user's entitlement (module names must be valid keys)."""
         path = tenant_path(entitlement.tenant_id, layout.ENTITLEMENTS,
                            checked_key(entitlement.user_id, "user_id"))
-        self._buffer.stage_write(path, entitlement_to_record(entitlement, path))
+        self._buffer.stage_write(path, to_record(entitlement, path))
 
     def get_entitlement(self, tenant_id: str, user_id: str) -> Entitlement | None:
         """The user's entitlement, or None."""
@@ -245,32 +245,31 @@ class RtdbLeaseRepository:
     def modify(
         self, tenant_id: str, lease_id: str, change: Callable[[Lease], Lease]
     ) -> Lease | None:
-        """Compare-and-set ``change(current)`` on the lease now (retried on conflict)."""
+        """Compare-and-set ``change(current)`` on the lease now (retried on conflict), checked
+        by :mod:`botmox_core.ports.modify` (an unchanged lease is not written)."""
         path = self._path(tenant_id, lease_id)
         pending = self._buffer.pending_conditional(path)
         if pending is not None:  # created in this unit, not yet committed
-            changed = change(from_record(pending.pending_value, Lease, tenant_id=tenant_id))
-            self._check_identity(changed, tenant_id, lease_id)
-            pending.pending_value = to_record(changed, path)
-            return changed
+
+            def restage(changed: Lease) -> Lease:
+                pending.pending_value = to_record(changed, path)
+                return changed
+
+            current = from_record(pending.pending_value, Lease, tenant_id=tenant_id)
+            return modify_record(current, change, restage)
         result: list[Lease] = []
 
-        def update(current: Any) -> Any:
+        def update(stored: Any) -> Any:
             result.clear()
-            if current is None:
+            if stored is None:
                 return UNCHANGED
-            changed = change(from_record(current, Lease, tenant_id=tenant_id))
-            self._check_identity(changed, tenant_id, lease_id)
+            current = from_record(stored, Lease, tenant_id=tenant_id)
+            changed = checked_change(current, change)
             result.append(changed)
-            return to_record(changed, path)
+            return UNCHANGED if changed == current else to_record(changed, path)
 
-        written, _ = run_transaction(self._buffer.ref(path), update, "modify lease")
-        return result[0] if written and result else None
-
-    @staticmethod
-    def _check_identity(lease: Lease, tenant_id: str, lease_id: str) -> None:
-        if lease.tenant_id != tenant_id or lease.id != lease_id:
-            raise BadRequestError("a lease change must not alter the lease id or tenant")
+        run_transaction(self._buffer.ref(path), update, "modify lease")
+        return result[0] if result else None
 
 
 class RtdbReleaseRepository:

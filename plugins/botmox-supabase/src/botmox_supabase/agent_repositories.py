@@ -16,95 +16,27 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from botmox_core.errors import BadRequestError
 from botmox_core.models import Agent, AgentStatus, Command, CommandStatus
-from botmox_supabase.repositories import _Repository, _structure, _text
+from botmox_core.ports.modify import modify_record
+from botmox_core.records import enum_value
+from botmox_supabase.repositories import CODEC, _Repository, insert_sql, set_sql
 
 __all__ = ["PostgresAgentRepository", "PostgresCommandRepository"]
 
-_AGENT_COLUMNS = (
-    "id",
-    "tenant_id",
-    "name",
-    "status",
-    "created_at",
-    "pairing_code_hash",
-    "pairing_expires_at",
-    "version",
-    "platform",
-    "capabilities",
-    "public_key",
-    "token_hash",
-    "token_expires_at",
-    "registered_at",
-    "last_seen_at",
-    "revoked_at",
-    "revoke_reason",
-)
-
-_COMMAND_COLUMNS = (
-    "id",
-    "tenant_id",
-    "agent_id",
-    "command_type",
-    "payload",
-    "status",
-    "queued_at",
-    "expires_at",
-    "updated_at",
-    "execution_timeout_seconds",
-    "idempotency_key",
-    "attempts",
-    "max_attempts",
-    "dispatched_at",
-    "started_at",
-    "finished_at",
-    "cancel_requested_at",
-    "result",
-    "error",
-    "output_bytes",
-    "created_by",
-)
-
+_AGENT_COLUMNS = CODEC.fields(Agent)
+_COMMAND_COLUMNS = CODEC.fields(Command)
 _UNFINISHED = ("queued", "dispatched", "running")
 
 
-def _enum_value(kind: type[AgentStatus] | type[CommandStatus], value: Any, field: str) -> str:
-    try:
-        return str(kind(value).value)
-    except ValueError:
-        raise BadRequestError(f"{field} {value!r} is not a known {kind.__name__}") from None
-
-
-def _agent_params(agent: Agent) -> dict[str, Any]:
-    if not isinstance(agent, Agent):
-        raise BadRequestError(f"expected an Agent, got {type(agent).__name__}")
-    if not all(isinstance(item, str) for item in agent.capabilities):
-        raise BadRequestError("agent capabilities must be strings")
-    params = {name: _text(getattr(agent, name)) for name in _AGENT_COLUMNS}
-    params["status"] = _enum_value(AgentStatus, agent.status, "agent status")
-    params["capabilities"] = list(agent.capabilities)
-    return params
-
-
-def _command_params(command: Command) -> dict[str, Any]:
-    if not isinstance(command, Command):
-        raise BadRequestError(f"expected a Command, got {type(command).__name__}")
-    if not isinstance(command.payload, dict):
-        raise BadRequestError("command payload must be a JSON object")
-    if command.result is not None and not isinstance(command.result, dict):
-        raise BadRequestError("command result must be a JSON object")
-    params = {name: _text(getattr(command, name)) for name in _COMMAND_COLUMNS}
-    params["status"] = _enum_value(CommandStatus, command.status, "command status")
-    params["payload"] = Jsonb(command.payload)
-    params["result"] = None if command.result is None else Jsonb(command.result)
-    return params
+def _record(value: Any, model: type[Any]) -> dict[str, Any]:
+    if not isinstance(value, model):
+        raise BadRequestError(f"expected {model.__name__}, got {type(value).__name__}")
+    return CODEC.record(value)
 
 
 def _statuses(statuses: Sequence[CommandStatus]) -> list[str]:
-    return [_enum_value(CommandStatus, status, "command status") for status in statuses]
+    return [enum_value(CommandStatus, status, field="command status") for status in statuses]
 
 
 class PostgresAgentRepository(_Repository):
@@ -114,12 +46,7 @@ class PostgresAgentRepository(_Repository):
 
     def add(self, agent: Agent) -> None:
         """Store a new agent; :class:`DuplicateError` when the id or a hash exists."""
-        columns = ", ".join(_AGENT_COLUMNS)
-        values = ", ".join(f"%({name})s" for name in _AGENT_COLUMNS)
-        self._count(
-            f"insert into botmox.agents ({columns}) values ({values})",  # noqa: S608 - fixed names
-            _agent_params(agent),
-        )
+        self._count(insert_sql("botmox.agents", _AGENT_COLUMNS), _record(agent, Agent))
 
     def get(self, tenant_id: str, agent_id: str) -> Agent | None:
         """The tenant's agent, or None."""
@@ -143,13 +70,13 @@ class PostgresAgentRepository(_Repository):
 
     def list(self, tenant_id: str, status: AgentStatus | None = None) -> Sequence[Agent]:
         """The tenant's agents (of one stored status when given), newest first."""
-        wanted = None if status is None else _enum_value(AgentStatus, status, "agent status")
+        wanted = None if status is None else enum_value(AgentStatus, status, field="agent status")
         rows = self._rows(
             "select * from botmox.agents where tenant_id = %s"
             " and (%s::text is null or status = %s) order by created_at desc, id desc",
             (tenant_id, wanted, wanted),
         )
-        return [_structure(row, Agent) for row in rows]
+        return [CODEC.value(row, Agent) for row in rows]
 
     def modify(
         self, tenant_id: str, agent_id: str, change: Callable[[Agent], Agent]
@@ -160,22 +87,17 @@ class PostgresAgentRepository(_Repository):
             "select * from botmox.agents where tenant_id = %s and id = %s for update",
             (tenant_id, agent_id),
         )
-        if current is None:
-            return None
-        updated = change(current)
-        if not isinstance(updated, Agent):
-            raise BadRequestError(f"an agent change must return an Agent, got {updated!r}")
-        if updated.id != current.id or updated.tenant_id != current.tenant_id:
-            raise BadRequestError("an agent change must not alter the agent's id or tenant")
-        if updated == current:
-            return current
-        assignments = ", ".join(f"{name} = %({name})s" for name in _AGENT_COLUMNS[2:])
-        return self._one(
+        return modify_record(current, change, self._write)
+
+    def _write(self, agent: Agent) -> Agent:
+        stored = self._one(
             Agent,
-            f"update botmox.agents set {assignments}"  # noqa: S608 - fixed column names
+            f"update botmox.agents set {set_sql(_AGENT_COLUMNS[2:])}"  # noqa: S608 - fixed names
             " where tenant_id = %(tenant_id)s and id = %(id)s returning *",
-            _agent_params(updated),
+            CODEC.record(agent),
         )
+        assert stored is not None  # the row is locked by this transaction
+        return stored
 
 
 class PostgresCommandRepository(_Repository):
@@ -185,12 +107,7 @@ class PostgresCommandRepository(_Repository):
 
     def add(self, command: Command) -> None:
         """Store a new command; :class:`DuplicateError` for a taken id or idempotency key."""
-        columns = ", ".join(_COMMAND_COLUMNS)
-        values = ", ".join(f"%({name})s" for name in _COMMAND_COLUMNS)
-        self._count(
-            f"insert into botmox.commands ({columns}) values ({values})",  # noqa: S608
-            _command_params(command),
-        )
+        self._count(insert_sql("botmox.commands", _COMMAND_COLUMNS), _record(command, Command))
 
     def get(self, tenant_id: str, command_id: str) -> Command | None:
         """The tenant's command, or None."""
@@ -226,7 +143,7 @@ class PostgresCommandRepository(_Repository):
             " order by queued_at desc, id desc limit %s",
             (tenant_id, agent_id, agent_id, wanted, wanted, max(0, int(limit))),
         )
-        return [_structure(row, Command) for row in rows]
+        return [CODEC.value(row, Command) for row in rows]
 
     def count(self, tenant_id: str, agent_id: str, statuses: Sequence[CommandStatus]) -> int:
         """How many of the agent's commands are in one of ``statuses``."""
@@ -246,22 +163,17 @@ class PostgresCommandRepository(_Repository):
             "select * from botmox.commands where tenant_id = %s and id = %s for update",
             (tenant_id, command_id),
         )
-        if current is None:
-            return None
-        updated = change(current)
-        if not isinstance(updated, Command):
-            raise BadRequestError(f"a command change must return a Command, got {updated!r}")
-        if updated.id != current.id or updated.tenant_id != current.tenant_id:
-            raise BadRequestError("a command change must not alter the command's id or tenant")
-        if updated == current:
-            return current
-        assignments = ", ".join(f"{name} = %({name})s" for name in _COMMAND_COLUMNS[2:])
-        return self._one(
+        return modify_record(current, change, self._write)
+
+    def _write(self, command: Command) -> Command:
+        stored = self._one(
             Command,
-            f"update botmox.commands set {assignments}"  # noqa: S608 - fixed column names
+            f"update botmox.commands set {set_sql(_COMMAND_COLUMNS[2:])}"  # noqa: S608
             " where tenant_id = %(tenant_id)s and id = %(id)s returning *",
-            _command_params(updated),
+            CODEC.record(command),
         )
+        assert stored is not None  # the row is locked by this transaction
+        return stored
 
     def claim(self, tenant_id: str, agent_id: str, now: datetime, limit: int) -> Sequence[Command]:
         """Dispatch up to ``limit`` of the agent's oldest unexpired queued commands, oldest
@@ -281,7 +193,7 @@ class PostgresCommandRepository(_Repository):
             " returning c.*",
             {"tenant": tenant_id, "agent": agent_id, "now": now, "limit": int(limit)},
         )
-        claimed = [_structure(row, Command) for row in rows]
+        claimed = [CODEC.value(row, Command) for row in rows]
         return sorted(claimed, key=lambda command: (command.queued_at, command.id))
 
     def list_stale(
@@ -310,7 +222,7 @@ class PostgresCommandRepository(_Repository):
                 "limit": max(0, int(limit)),
             },
         )
-        return [_structure(row, Command) for row in rows]
+        return [CODEC.value(row, Command) for row in rows]
 
     def append_output(self, tenant_id: str, command_id: str, seq: int, data: str) -> bool:
         """Store chunk ``seq``; False (nothing written) when it is already stored."""

@@ -2,8 +2,10 @@
 
 Every statement names the tenant (``where tenant_id = %s``) even though the server's role bypasses
 row-level security: tenancy is enforced in code and, for Supabase users, by the database.
-Rows come back as dicts and are structured into the attrs models by the shared converter.
-Enums are passed by value (psycopg would dump a Python enum by name).
+Values go in and rows come back through the backend's record codec (:data:`CODEC`, the shared
+:mod:`botmox_core.records` codec with PostgreSQL's hooks: timestamps as ``timestamptz``, JSON
+objects as ``jsonb``, string collections as ``text[]``); enums are passed by value (psycopg would
+dump a Python enum by name).
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from botmox_core.converter import get_converter
-from botmox_core.errors import BadRequestError
+from botmox_core.converter import parse_timestamp
 from botmox_core.models import (
     ApiToken,
     Assignment,
@@ -30,6 +31,8 @@ from botmox_core.models import (
     ReleaseScope,
     Vm,
 )
+from botmox_core.ports.modify import modify_record
+from botmox_core.records import FieldHooks, RecordCodec, RecordHooks
 from botmox_supabase.error_mapping import map_database_errors
 
 __all__ = [
@@ -40,9 +43,38 @@ __all__ = [
     "PostgresLicenceRepository",
     "PostgresReleaseRepository",
     "PostgresVmRepository",
+    "CODEC",
+    "insert_sql",
+    "set_sql",
 ]
 
 M = TypeVar("M")
+
+
+def _as_is(value: Any, field: str = "") -> Any:
+    return value
+
+
+CODEC = RecordCodec(
+    RecordHooks(
+        timestamp=FieldHooks(_as_is, parse_timestamp),
+        json_object=FieldHooks(lambda value, field: Jsonb(value), _as_is),
+        strings=FieldHooks(_as_is, _as_is),
+    )
+)
+"""The Supabase backend's record codec (records keyed by column name, for ``%(name)s``)."""
+
+
+def insert_sql(table: str, columns: Sequence[str]) -> str:
+    """``insert into table (columns) values (%(columns)s)``, for a codec record."""
+    names = ", ".join(columns)
+    values = ", ".join(f"%({name})s" for name in columns)
+    return f"insert into {table} ({names}) values ({values})"  # noqa: S608 - fixed names
+
+
+def set_sql(columns: Sequence[str]) -> str:
+    """``column = %(column)s, ...`` for an ``update ... set``."""
+    return ", ".join(f"{name} = %({name})s" for name in columns)
 
 
 class _Repository:
@@ -65,21 +97,12 @@ class _Repository:
 
     def _one(self, model: type[M], query: str, params: Sequence[Any] | dict[str, Any]) -> M | None:
         rows = self._rows(query, params)
-        return _structure(rows[0], model) if rows else None
+        return CODEC.value(rows[0], model) if rows else None
 
     def _count(self, query: str, params: Sequence[Any] | dict[str, Any]) -> int:
         with map_database_errors(self._action), self._connection().cursor() as cur:
             cur.execute(query, params)
             return cur.rowcount
-
-
-def _structure(row: dict[str, Any], model: type[M]) -> M:
-    return get_converter().structure(row, model)
-
-
-def _text(value: Any) -> Any:
-    """An enum's value, anything else unchanged."""
-    return getattr(value, "value", value)
 
 
 class PostgresApiTokenRepository(_Repository):
@@ -88,21 +111,7 @@ class PostgresApiTokenRepository(_Repository):
     _action = "api token"
 
     def add(self, token: ApiToken) -> None:
-        self._count(
-            "insert into botmox.api_tokens (id, tenant_id, role, user_id, token_hash, created_at,"
-            " expires_at, revoked_at, label) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                token.id,
-                token.tenant_id,
-                _text(token.role),
-                token.user_id,
-                token.token_hash,
-                token.created_at,
-                token.expires_at,
-                token.revoked_at,
-                token.label,
-            ),
-        )
+        self._count(insert_sql("botmox.api_tokens", CODEC.fields(ApiToken)), CODEC.record(token))
 
     def get_by_hash(self, token_hash: str) -> ApiToken | None:
         return self._one(
@@ -126,23 +135,12 @@ class PostgresVmRepository(_Repository):
     def upsert(self, vm: Vm) -> Vm:
         stored = self._one(
             Vm,
-            "insert into botmox.vms (tenant_id, vm_uuid, user_id, status, vm_name, project_id,"
-            " metadata, created_at, updated_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            f"{insert_sql('botmox.vms', CODEC.fields(Vm))}"
             " on conflict (tenant_id, vm_uuid) do update set user_id = excluded.user_id,"
             " status = excluded.status, vm_name = excluded.vm_name,"
             " project_id = excluded.project_id, metadata = excluded.metadata,"
             " updated_at = excluded.updated_at returning *",
-            (
-                vm.tenant_id,
-                vm.vm_uuid,
-                vm.user_id,
-                _text(vm.status),
-                vm.vm_name,
-                vm.project_id,
-                Jsonb(vm.metadata),
-                vm.created_at,
-                vm.updated_at,
-            ),
+            CODEC.record(vm),
         )
         assert stored is not None  # "returning *" of an upsert always yields the row
         return stored
@@ -163,11 +161,10 @@ class PostgresLicenceRepository(_Repository):
 
     def put_licence(self, licence: Licence) -> None:
         self._count(
-            "insert into botmox.licences (tenant_id, status, expires_at, updated_at)"
-            " values (%s, %s, %s, %s) on conflict (tenant_id) do update set"
-            " status = excluded.status, expires_at = excluded.expires_at,"
-            " updated_at = excluded.updated_at",
-            (licence.tenant_id, _text(licence.status), licence.expires_at, licence.updated_at),
+            f"{insert_sql('botmox.licences', CODEC.fields(Licence))}"
+            " on conflict (tenant_id) do update set status = excluded.status,"
+            " expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+            CODEC.record(licence),
         )
 
     def get_licence(self, tenant_id: str) -> Licence | None:
@@ -177,15 +174,10 @@ class PostgresLicenceRepository(_Repository):
 
     def put_entitlement(self, entitlement: Entitlement) -> None:
         self._count(
-            "insert into botmox.entitlements (tenant_id, user_id, modules, updated_at)"
-            " values (%s, %s, %s, %s) on conflict (tenant_id, user_id) do update set"
+            f"{insert_sql('botmox.entitlements', CODEC.fields(Entitlement))}"
+            " on conflict (tenant_id, user_id) do update set"
             " modules = excluded.modules, updated_at = excluded.updated_at",
-            (
-                entitlement.tenant_id,
-                entitlement.user_id,
-                sorted(entitlement.modules),
-                entitlement.updated_at,
-            ),
+            CODEC.record(entitlement),
         )
 
     def get_entitlement(self, tenant_id: str, user_id: str) -> Entitlement | None:
@@ -196,28 +188,7 @@ class PostgresLicenceRepository(_Repository):
         )
 
 
-_LEASE_COLUMNS = (
-    "id",
-    "tenant_id",
-    "user_id",
-    "vm_uuid",
-    "module",
-    "status",
-    "token_hash",
-    "previous_token_hash",
-    "issued_at",
-    "expires_at",
-    "last_heartbeat_at",
-    "version",
-    "agent_id",
-    "runner_id",
-    "revoked_at",
-    "revoke_reason",
-)
-
-
-def _lease_params(lease: Lease) -> dict[str, Any]:
-    return {name: _text(getattr(lease, name)) for name in _LEASE_COLUMNS}
+_LEASE_COLUMNS = CODEC.fields(Lease)
 
 
 class PostgresLeaseRepository(_Repository):
@@ -227,12 +198,7 @@ class PostgresLeaseRepository(_Repository):
     _action = "lease"
 
     def add(self, lease: Lease) -> None:
-        columns = ", ".join(_LEASE_COLUMNS)
-        values = ", ".join(f"%({name})s" for name in _LEASE_COLUMNS)
-        self._count(
-            f"insert into botmox.leases ({columns}) values ({values})",  # noqa: S608 - fixed names
-            _lease_params(lease),
-        )
+        self._count(insert_sql("botmox.leases", _LEASE_COLUMNS), CODEC.record(lease))
 
     def get(self, tenant_id: str, lease_id: str) -> Lease | None:
         return self._one(
@@ -251,18 +217,17 @@ class PostgresLeaseRepository(_Repository):
             "select * from botmox.leases where tenant_id = %s and id = %s for update",
             (tenant_id, lease_id),
         )
-        if current is None:
-            return None
-        updated = change(current)
-        if updated.id != current.id or updated.tenant_id != current.tenant_id:
-            raise BadRequestError("a lease change may not alter the lease id or tenant")
-        assignments = ", ".join(f"{name} = %({name})s" for name in _LEASE_COLUMNS[2:])
-        return self._one(
+        return modify_record(current, change, self._write)
+
+    def _write(self, lease: Lease) -> Lease:
+        stored = self._one(
             Lease,
-            f"update botmox.leases set {assignments}"  # noqa: S608 - fixed column names
+            f"update botmox.leases set {set_sql(_LEASE_COLUMNS[2:])}"  # noqa: S608 - fixed names
             " where tenant_id = %(tenant_id)s and id = %(id)s returning *",
-            _lease_params(updated),
+            CODEC.record(lease),
         )
+        assert stored is not None  # the row is locked by this transaction
+        return stored
 
 
 class PostgresReleaseRepository(_Repository):
@@ -271,24 +236,7 @@ class PostgresReleaseRepository(_Repository):
     _action = "release"
 
     def add(self, release: Release) -> Release:
-        stored = self._one(
-            Release,
-            "insert into botmox.releases (tenant_id, module, platform, channel, version,"
-            " object_key, sha256, size_bytes, status, created_at)"
-            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning *",
-            (
-                release.tenant_id,
-                release.module,
-                release.platform,
-                release.channel,
-                release.version,
-                release.object_key,
-                release.sha256,
-                release.size_bytes,
-                _text(release.status),
-                release.created_at,
-            ),
-        )
+        stored = self._one(Release, f"{_INSERT_RELEASE} returning *", CODEC.record(release))
         assert stored is not None
         return stored
 
@@ -313,7 +261,10 @@ class PostgresReleaseRepository(_Repository):
             " and (%s::text is null or module = %s) order by id desc",
             (tenant_id, module, module),
         )
-        return [_structure(row, Release) for row in rows]
+        return [CODEC.value(row, Release) for row in rows]
+
+
+_INSERT_RELEASE = insert_sql("botmox.releases", CODEC.fields(Release)[1:])  # id: identity
 
 
 class PostgresAssignmentRepository(_Repository):
@@ -325,19 +276,10 @@ class PostgresAssignmentRepository(_Repository):
     def put(self, assignment: Assignment) -> Assignment:
         stored = self._one(
             Assignment,
-            "insert into botmox.assignments (tenant_id, user_id, module, platform, channel,"
-            " release_id, assigned_at) values (%s, %s, %s, %s, %s, %s, %s)"
+            f"{insert_sql('botmox.assignments', CODEC.fields(Assignment))}"
             " on conflict on constraint assignments_scope_key do update set"
             " release_id = excluded.release_id, assigned_at = excluded.assigned_at returning *",
-            (
-                assignment.tenant_id,
-                assignment.user_id,
-                assignment.module,
-                assignment.platform,
-                assignment.channel,
-                assignment.release_id,
-                assignment.assigned_at,
-            ),
+            CODEC.record(assignment),
         )
         assert stored is not None
         return stored
@@ -352,22 +294,9 @@ class PostgresAssignmentRepository(_Repository):
         )
 
 
-_AUDIT_COLUMNS = (
-    "tenant_id",
-    "event",
-    "result",
-    "reason_code",
-    "created_at",
-    "lease_id",
-    "user_id",
-    "vm_uuid",
-    "module",
-    "platform",
-    "channel",
-    "release_id",
-    "request_ip",
-    "url_expires_at",
-    "metadata",
+_INSERT_AUDIT = insert_sql(
+    "botmox.download_audit",
+    [name for name in CODEC.fields(DownloadAuditEntry) if name != "id"],  # id: identity
 )
 
 
@@ -377,16 +306,7 @@ class PostgresDownloadAuditRepository(_Repository):
     _action = "download audit"
 
     def append(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
-        params = {name: _text(getattr(entry, name)) for name in _AUDIT_COLUMNS}
-        params["metadata"] = Jsonb(entry.metadata)
-        columns = ", ".join(_AUDIT_COLUMNS)
-        values = ", ".join(f"%({name})s" for name in _AUDIT_COLUMNS)
-        stored = self._one(
-            DownloadAuditEntry,
-            f"insert into botmox.download_audit ({columns}) values ({values})"  # noqa: S608
-            " returning *",
-            params,
-        )
+        stored = self._one(DownloadAuditEntry, f"{_INSERT_AUDIT} returning *", CODEC.record(entry))
         assert stored is not None
         return stored
 
@@ -400,4 +320,4 @@ class PostgresDownloadAuditRepository(_Repository):
             " and (%s::text is null or lease_id = %s) order by id desc limit %s",
             (tenant_id, lease_id, lease_id, limit),
         )
-        return [_structure(row, DownloadAuditEntry) for row in rows]
+        return [CODEC.value(row, DownloadAuditEntry) for row in rows]
