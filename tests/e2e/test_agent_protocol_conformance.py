@@ -516,3 +516,51 @@ def test_websocket_refusals_are_logged_with_request_id_and_no_secrets(world: Wor
     assert "\x00" not in log
     assert any("proto-deep-1" in line and "4400" in line for line in log.splitlines())
     assert revoked_token not in log and "payload-secret-1" not in log
+
+
+# -- the runtime speaks the same protocol ---------------------------------------------------------
+
+
+def test_runtime_stops_a_command_the_server_timed_out(world: World) -> None:
+    agent_id, process, _runs = world.paired_runtime("timeout")
+    release = world.tmp / "timeout-release"
+    with process:
+        world.wait_connected(agent_id)
+        command = world.enqueue(
+            agent_id, "test.block", {"release": str(release)}, execution_timeout_seconds=1
+        ).json()["data"]
+        world.wait_command(command["id"], lambda c: c["status"] == "timed_out")
+        deadline = time.monotonic() + 10
+        while "settled it" not in process.log():
+            assert time.monotonic() < deadline, process.log()
+            time.sleep(0.05)
+        release.touch()  # a handler still running would now write and report
+        time.sleep(1)
+        stored = world.command(command["id"])
+        log = process.log()
+    assert stored["status"] == "timed_out" and stored["error"] == "execution timeout"
+    assert stored["output"] == "waiting\n"
+    assert "INVALID_COMMAND_TRANSITION" not in log
+
+
+def test_runtime_with_more_concurrency_than_the_window_limit_connects(world: World) -> None:
+    from botmox_core.agent import Agent
+    from botmox_core.agent.state import AgentState
+
+    agent_id, token = world.new_agent()
+    state = AgentState(server_url=world.url, agent_id=agent_id, tenant_id="t", agent_token=token)
+    agent = Agent(concurrency=150, reconnect_initial=0.05, reconnect_max=0.2)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(
+            agent.run(state, journal_path=world.tmp / f"{agent_id}.journal", stop=stop)
+        )
+        try:
+            await asyncio.wait_for(agent.connected.wait(), 10)
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 10)
+
+    asyncio.run(scenario())
+    assert agent.stats.connects == 1

@@ -61,6 +61,8 @@ _WIRE_LOG = logging.getLogger("botmox.agent.connection")
 _WIRE_LOG.setLevel(logging.INFO)
 #: Close code when a newer connection of the same agent replaced this one.
 CLOSE_REPLACED = 4409
+#: The largest dispatch window the server accepts in ``hello``.
+MAX_INFLIGHT = 100
 
 
 class CommandContext:
@@ -70,6 +72,8 @@ class CommandContext:
         id, command_type, payload, attempt: the command.
         cancelled: set when the server asked to cancel (async handlers are also cancelled at
             their next ``await``; sync handlers should check :attr:`is_cancelled`).
+        aborted: the server's ``abort`` (``status``, ``error``) when it settled the command
+            without the agent (execution timeout ...); ``cancelled`` is set too.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class CommandContext:
         self.payload: dict[str, Any] = command.get("payload") or {}
         self.attempt: int = int(command.get("attempts") or 1)
         self.cancelled = asyncio.Event()
+        self.aborted: tuple[str, str | None] | None = None
         #: False for plain-function handlers: they run in a thread and cannot be interrupted.
         self.interruptible = True
         #: True once the server refused output (``OUTPUT_LIMIT_EXCEEDED``); later writes are
@@ -322,7 +327,7 @@ class Agent:
             json.dumps(
                 {
                     "type": "hello",
-                    "max_inflight": self.concurrency,
+                    "max_inflight": min(self.concurrency, MAX_INFLIGHT),
                     "resume": {"running": sorted(self._running)},
                 }
             )
@@ -400,6 +405,8 @@ class Agent:
             await self._on_command(frame["command"])
         elif kind == "cancel":
             self._on_cancel(str(frame.get("command_id")))
+        elif kind == "abort":
+            self._on_abort(frame)
         elif kind == "result_ack":
             assert self._journal is not None
             self._journal.result_acked(str(frame.get("command_id")))
@@ -476,6 +483,28 @@ class Agent:
         if ctx.interruptible:
             task.cancel()
 
+    def _on_abort(self, frame: dict[str, Any]) -> None:
+        """The server settled the command without us (execution timeout ...): stop it and
+        never send its result."""
+        assert self._journal is not None
+        command_id = str(frame.get("command_id"))
+        status = str(frame.get("status") or "failed")
+        error = frame.get("error") if isinstance(frame.get("error"), str) else None
+        log.warning(
+            "command %s: the server settled it (%s: %s); stopping", command_id, status, error
+        )
+        running = self._running.get(command_id)
+        if running is not None:
+            task, ctx = running
+            ctx.aborted = (status, error)
+            ctx.cancelled.set()
+            if ctx.interruptible:
+                task.cancel()
+            return
+        entry = self._journal.get(command_id)
+        if entry is not None and entry.state == FINISHED:
+            self._journal.result_acked(command_id)  # stop re-sending a result it would refuse
+
     async def _execute(self, ctx: CommandContext) -> None:
         assert self._journal is not None and self._slots is not None
         handler = self.handlers.get(ctx.command_type)
@@ -491,6 +520,10 @@ class Agent:
                     status = "succeeded"
                     result = value if isinstance(value, dict) or value is None else {"value": value}
         except asyncio.CancelledError:
+            if ctx.aborted is not None:  # settled by the server: record it, send nothing
+                self._journal.finish(ctx.id, ctx.aborted[0], error=ctx.aborted[1])
+                self._journal.result_acked(ctx.id)
+                return
             await ctx.flush()
             if ctx.is_cancelled:
                 self._journal.finish(ctx.id, "cancelled", error="cancelled")
@@ -503,6 +536,10 @@ class Agent:
             return
         except Exception as exc:  # a handler's failure is the command's failure
             error = f"{type(exc).__name__}: {exc}"
+        if ctx.aborted is not None:  # a plain handler finished after the server's abort
+            self._journal.finish(ctx.id, ctx.aborted[0], error=ctx.aborted[1])
+            self._journal.result_acked(ctx.id)
+            return
         await ctx.flush()
         try:
             json.dumps(result)

@@ -32,6 +32,7 @@ from botmox_core.models import Agent, Command
 from botmox_core.services.agents import AgentTokenRefusedError
 from botmox_core.services.commands import command_view
 from botmox_server.bounded_json import decode_bounded
+from botmox_server.logs import current_request_id, escape
 
 __all__ = [
     "MAX_FRAME_BYTES",
@@ -66,13 +67,9 @@ MAX_RESUME_IDS = 1000
 _INBOUND_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-def _printable(value: object, limit: int = 200) -> str:
-    """``value`` for a log line: cut to ``limit`` characters, control and other non-printable
-    characters written as Python escapes (``\\n``, ``\\x00``), so one record stays one line."""
-    text = str(value)[:limit]
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+def _printable(value: object) -> str:
+    """``value`` for a log line: cut short, control characters escaped (one record, one line)."""
+    return escape(value, 200)
 
 
 class FrameError(Exception):
@@ -139,7 +136,7 @@ def parse_hello(text: str) -> dict[str, Any]:
     hello = decode_frame(text)
     if hello["type"] != "hello":
         raise FrameError(
-            "BAD_FRAME", f"the first frame must be hello, not {_printable(hello['type'], 40)!r}"
+            "BAD_FRAME", "the first frame must be hello, not '" + escape(hello["type"], 40) + "'"
         )
     token = hello.get("token")
     if token is not None and not isinstance(token, str):
@@ -587,6 +584,7 @@ async def agent_connect(socket: WebSocket[Any, Any, Any], hub: Hub) -> None:
     """The agent channel (see ``docs/agent-protocol.md``). Every server-side failure is
     logged with the connection's request id and the agent id (never a token or a frame)."""
     connection_id = _connection_id(socket)
+    current_request_id.set(connection_id)  # every record of this connection carries it
     await socket.accept()
     session: AgentSession | None = None
     try:
