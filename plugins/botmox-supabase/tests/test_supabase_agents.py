@@ -67,10 +67,12 @@ def store(backend: PostgresDataBackend, *records: Agent | Command) -> None:
 
 
 def test_units_carry_the_agent_repositories(pg_backend: PostgresDataBackend) -> None:
-    assert supports_agents(pg_backend)
-    unit = pg_backend.unit_of_work()
+    assert supports_agents(pg_backend)  # the declaration: no unit made, no connection taken
+    with pg_backend.unit_of_work() as unit:
+        agents = unit.agents
+        assert agents.get("t", "agt_x") is None
     with pytest.raises(RuntimeError, match="outside its with-block"):
-        unit.agents.get("t", "agt_x")
+        agents.get("t", "agt_x")
 
 
 def test_agent_round_trip_and_credential_lookups(pg_backend: PostgresDataBackend) -> None:
