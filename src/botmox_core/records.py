@@ -140,10 +140,11 @@ class RecordCodec:
             raise TypeError(f"not a botmox model: {model!r}")
         attrs.resolve_types(model)
         what = _words(model.__name__)
-        overrides = {
-            field.name: override(unstruct_hook=self._encoder_for(what, field.name, field.type))
-            for field in attrs.fields(model)
-        }
+        overrides = {}
+        for field in attrs.fields(model):
+            hook = self._encoder_for(what, field.name, field.type)
+            if hook is not None:
+                overrides[field.name] = override(unstruct_hook=hook)
         return _make_unstructure_fn(model, self._converter, **overrides)  # type: ignore[no-any-return]
 
     def _make_decoder(self, model: type[Any]) -> Callable[[Mapping[str, Any], Any], Any]:
@@ -157,19 +158,23 @@ class RecordCodec:
             model, self._converter, _cattrs_detailed_validation=False, **overrides
         )
 
-    def _encoder_for(self, what: str, name: str, kind: Any) -> Callable[[Any], Any]:
+    def _encoder_for(self, what: str, name: str, kind: Any) -> Callable[[Any], Any] | None:
         inner, optional = _unwrap_optional(kind)
+        if inner in _PLAIN:  # stored as they are: the database refuses what it cannot store
+            return identity
         if inner is datetime:  # the most common kind: one function, no wrapper for None
             return _timestamp_encoder(name, self.hooks.timestamp.encode, optional)
+        encode: Callable[[Any], Any] | None
         if isinstance(inner, type) and issubclass(inner, enum.Enum):
             encode = _enum_encoder(inner, f"{what} {name}")
         else:
             encode = self._base_encoder(name, inner)
-        if encode is identity or not optional:
+        if encode is None or not optional:
             return encode
-        return lambda value: None if value is None else encode(value)
+        present = encode
+        return lambda value: None if value is None else present(value)
 
-    def _base_encoder(self, name: str, kind: Any) -> Callable[[Any], Any]:
+    def _base_encoder(self, name: str, kind: Any) -> Callable[[Any], Any] | None:
         hooks = self.hooks
         if _is_json_object(kind):
             encode_object = hooks.json_object.encode
@@ -195,15 +200,12 @@ class RecordCodec:
                 )
 
             return strings
-        return identity
+        return None  # the shared converter's own hook (types a plugin registered ...)
 
     def _decoder_for(self, kind: Any) -> Callable[[Any, Any], Any] | None:
         inner, optional = _unwrap_optional(kind)
-        if optional and inner in (str, int):  # the shared converter's union hook is slow
-            plain: type[Any] = inner
-            return lambda stored, _: (
-                stored if stored is None or stored.__class__ is plain else plain(stored)
-            )
+        if inner in _PLAIN:
+            return _plain_decoder(inner, optional)
         decode = self._base_decoder(inner)
         if decode is None or not optional:
             return decode
@@ -229,6 +231,26 @@ class RecordCodec:
             decode_strings = hooks.strings.decode
             return lambda stored, _: collection(str(m) for m in decode_strings(stored))
         return None  # the shared converter's own hook (enums by value, str, int ...)
+
+
+_PLAIN = (str, int)
+"""Field types stored as they are."""
+
+
+def _plain_decoder(kind: type[Any], optional: bool) -> Callable[[Any, Any], Any]:
+    """The value as stored when it has the field's type, else converted (``"7"`` -> 7 for an
+    ``int`` field, like the shared converter); a null only in an optional field."""
+
+    def plain(stored: Any, _: Any) -> Any:
+        if stored.__class__ is kind:
+            return stored
+        if stored is None:
+            if optional:
+                return None
+            raise ValueError("null in a required field")
+        return kind(stored)
+
+    return plain
 
 
 def _enum_encoder(kind: type[enum.Enum], label: str) -> Callable[[Any], Any]:
