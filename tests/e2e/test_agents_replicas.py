@@ -338,6 +338,8 @@ def test_ten_thousand_commands_over_three_replicas_zero_double_claims(
             "BOTMOX_STORAGE": "localfs",
             "BOTMOX_AGENT_TRANSPORT": "postgres",
             "BOTMOX_COMMAND_ACK_TIMEOUT_SECONDS": "3600",
+            # 10,000 enqueues by one operator token measure claiming, not the rate limit
+            "BOTMOX_RATE_LIMIT_ENABLED": "false",
         }
         servers = [
             stack.enter_context(running_server(tmp_path / f"replica-{n}", env)) for n in range(3)
@@ -352,6 +354,13 @@ def test_ten_thousand_commands_over_three_replicas_zero_double_claims(
         assert registered.status_code == 201, registered.text
         agent_id = registered.json()["data"]["id"]
         agent_token = registered.json()["data"]["agent_token"]
+        online = httpx.post(  # registering alone does not make an agent online
+            servers[2].url + "/api/v1/agents/heartbeat",
+            json={"agent_id": agent_id},
+            headers={"Authorization": f"Bearer {agent_token}"},
+            timeout=30,
+        )
+        assert online.status_code == 200, online.text
 
         claimed: list[list[tuple[str, int]]] = [[] for _ in range(3 * POLLERS_PER_REPLICA)]
         enqueued: list[list[str]] = [[] for _ in range(ENQUEUERS)]
