@@ -3,7 +3,8 @@
 Timestamps become ISO 8601 strings in UTC (``2026-11-24T23:00:00Z``), enums their values,
 frozensets sorted lists. Plugins add hooks for their own types through the
 ``botmox_configure_converter`` hook, or by calling :func:`configure_converter` on a converter of
-their own.
+their own. Data backends store models through :mod:`botmox_core.records`, a record codec built
+on a copy of this converter.
 """
 
 from __future__ import annotations

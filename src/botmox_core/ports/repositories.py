@@ -130,7 +130,10 @@ class LeaseRepository(Protocol):
         ``change`` sees the latest committed state and may raise a :class:`BotmoxError` to abort
         (nothing is written). Concurrent modifications never lose an update: backends lock the
         row or retry ``change`` on conflict, so ``change`` must be a pure function of its input.
-        Returns None when no such lease exists.
+        Returns None when no such lease exists. ``change`` must return a lease with the same id
+        and tenant (else :class:`BadRequestError`, nothing written), and a lease equal to the
+        current one is not written: every backend enforces this with
+        :mod:`botmox_core.ports.modify`.
         """
 
 
