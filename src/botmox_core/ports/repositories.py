@@ -58,12 +58,17 @@ class BackendCapabilities:
         validates_release_values: ``releases.add`` itself refuses a ``sha256`` that is not 64
             lower-case hex digits and a ``size_bytes`` below 1 (:class:`BadRequestError`);
             without it only the services check them.
+        domains: units of work carry the domain repositories (``records``, ``bot_history``,
+            ``aggregates``, ``settings``; the backend is a
+            :class:`~botmox_core.ports.domains.DomainDataBackend`); without it the server
+            answers the domain routes with 501 ``DOMAINS_NOT_SUPPORTED``.
         preferred_agent_transport: the agent transport that fits this backend when replicas
             share it (e.g. ``postgres`` for Supabase), used unless ``BOTMOX_AGENT_TRANSPORT``
             says otherwise and only when that transport is installed.
     """
 
     agents: bool = False
+    domains: bool = False
     rollback: bool = False
     multi_record_transactions: bool = False
     microsecond_timestamps: bool = False
