@@ -6,13 +6,18 @@ backends.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import attrs
 
-from botmox_core.backends.signed_urls import DownloadUrlSigner, ServerSignedStorage, load_url_key
+from botmox_core.backends.signed_urls import (
+    URL_KEY_FILE,
+    DownloadUrlSigner,
+    ServerSignedStorage,
+    load_url_key,
+)
 from botmox_core.config import Settings
 from botmox_core.errors import ConfigurationError
 from botmox_core.plugin import PluginRegistry, load_registry
@@ -36,6 +41,11 @@ from botmox_core.services import (
 from botmox_core.services.agents import AgentService
 from botmox_core.services.commands import CommandService
 from botmox_core.services.principal import Clock, utcnow
+
+log = logging.getLogger("botmox.config")
+
+EMBEDDED_DATA_BACKEND = "sqlite"
+"""The data backend whose data lives in the data directory (one machine, one key file)."""
 
 
 @attrs.define
@@ -91,12 +101,25 @@ def _safe_health(component: DataBackend | ObjectStorage) -> HealthReport:
 
 
 def load_signer(settings: Settings) -> LeaseTokenSigner:
-    """The lease signing key: ``BOTMOX_LEASE_SIGNING_KEY_FILE`` or ``<data_dir>/lease-signing.pem``
-    (created on first use)."""
-    path = settings.environ.get("BOTMOX_LEASE_SIGNING_KEY_FILE")
-    return LeaseTokenSigner.from_file(
-        Path(path) if path else settings.data_dir / "lease-signing.pem"
-    )
+    """The lease signing key: ``lease_signing_key_file`` (``BOTMOX_LEASE_SIGNING_KEY_FILE``) or
+    ``<data_dir>/lease-signing.pem``, created on first use.
+
+    A key created here on a shared data backend (not the embedded SQLite one) is logged as a
+    warning: replicas that each create their own refuse each other's lease tokens.
+    """
+    path = settings.lease_signing_key_path
+    fresh = not path.exists()
+    signer = LeaseTokenSigner.from_file(path)
+    if fresh and settings.data_backend != EMBEDDED_DATA_BACKEND:
+        log.warning(
+            "created a new lease signing key at %s for the %s data backend; every replica "
+            "must use the same key (set BOTMOX_LEASE_SIGNING_KEY_FILE, or "
+            "lease_signing_key_file in the config file, to one shared file), or replicas "
+            "refuse each other's lease tokens",
+            path,
+            settings.data_backend,
+        )
+    return signer
 
 
 def bootstrap(
@@ -121,10 +144,9 @@ def bootstrap(
         backend.close()
         raise
     signer = load_signer(settings)
-    environ = settings.environ
     try:
         transport = registry.agent_transports.get(
-            select_agent_transport(environ, backend, registry)
+            select_agent_transport(settings, backend, registry)
         )(settings)
     except BaseException:
         backend.close()
@@ -132,14 +154,14 @@ def bootstrap(
         raise
     agents = AgentService(
         backend,
-        offline_after_seconds=_int_option(environ, "BOTMOX_AGENT_OFFLINE_SECONDS", 120, 1),
-        token_ttl_days=_int_option(environ, "BOTMOX_AGENT_TOKEN_TTL_DAYS", 365, 1),
+        offline_after_seconds=settings.agent_offline_seconds,
+        token_ttl_days=settings.agent_token_ttl_days,
         clock=clock,
     )
     commands = CommandService(
         agents,
-        ack_timeout_seconds=_int_option(environ, "BOTMOX_COMMAND_ACK_TIMEOUT_SECONDS", 30, 1),
-        max_attempts=_int_option(environ, "BOTMOX_COMMAND_MAX_ATTEMPTS", 5, 1),
+        ack_timeout_seconds=settings.command_ack_timeout_seconds,
+        max_attempts=settings.command_max_attempts,
         clock=clock,
     )
     return App(
@@ -159,7 +181,7 @@ def bootstrap(
         transport=transport,
         agents=agents,
         commands=commands,
-        command_sweep_interval=_float_option(environ, "BOTMOX_COMMAND_SWEEP_INTERVAL_SECONDS", 1.0),
+        command_sweep_interval=settings.command_sweep_interval_seconds,
     )
 
 
@@ -189,7 +211,17 @@ def deliverable_storage(storage: ObjectStorage, settings: Settings) -> ObjectSto
         _declared(storage, StorageCapabilities, "storage")
         if storage.capabilities.presign:
             return storage
-        key = load_url_key(settings.data_dir, settings.plugin_options("localfs").get("url_key"))
+        configured = settings.plugin_options("localfs").get("url_key")
+        fresh = not configured and not (settings.data_dir / URL_KEY_FILE).exists()
+        key = load_url_key(settings.data_dir, configured)
+        if fresh and settings.data_backend != EMBEDDED_DATA_BACKEND:
+            log.warning(
+                "created a new download URL key in %s for storage %r; every replica must use "
+                "the same key (set BOTMOX_LOCALFS_URL_KEY, or url_key in [plugins.localfs]), "
+                "or replicas refuse each other's download URLs",
+                settings.data_dir / URL_KEY_FILE,
+                storage.name,
+            )
         return ServerSignedStorage(storage, DownloadUrlSigner(base_url=settings.base_url, key=key))
     except BaseException:
         storage.close()
@@ -197,41 +229,19 @@ def deliverable_storage(storage: ObjectStorage, settings: Settings) -> ObjectSto
 
 
 def select_agent_transport(
-    environ: Mapping[str, str], backend: DataBackend, registry: PluginRegistry
+    configured: Settings | Mapping[str, str], backend: DataBackend, registry: PluginRegistry
 ) -> str:
-    """``BOTMOX_AGENT_TRANSPORT`` when set; else the transport the data backend declares it
-    prefers (``capabilities.preferred_agent_transport``, e.g. ``postgres`` for Supabase) when
-    that transport is installed; else ``inprocess``."""
-    chosen = environ.get("BOTMOX_AGENT_TRANSPORT")
+    """The ``agent_transport`` setting (``BOTMOX_AGENT_TRANSPORT``) when set; else the transport
+    the data backend declares it prefers (``capabilities.preferred_agent_transport``, e.g.
+    ``postgres`` for Supabase) when that transport is installed; else ``inprocess``.
+    ``configured`` is the settings, or an environment mapping."""
+    if isinstance(configured, Settings):
+        chosen = configured.agent_transport
+    else:
+        chosen = configured.get("BOTMOX_AGENT_TRANSPORT")
     if chosen:
         return chosen
     preferred = backend.capabilities.preferred_agent_transport
     if preferred is not None and preferred in registry.agent_transports.factories:
         return preferred
     return "inprocess"
-
-
-def _int_option(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be at least {minimum}")
-    return value
-
-
-def _float_option(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
-    if not 0.05 <= value <= 3600:
-        raise ConfigurationError(f"{name} must be between 0.05 and 3600 seconds")
-    return value

@@ -1,5 +1,5 @@
-"""The ``botmox`` command line: ``serve``, ``admin ...``, ``runner ...``, ``agent ...`` and plugin
-commands.
+"""The ``botmox`` command line: ``serve``, ``admin ...``, ``runner ...``, ``agent ...``,
+``config show`` and plugin commands.
 
 Every command that prints results accepts ``--json`` so operators can script it. Errors print
 ``Error: CODE: message`` on stderr and exit 1, without a traceback.
@@ -35,6 +35,7 @@ def cli() -> None:
 def _add_commands() -> None:
     from botmox_core.cli.admin import admin_group
     from botmox_core.cli.agent import agent_group
+    from botmox_core.cli.config import config_group
     from botmox_core.cli.runner import runner_group
     from botmox_core.cli.serve import serve_command
     from botmox_core.plugin import build_plugin_manager
@@ -44,6 +45,7 @@ def _add_commands() -> None:
     cli.add_command(admin_group)
     cli.add_command(runner_group)
     cli.add_command(agent_group)
+    cli.add_command(config_group)
     register_commands(build_plugin_manager(), cli)
 
 

@@ -54,20 +54,20 @@ class RtdbOptions:
 
 
 def read_options(settings: Settings) -> RtdbOptions:
-    """Options from ``settings.plugin_options("rtdb")`` and the Firebase environment variables.
+    """Options from ``settings.plugin_options("rtdb")``, which falls back to the Firebase
+    environment variables (``botmox_core.config.PLUGIN_ENV_FALLBACKS``).
 
     Raises :class:`ConfigurationError` when the database URL is missing or malformed.
     """
     options = settings.plugin_options("rtdb")
-    environ = settings.environ
-    url = options.get("database_url") or environ.get("FIREBASE_DATABASE_URL") or ""
+    url = options.get("database_url") or ""
     if not url:
         raise ConfigurationError(
             "rtdb: no database URL; set BOTMOX_RTDB_DATABASE_URL (or FIREBASE_DATABASE_URL) "
             "to https://<project>.firebaseio.com"
         )
     parts = urlsplit(url)
-    emulator_host = options.get("emulator_host") or environ.get("FIREBASE_DATABASE_EMULATOR_HOST")
+    emulator_host = options.get("emulator_host")
     if parts.scheme == "http":
         namespace = parse_qs(parts.query).get("ns", [""])[0]
         if not parts.netloc or not namespace:

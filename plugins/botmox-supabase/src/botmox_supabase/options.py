@@ -159,12 +159,9 @@ class SupabaseOptions:
     @classmethod
     def from_settings(cls, settings: Settings) -> SupabaseOptions:
         """Read the options; :class:`ConfigurationError` when the URL is missing or malformed."""
+        # database_url falls back to SUPABASE_DB_URL, then DATABASE_URL (PLUGIN_ENV_FALLBACKS)
         options = settings.plugin_options(PLUGIN_NAME)
-        url = (
-            options.get("database_url")
-            or settings.environ.get("SUPABASE_DB_URL")
-            or settings.environ.get("DATABASE_URL")
-        )
+        url = options.get("database_url")
         if not url:
             raise ConfigurationError(
                 "DATA_BACKEND=supabase needs a database URL: set BOTMOX_SUPABASE_DATABASE_URL "
