@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 
-from botmox_core.config import load_settings
+from botmox_core.config import ENVIRONMENT_ONLY, Origin, Settings, load_settings, setting_fields
 from botmox_core.errors import ConfigurationError
 
 
@@ -92,3 +95,273 @@ def test_toml_values_of_the_right_type_are_kept(tmp_path: Path) -> None:
         "json",
     )
     assert load_settings({"BOTMOX_LOG_FORMAT": "text"}, config_file=path).log_format == "text"
+
+
+# -- every setting, from the environment and the file ------------------------------------------
+
+#: For every Settings field: a valid non-default value as the environment spells it, as the TOML
+#: file spells it, and the value the field then holds. A new field without an entry here fails
+#: ``test_every_setting_has_a_sample`` (and so must say how it is set).
+SAMPLES: dict[str, tuple[str, str, object]] = {
+    "data_dir": ("/srv/botmox", '"/srv/botmox"', Path("/srv/botmox")),
+    "data_backend": ("supabase", '"supabase"', "supabase"),
+    "storage": ("s3", '"s3"', "s3"),
+    "host": ("0.0.0.0", '"0.0.0.0"', "0.0.0.0"),
+    "port": ("9001", "9001", 9001),
+    "public_url": ("https://botmox.example.com", '"https://botmox.example.com"', None),
+    "lease_ttl_seconds": ("600", "600", 600),
+    "download_url_ttl_seconds": ("120", "120", 120),
+    "jwt_secret": ("s3cr3t-jwt", '"s3cr3t-jwt"', "s3cr3t-jwt"),
+    "jwks_url": ("https://auth.example.com/jwks", '"https://auth.example.com/jwks"', None),
+    "jwt_issuer": ("me", '"me"', "me"),
+    "jwt_audience": ("them", '"them"', "them"),
+    "max_upload_bytes": ("1024", "1024", 1024),
+    "log_format": ("json", '"json"', "json"),
+    "rate_limit_enabled": ("false", "false", False),
+    "rate_limit_requests": ("10", "10", 10),
+    "rate_limit_address_requests": ("11", "11", 11),
+    "rate_limit_window_seconds": ("12", "12", 12),
+    "rate_limit_trusted_proxies": ("10.0.0.0/8", '["10.0.0.0/8"]', ("10.0.0.0/8",)),
+    "rate_limit_store": ("postgres", '"postgres"', "postgres"),
+    "lease_signing_key_file": ("/keys/lease.pem", '"/keys/lease.pem"', Path("/keys/lease.pem")),
+    "agent_transport": ("postgres", '"postgres"', "postgres"),
+    "agent_offline_seconds": ("45", "45", 45),
+    "agent_token_ttl_days": ("30", "30", 30),
+    "command_ack_timeout_seconds": ("7", "7", 7),
+    "command_max_attempts": ("2", "2", 2),
+    "command_sweep_interval_seconds": ("0.25", "0.25", 0.25),
+    "enabled_plugins": ("s3, minio", "", ("s3", "minio")),
+    "disabled_plugins": ("rtdb", "", ("rtdb",)),
+    "config_file": ("", "", None),  # BOTMOX_CONFIG names the file itself: tested below
+}
+
+
+def _expected(name: str, raw: str, value: object) -> object:
+    return raw if value is None else value
+
+
+def test_every_setting_has_a_sample() -> None:
+    names = {field.name for field in setting_fields()}
+    assert names == set(SAMPLES), "give the new setting an environment variable and a sample"
+    for field in setting_fields():
+        assert field.metadata["env"], f"{field.name} has no environment variable"
+
+
+@pytest.mark.parametrize("name", sorted(set(SAMPLES) - {"config_file"}))
+def test_every_setting_is_set_by_its_environment_variables(name: str) -> None:
+    raw, _, value = SAMPLES[name]
+    field = attrs.fields_dict(Settings)[name]
+    for variable in field.metadata["env"]:
+        settings = load_settings({variable: raw})
+        assert getattr(settings, name) == _expected(name, raw, value), variable
+        assert settings.origin(name) == Origin("env", variable)
+    assert load_settings({}).origin(name) == Origin("default")
+
+
+@pytest.mark.parametrize("name", sorted(set(SAMPLES) - ENVIRONMENT_ONLY))
+def test_every_setting_is_set_by_the_toml_file(tmp_path: Path, name: str) -> None:
+    raw, toml, value = SAMPLES[name]
+    path = tmp_path / "botmox.toml"
+    path.write_text(f"{name} = {toml}\n")
+    settings = load_settings({}, config_file=path)
+    assert getattr(settings, name) == _expected(name, raw, value)
+    assert settings.origin(name) == Origin("file", str(path))
+    # the same under a [botmox] table
+    path.write_text(f"[botmox]\n{name} = {toml}\n")
+    assert getattr(load_settings({}, config_file=path), name) == _expected(name, raw, value)
+
+
+@pytest.mark.parametrize("name", sorted(ENVIRONMENT_ONLY - {"config_file"}))
+def test_environment_only_settings_are_refused_in_the_file(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "botmox.toml"
+    path.write_text(f'{name} = "s3"\n')
+    variable = attrs.fields_dict(Settings)[name].metadata["env"][0]
+    with pytest.raises(ConfigurationError, match=f"{name} in .* cannot be set in the config file"):
+        load_settings({}, config_file=path)
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings({}, config_file=path)
+
+
+def test_config_file_origin_names_the_variable_or_the_option(tmp_path: Path) -> None:
+    path = tmp_path / "botmox.toml"
+    path.write_text("port = 9000\n")
+    from_env = load_settings({"BOTMOX_CONFIG": str(path)})
+    assert from_env.config_file == path and from_env.origin("config_file") == Origin(
+        "env", "BOTMOX_CONFIG"
+    )
+    from_option = load_settings({"BOTMOX_CONFIG": "/nonexistent.toml"}, config_file=path)
+    assert from_option.config_file == path
+    assert from_option.origin("config_file") == Origin("option")
+
+
+@pytest.mark.parametrize("name", sorted(set(SAMPLES) - ENVIRONMENT_ONLY))
+def test_environment_wins_over_the_file_which_wins_over_the_default(
+    tmp_path: Path, name: str
+) -> None:
+    raw, _, value = SAMPLES[name]
+    default = attrs.fields_dict(Settings)[name].default
+    path = tmp_path / "botmox.toml"
+    path.write_text(f"{name} = {_OTHER[name]}\n")
+    variable = attrs.fields_dict(Settings)[name].metadata["env"][-1]
+    settings = load_settings({variable: raw}, config_file=path)
+    assert getattr(settings, name) == _expected(name, raw, value)
+    assert settings.origin(name) == Origin("env", variable)
+    from_file = load_settings({}, config_file=path)
+    assert getattr(from_file, name) != getattr(settings, name)
+    assert from_file.origin(name) == Origin("file", str(path))
+    assert getattr(load_settings({}), name) == default
+
+
+#: A second valid value (as the TOML file spells it) per setting, different from SAMPLES.
+_OTHER: dict[str, str] = {
+    "data_dir": '"/b"',
+    "data_backend": '"rtdb"',
+    "storage": '"minio"',
+    "host": '"::1"',
+    "port": "9002",
+    "public_url": '"http://b"',
+    "lease_ttl_seconds": "61",
+    "download_url_ttl_seconds": "61",
+    "jwt_secret": '"b"',
+    "jwks_url": '"http://b"',
+    "jwt_issuer": '"b"',
+    "jwt_audience": '"b"',
+    "max_upload_bytes": "2",
+    "log_format": '"text"',
+    "rate_limit_enabled": "true",
+    "rate_limit_requests": "2",
+    "rate_limit_address_requests": "2",
+    "rate_limit_window_seconds": "2",
+    "rate_limit_trusted_proxies": '["::1"]',
+    "rate_limit_store": '"memory"',
+    "lease_signing_key_file": '"/b.pem"',
+    "agent_transport": '"inprocess"',
+    "agent_offline_seconds": "2",
+    "agent_token_ttl_days": "2",
+    "command_ack_timeout_seconds": "2",
+    "command_max_attempts": "9",
+    "command_sweep_interval_seconds": "2.5",
+}
+
+
+def test_command_line_options_win_over_the_environment() -> None:
+    settings = load_settings({"BOTMOX_PORT": "9001"}, port=9100)
+    assert settings.port == 9100 and settings.origin("port") == Origin("option")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"BOTMOX_AGENT_OFFLINE_SECONDS": "0"},
+            r"agent_offline_seconds must be at least 1, got 0 \(from the environment variable "
+            r"BOTMOX_AGENT_OFFLINE_SECONDS\)",
+        ),
+        ({"BOTMOX_AGENT_TOKEN_TTL_DAYS": "soon"}, "BOTMOX_AGENT_TOKEN_TTL_DAYS='soon' is not an"),
+        ({"BOTMOX_COMMAND_ACK_TIMEOUT_SECONDS": "-5"}, "command_ack_timeout_seconds must be at"),
+        ({"BOTMOX_COMMAND_MAX_ATTEMPTS": "2.5"}, "BOTMOX_COMMAND_MAX_ATTEMPTS='2.5' is not an"),
+        (
+            {"BOTMOX_COMMAND_SWEEP_INTERVAL_SECONDS": "0.001"},
+            "between 0.05 and 3600 seconds .*BOTMOX_COMMAND_SWEEP_INTERVAL_SECONDS",
+        ),
+        ({"BOTMOX_COMMAND_SWEEP_INTERVAL_SECONDS": "fast"}, "'fast' is not a number"),
+        ({"BOTMOX_PORT": "70000"}, r"port must be between 1 and 65535.*BOTMOX_PORT"),
+        ({"BOTMOX_MAX_UPLOAD_BYTES": "0"}, "max_upload_bytes must be at least 1"),
+        ({"BOTMOX_RATE_LIMIT_ENABLED": "maybe"}, "boolean.*BOTMOX_RATE_LIMIT_ENABLED"),
+        ({"BOTMOX_RATE_LIMIT_TRUSTED_PROXIES": "10.0.0.x"}, "not an IP address.*TRUSTED_PROXIES"),
+    ],
+)
+def test_bad_values_name_the_setting_and_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        load_settings(env)
+    if "must be" in caught.value.message:
+        assert caught.value.details["source"] == "env"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("agent_offline_seconds = 0", r"agent_offline_seconds must be at least 1, got 0 \(from "
+         r"agent_offline_seconds in .*botmox.toml\)"),
+        ('command_max_attempts = "5"', "command_max_attempts in .* must be an integer, got '5'"),
+        ("command_sweep_interval_seconds = 7200", "between 0.05 and 3600 seconds"),
+        ("lease_signing_key_file = 5", "lease_signing_key_file in .* must be a path string"),
+        ("rate_limit_requests = 0", r"rate_limit_requests must be at least 1.*\(from "
+         r"rate_limit_requests in"),
+    ],
+)  # fmt: skip
+def test_bad_file_values_name_the_key_and_the_file(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    path = tmp_path / "botmox.toml"
+    path.write_text(body + "\n")
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings({}, config_file=path)
+
+
+def test_a_secret_is_never_echoed_in_an_error() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"BOTMOX_JWT_SECRET": "hunter2", "BOTMOX_PORT": "x"})
+    assert "hunter2" not in str(caught.value)
+
+
+# -- plugin options and the variables other tools set ---------------------------------------
+
+
+def test_plugin_options_fall_back_to_the_services_own_variables(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "postgresql://a/b", "SUPABASE_DB_URL": "postgresql://c/d"}
+    options = load_settings(env).plugin_option_origins("supabase")
+    assert options["database_url"] == ("postgresql://c/d", Origin("env", "SUPABASE_DB_URL"))
+    env["BOTMOX_SUPABASE_DATABASE_URL"] = "postgresql://e/f"
+    assert load_settings(env).plugin_options("supabase")["database_url"] == "postgresql://e/f"
+    path = tmp_path / "botmox.toml"
+    path.write_text('[plugins.supabase]\ndatabase_url = "postgresql://g/h"\n')
+    from_file = load_settings({"DATABASE_URL": "postgresql://a/b"}, config_file=path)
+    assert from_file.plugin_option_origins("supabase")["database_url"] == (
+        "postgresql://g/h",
+        Origin("file", str(path)),
+    )
+    rtdb = load_settings({"FIREBASE_DATABASE_EMULATOR_HOST": "127.0.0.1:9000"})
+    assert rtdb.plugin_options("rtdb") == {"emulator_host": "127.0.0.1:9000"}
+
+
+# -- the composition root runs with what Settings says -------------------------------------------
+
+
+def test_bootstrap_takes_agent_and_command_settings_from_the_file(tmp_path: Path) -> None:
+    from botmox_core.bootstrap import bootstrap
+
+    path = tmp_path / "botmox.toml"
+    key = tmp_path / "keys" / "lease.pem"
+    path.write_text(
+        f'data_dir = "{tmp_path / "data"}"\nlease_signing_key_file = "{key}"\n'
+        "agent_offline_seconds = 45\ncommand_ack_timeout_seconds = 7\n"
+        "command_max_attempts = 2\ncommand_sweep_interval_seconds = 0.25\n"
+        'agent_transport = "inprocess"\n'
+    )
+    app = bootstrap(load_settings({"BOTMOX_PLUGINS": "none"}, config_file=path))
+    try:
+        assert app.agents.offline_after == timedelta(seconds=45)
+        assert app.commands.ack_timeout == timedelta(seconds=7)
+        assert app.commands.max_attempts == 2
+        assert app.command_sweep_interval == 0.25
+        assert key.is_file()
+        assert not (tmp_path / "data" / "lease-signing.pem").exists()
+    finally:
+        app.close()
+
+
+def test_a_fresh_lease_key_on_a_shared_backend_is_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from botmox_core.bootstrap import load_signer
+
+    caplog.set_level(logging.WARNING, logger="botmox.config")
+    shared = load_settings({"BOTMOX_DATA_DIR": str(tmp_path / "a"), "DATA_BACKEND": "supabase"})
+    load_signer(shared)
+    assert "BOTMOX_LEASE_SIGNING_KEY_FILE" in caplog.text
+    assert str(shared.lease_signing_key_path) in caplog.text
+    caplog.clear()
+    load_signer(shared)  # the key exists now: replicas given this file share it
+    load_signer(load_settings({"BOTMOX_DATA_DIR": str(tmp_path / "b")}))  # embedded SQLite
+    assert caplog.text == ""
