@@ -18,6 +18,9 @@ Mixins:
   :class:`~botmox_core.ports.ObjectStorage`.
 * :class:`AgentRepositoryConformance` — fixture ``backend`` yields a fresh, empty backend whose
   units of work carry the agent and command repositories (:mod:`botmox_core.ports.agents`).
+* :class:`DomainRepositoryConformance` — fixture ``backend`` yields a fresh, empty backend that
+  declares ``capabilities.domains`` (:mod:`botmox_core.ports.domains`; one mixin per domain
+  repository in :mod:`botmox_core.testing.domains`).
 
 What a backend can do is read from its declaration (``backend.capabilities`` /
 ``storage.capabilities``): the tests of every claimed capability run, the others skip with the
@@ -28,7 +31,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["AgentRepositoryConformance", "ObjectStorageConformance", "RepositoryConformance"]
+__all__ = [
+    "AgentRepositoryConformance",
+    "DomainRepositoryConformance",
+    "ObjectStorageConformance",
+    "RepositoryConformance",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -44,4 +52,8 @@ def __getattr__(name: str) -> Any:
         from botmox_core.testing.agents import AgentRepositoryConformance
 
         return AgentRepositoryConformance
+    if name == "DomainRepositoryConformance":
+        from botmox_core.testing.domains import DomainRepositoryConformance
+
+        return DomainRepositoryConformance
     raise AttributeError(name)
