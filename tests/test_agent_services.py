@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from botmox_core.bootstrap import App
+from botmox_core.domain.commands import TRANSITIONS, transition
 from botmox_core.errors import (
     AgentNotActiveError,
     AgentNotFoundError,
@@ -26,7 +27,6 @@ from botmox_core.errors import (
 )
 from botmox_core.models import CommandStatus, Role
 from botmox_core.services import Principal
-from botmox_core.services.commands import TRANSITIONS, transition
 from botmox_core.testing.agents import make_command
 from tests.conftest import FakeClock
 

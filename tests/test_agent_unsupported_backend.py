@@ -15,6 +15,7 @@ from botmox_core.backends.sqlite import SqliteBackend
 from botmox_core.bootstrap import bootstrap
 from botmox_core.config import load_settings
 from botmox_core.ports import supports_agents
+from botmox_core.services.agent_store import AgentStore
 from botmox_server import create_app
 
 
@@ -55,9 +56,9 @@ def client(tmp_path: Path) -> Iterator[tuple[TestClient[Any], str]]:
     core.backend.close()
     backend = BackendWithoutAgents(tmp_path / "db.sqlite3")
     core.backend = backend
-    for service in (core.tokens, core.vms, core.agents):
+    for service in (core.tokens, core.vms):
         service._backend = backend  # type: ignore[attr-defined]
-    core.agents.supported = supports_agents(backend)
+    core.agents.store = AgentStore(backend, core.agents.liveness)
     token = core.tokens.create("tenant-a", "admin").secret
     with TestClient(create_app(core=core)) as test_client:
         yield test_client, token

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,12 +46,28 @@ def test_every_error_code_is_documented() -> None:
     assert not missing, f"docs/http-api.md lacks error codes {missing}"
 
 
+def _route_handlers(routes: list[object]) -> list[tuple[Any, str]]:
+    """``(handler, path prefix)`` for plain handlers and for the handlers of controllers."""
+    from litestar import Controller
+    from litestar.handlers import HTTPRouteHandler
+
+    found: list[tuple[Any, str]] = []
+    for entry in routes:
+        if isinstance(entry, type) and issubclass(entry, Controller):
+            handlers = [v for v in vars(entry).values() if isinstance(v, HTTPRouteHandler)]
+            assert handlers, f"{entry.__name__} has no route handlers"
+            found.extend((handler, entry.path.rstrip("/")) for handler in handlers)
+        else:
+            found.append((entry, ""))
+    return found
+
+
 def test_every_route_is_documented() -> None:
     from botmox_server.app import ROUTES
 
     page = (DOCS / "http-api.md").read_text()
-    for handler in ROUTES:
-        for path in handler.paths:
+    for handler, prefix in _route_handlers(ROUTES):
+        for path in (prefix + p if p != "/" else prefix for p in handler.paths):
             if path == "/api/v1/openapi.json":
                 continue
             shown = re.sub(r"\{(\w+):\w+\}", r"{\1}", path).replace("{vm_uuid}", "{uuid}")

@@ -354,7 +354,7 @@ class AgentStatus(enum.StrEnum):
 
 class CommandStatus(enum.StrEnum):
     """Command states; the legal moves between them are in
-    :data:`botmox_core.services.commands.TRANSITIONS`."""
+    :data:`botmox_core.domain.commands.TRANSITIONS`."""
 
     QUEUED = "queued"
     DISPATCHED = "dispatched"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar, Request, Response, get
@@ -16,6 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from botmox_core import __version__
 from botmox_core.bootstrap import App, bootstrap
 from botmox_core.config import Settings, load_settings
+from botmox_server.agent_bus import AgentBus, provide_bus
 from botmox_server.auth import Authenticator
 from botmox_server.bounded_json import BoundedRequest
 from botmox_server.dependencies import provide_core, provide_principal
@@ -23,7 +24,7 @@ from botmox_server.errors import EXCEPTION_HANDLERS
 from botmox_server.middleware import RequestIdMiddleware
 from botmox_server.ratelimit import install_rate_limiter
 from botmox_server.routes import agents, artifacts, health, licence, vm_ops, vms
-from botmox_server.routes.agent_ws import AgentHub, agent_connect, provide_hub, sweep_forever
+from botmox_server.routes.agent_ws import agent_connect
 from botmox_server.routes.localfs_download import localfs_download_routes
 
 __all__ = ["create_app"]
@@ -56,21 +57,10 @@ ROUTES: list[Any] = [
     artifacts.get_assignment,
     artifacts.resolve_download,
     artifacts.audit_log,
-    agents.create_pairing,
-    agents.register_agent,
-    agents.agent_heartbeat,
-    agents.list_agents,
-    agents.get_agent,
-    agents.revoke_agent,
-    vm_ops.enqueue_command,
-    vm_ops.proxmox_action,
-    vm_ops.syncthing_action,
-    vm_ops.infra_action,
-    vm_ops.get_command,
-    vm_ops.list_commands,
-    vm_ops.update_command,
-    vm_ops.cancel_command,
-    vm_ops.next_command,
+    agents.AgentController,
+    vm_ops.CommandController,
+    vm_ops.InfraController,
+    vm_ops.CommandPollController,
     openapi_document,
     *localfs_download_routes,
 ]
@@ -97,28 +87,23 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
     if _no_websocket_wire_debug not in uvicorn_log.filters:
         uvicorn_log.addFilter(_no_websocket_wire_debug)
 
-    hub = AgentHub(core)
-    background: list[asyncio.Task[None]] = []
+    bus = AgentBus(core)
 
-    async def start_agent_bus() -> None:
-        await core.transport.start()
-        background.append(asyncio.create_task(sweep_forever(hub), name="botmox-command-sweeper"))
-
-    async def close_core() -> None:
-        for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        with contextlib.suppress(Exception):
-            await core.transport.stop()
-        core.close()
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        """The agent bus (transport, sweeper) runs while the app does; the core closes last."""
+        try:
+            async with bus.running():
+                yield
+        finally:
+            core.close()
 
     app = Litestar(
         route_handlers=[*ROUTES, *WEBSOCKET_ROUTES],
         dependencies={
             "core": Provide(provide_core, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=True),
-            "hub": Provide(provide_hub, sync_to_thread=False),
+            "bus": Provide(provide_bus, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         state=State(
@@ -126,7 +111,7 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
                 "core": core,
                 "storage": core.storage,
                 "authenticator": Authenticator(core.settings, core.tokens, core.agents),
-                "agent_hub": hub,
+                "agent_bus": bus,
             }
         ),
         openapi_config=OpenAPIConfig(
@@ -138,8 +123,7 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
             ),
             security=[{"bearer": []}],
         ),
-        on_startup=[start_agent_bus],
-        on_shutdown=[close_core],
+        lifespan=[lifespan],
         request_max_body_size=JSON_BODY_LIMIT,
         request_class=BoundedRequest,
         debug=False,

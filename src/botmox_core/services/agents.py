@@ -22,11 +22,12 @@ from typing import Any
 import attrs
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from botmox_core.domain.agents import AgentLiveness
+from botmox_core.domain.commands import fail_unfinished
 from botmox_core.errors import (
     AgentNotActiveError,
     AgentNotFoundError,
     AgentRevokedError,
-    AgentsNotSupportedError,
     AlreadyRevokedError,
     BadRequestError,
     ForbiddenError,
@@ -36,10 +37,19 @@ from botmox_core.errors import (
 )
 from botmox_core.models import Agent, AgentStatus, Role
 from botmox_core.ports import DataBackend
-from botmox_core.ports.agents import AgentDataBackend, AgentUnitOfWork, supports_agents
+from botmox_core.ports.agents import AgentUnitOfWork
 from botmox_core.security import hash_secret, hashes_match
 from botmox_core.services import validation as check
-from botmox_core.services.principal import Clock, Principal, utcnow
+from botmox_core.services.agent_store import AgentStore
+from botmox_core.services.principal import (
+    HEARTBEAT_OTHER_AGENTS,
+    LIST_AGENTS,
+    PAIR_AGENTS,
+    REVOKE_AGENTS,
+    Clock,
+    Principal,
+    utcnow,
+)
 
 __all__ = [
     "AGENT_TOKEN_PREFIX",
@@ -47,7 +57,6 @@ __all__ = [
     "AgentTokenRefusedError",
     "CreatedPairing",
     "RegisteredAgent",
-    "agent_view",
 ]
 
 AGENT_TOKEN_PREFIX = "bma_"  # noqa: S105 - a public prefix, not a secret
@@ -91,41 +100,12 @@ class RegisteredAgent:
     token: str = attrs.field(repr=False)
 
 
-def agent_view(agent: Agent, now: datetime, offline_after: timedelta) -> dict[str, Any]:
-    """The public JSON of an agent: never a hash; ``status`` is ``offline`` for an active agent
-    not seen within ``offline_after``."""
-    return {
-        "id": agent.id,
-        "tenant_id": agent.tenant_id,
-        "name": agent.name,
-        "status": public_status(agent, now, offline_after),
-        "version": agent.version,
-        "platform": agent.platform,
-        "capabilities": list(agent.capabilities),
-        "public_key": agent.public_key,
-        "created_at": agent.created_at,
-        "pairing_expires_at": agent.pairing_expires_at
-        if agent.status is AgentStatus.PENDING
-        else None,
-        "registered_at": agent.registered_at,
-        "agent_token_expires_at": agent.token_expires_at,
-        "last_seen_at": agent.last_seen_at,
-        "revoked_at": agent.revoked_at,
-        "revoke_reason": agent.revoke_reason,
-    }
-
-
-def public_status(agent: Agent, now: datetime, offline_after: timedelta) -> str:
-    """``pending``, ``active``, ``offline`` or ``revoked``."""
-    if agent.status is AgentStatus.ACTIVE and (
-        agent.last_seen_at is None or agent.last_seen_at < now - offline_after
-    ):
-        return "offline"
-    return agent.status.value
-
-
 class AgentService:
-    """Pairs, registers, authenticates, lists and revokes agents."""
+    """Pairs, registers, authenticates, lists and revokes agents.
+
+    Its ``supported``, ``liveness`` and ``unit()`` are those of :attr:`store`, so it is also
+    the :class:`~botmox_core.services.agent_store.AgentRepositories` of the command service.
+    """
 
     def __init__(
         self,
@@ -135,24 +115,24 @@ class AgentService:
         token_ttl_days: int = 365,
         clock: Clock = utcnow,
     ) -> None:
-        self._backend = backend
-        self.supported = supports_agents(backend)
-        self.offline_after = timedelta(seconds=offline_after_seconds)
+        self.liveness = AgentLiveness(timedelta(seconds=offline_after_seconds))
+        self.store = AgentStore(backend, self.liveness)
+        self.offline_after = self.liveness.offline_after
         self.touch_interval = min(TOUCH_INTERVAL, self.offline_after / 4)
         self._token_ttl = timedelta(days=token_ttl_days)
         self._clock = clock
         self._touched: dict[str, datetime] = {}
         self._touched_lock = threading.Lock()
 
+    @property
+    def supported(self) -> bool:
+        """Whether the data backend stores agents and commands."""
+        return self.store.supported
+
     def unit(self) -> AgentUnitOfWork:
         """A unit of work with the agent repositories; 501 ``AGENTS_NOT_SUPPORTED`` when the
         data backend has none."""
-        if not self.supported:
-            raise AgentsNotSupportedError(
-                f"the {self._backend.name} data backend does not store agents and commands"
-            )
-        backend: AgentDataBackend = self._backend  # type: ignore[assignment]
-        return backend.unit_of_work()
+        return self.store.unit()
 
     def now(self) -> datetime:
         return self._clock()
@@ -163,7 +143,7 @@ class AgentService:
         self, principal: Principal, *, name: Any = None, expires_in_minutes: Any = None
     ) -> CreatedPairing:
         """A pending agent with a fresh pairing code (admin/infra)."""
-        principal.require(Role.ADMIN, Role.INFRA)
+        principal.authorize(PAIR_AGENTS)
         label = check.optional_text(name, "name", 128)
         minutes = PAIRING_MINUTES_DEFAULT if expires_in_minutes is None else expires_in_minutes
         if (
@@ -281,7 +261,7 @@ class AgentService:
             if principal.subject != aid:
                 raise ForbiddenError("an agent may only heartbeat itself")
         else:
-            principal.require(Role.ADMIN, Role.INFRA)
+            principal.authorize(HEARTBEAT_OTHER_AGENTS)
         now = self._clock()
 
         def seen(current: Agent) -> Agent:
@@ -330,8 +310,7 @@ class AgentService:
 
     def is_recently_seen(self, agent: Agent, now: datetime | None = None) -> bool:
         """Active and seen within the offline window."""
-        moment = now or self._clock()
-        return public_status(agent, moment, self.offline_after) == "active"
+        return self.liveness.is_recently_seen(agent, now or self._clock())
 
     # -- operator views ---------------------------------------------------------------------
 
@@ -351,7 +330,7 @@ class AgentService:
     ) -> tuple[Sequence[Agent], int]:
         """One page of the tenant's agents (``status`` pending|active|offline|revoked) and the
         total count. Agents cannot list."""
-        principal.require(Role.API, Role.ADMIN, Role.INFRA)
+        principal.authorize(LIST_AGENTS)
         wanted = None if status is None else str(status)
         if wanted is not None and wanted not in ("pending", "active", "offline", "revoked"):
             raise _field("status", "must be one of pending|active|offline|revoked")
@@ -368,14 +347,14 @@ class AgentService:
             agents = uow.agents.list(principal.tenant_id, stored)
         now = self._clock()
         if wanted is not None:
-            agents = [a for a in agents if public_status(a, now, self.offline_after) == wanted]
+            agents = [a for a in agents if self.liveness.status(a, now) == wanted]
         start = (page - 1) * limit
         return agents[start : start + limit], len(agents)
 
     def revoke(self, principal: Principal, agent_id: Any, reason: Any = None) -> Agent:
         """Revoke the agent (admin/infra): its token stops working and its queued, dispatched
         and running commands fail with ``agent revoked``. 409 ``ALREADY_REVOKED`` twice."""
-        principal.require(Role.ADMIN, Role.INFRA)
+        principal.authorize(REVOKE_AGENTS)
         aid = _agent_id(agent_id)
         reason_text = check.optional_text(reason, "reason", 512)
         now = self._clock()
@@ -391,13 +370,11 @@ class AgentService:
                 pairing_code_hash=None,
             )
 
-        from botmox_core.services.commands import fail_unfinished
-
         with self.unit() as uow:
             agent = uow.agents.modify(principal.tenant_id, aid, revoke)
             if agent is None:
                 raise AgentNotFoundError("no such agent")
-            fail_unfinished(uow, principal.tenant_id, aid, now, "agent revoked")
+            fail_unfinished(uow.commands, principal.tenant_id, aid, now, "agent revoked")
             uow.commit()
         self.forget(aid)
         return agent

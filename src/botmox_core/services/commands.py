@@ -1,15 +1,8 @@
 """The command queue: enqueue, delivery, acknowledgement, output, results, cancellation and the
 sweeper that enforces the timeouts.
 
-States and the only legal moves between them (:data:`TRANSITIONS`)::
-
-    queued ──claim──▶ dispatched ──ack──▶ running ──result──▶ succeeded | failed
-       │                 │  ▲                │
-       │                 │  └─ack timeout────┤ (re-queued, bounded attempts, then failed)
-       │                 │                   ├─hand back (agent shutdown)──▶ queued
-       ├─▶ expired ◀─────┘ (delivery timeout)├─▶ timed_out (execution timeout)
-       ├─▶ cancelled ◀── cancel_ack ─────────┤
-       └─▶ failed (agent revoked) ◀──────────┘ (agent revoked / lost)
+The states and the legal moves between them are the domain's
+(:mod:`botmox_core.domain.commands`); this service loads, checks and stores:
 
 * **Delivery timeout** ``expires_in_seconds`` (10–3600, default 300): a command still queued or
   dispatched at ``expires_at`` is ``expired``.
@@ -26,14 +19,15 @@ States and the only legal moves between them (:data:`TRANSITIONS`)::
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import attrs
 
+from botmox_core.domain import commands as machine
+from botmox_core.domain.commands import IN_FLIGHT, SweepOutcome
 from botmox_core.errors import (
     AgentNotFoundError,
     AgentOfflineError,
@@ -42,159 +36,52 @@ from botmox_core.errors import (
     CommandOutputLimitError,
     DuplicateError,
     ForbiddenError,
-    IdempotencyKeyReusedError,
     InvalidCommandTransitionError,
+    NotFoundError,
 )
 from botmox_core.models import AgentStatus, Command, CommandStatus, Role
 from botmox_core.ports.agents import AgentUnitOfWork
 from botmox_core.services import validation as check
-from botmox_core.services.agents import AgentService
-from botmox_core.services.principal import Clock, Principal, utcnow
+from botmox_core.services.agent_store import AgentRepositories
+from botmox_core.services.command_requests import (
+    ACTIONS,
+    COMMAND_TYPE_RE,
+    IDEMPOTENCY_KEY_RE,
+    INFRA_TARGET_RE,
+    MAX_CHUNK_BYTES,
+    MAX_OUTPUT_BYTES,
+    MAX_PAYLOAD_BYTES,
+    MAX_RESULT_BYTES,
+    PROXMOX_ACTIONS,
+    SYNCTHING_ACTIONS,
+    CommandRequest,
+    field_error,
+)
+from botmox_core.services.principal import (
+    CANCEL_COMMANDS,
+    ENQUEUE_ANY_COMMAND,
+    ENQUEUE_COMMANDS,
+    UPDATE_COMMAND_STATUS,
+    USE_INFRA,
+    Clock,
+    Principal,
+    utcnow,
+)
 
 __all__ = [
+    "ACTIONS",
+    "COMMAND_TYPE_RE",
+    "IDEMPOTENCY_KEY_RE",
+    "INFRA_TARGET_RE",
     "MAX_OUTPUT_BYTES",
+    "MAX_PAYLOAD_BYTES",
     "PROXMOX_ACTIONS",
     "SYNCTHING_ACTIONS",
-    "TRANSITIONS",
     "CommandService",
     "SweepReport",
-    "command_view",
-    "fail_unfinished",
-    "transition",
 ]
 
 S = CommandStatus
-
-#: The legal state changes; everything else is 409 ``INVALID_COMMAND_TRANSITION``.
-TRANSITIONS: dict[CommandStatus, frozenset[CommandStatus]] = {
-    S.QUEUED: frozenset({S.DISPATCHED, S.EXPIRED, S.CANCELLED, S.FAILED}),
-    S.DISPATCHED: frozenset({S.RUNNING, S.QUEUED, S.SUCCEEDED, S.FAILED, S.EXPIRED, S.CANCELLED}),
-    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED, S.QUEUED}),
-    S.SUCCEEDED: frozenset(),
-    S.FAILED: frozenset(),
-    S.EXPIRED: frozenset(),
-    S.CANCELLED: frozenset(),
-    S.TIMED_OUT: frozenset(),
-}
-
-UNFINISHED = (S.QUEUED, S.DISPATCHED, S.RUNNING)
-IN_FLIGHT = (S.DISPATCHED, S.RUNNING)
-
-#: Stored output per command (UTF-8 bytes of all chunks).
-MAX_OUTPUT_BYTES = 16 * 1024 * 1024
-#: One output chunk.
-MAX_CHUNK_BYTES = 256 * 1024
-MAX_PAYLOAD_BYTES = 64 * 1024
-MAX_RESULT_BYTES = 256 * 1024
-EXPIRES_MIN, EXPIRES_MAX, EXPIRES_DEFAULT = 10, 3600, 300
-EXECUTION_TIMEOUT_MAX, EXECUTION_TIMEOUT_DEFAULT = 86400, 3600
-COMMAND_TYPE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}(\.[a-z0-9][a-z0-9_-]{0,62}){0,4}$")
-IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-
-#: Proxmox actions the agents know (``POST /api/v1/vm-ops/proxmox/{action}``).
-PROXMOX_ACTIONS = frozenset(
-    {
-        "start",
-        "stop",
-        "shutdown",
-        "reset",
-        "suspend",
-        "resume",
-        "clone",
-        "delete",
-        "list",
-        "status",
-        "config-get",
-        "config-update",
-        "resize-disk",
-        "task-status",
-        "wait-task",
-    }
-)
-#: Syncthing actions (``POST /api/v1/vm-ops/syncthing/{action}``).
-SYNCTHING_ACTIONS = frozenset(
-    {
-        "status",
-        "config-get",
-        "config-update",
-        "scan",
-        "pause",
-        "resume",
-        "restart",
-        "add-device",
-        "remove-device",
-        "add-folder",
-        "remove-folder",
-    }
-)
-
-
-def transition(command: Command, to: CommandStatus, now: datetime, **fields: Any) -> Command:
-    """``command`` moved to ``to`` (with ``fields`` set); 409 ``INVALID_COMMAND_TRANSITION``
-    when the table does not allow it."""
-    if to not in TRANSITIONS[command.status]:
-        raise InvalidCommandTransitionError(
-            f"command {command.id} is {command.status.value}; it cannot become {to.value}",
-            details={"command_id": command.id, "status": command.status.value, "to": to.value},
-        )
-    changes: dict[str, Any] = {"status": to, "updated_at": now, **fields}
-    if to.is_final and "finished_at" not in fields:
-        changes["finished_at"] = now
-    if to is S.RUNNING and command.started_at is None:
-        changes.setdefault("started_at", now)
-    if to is S.QUEUED:
-        changes.setdefault("dispatched_at", None)
-        changes.setdefault("started_at", None)
-    return attrs.evolve(command, **changes)
-
-
-def command_view(command: Command, output: str | None = None) -> dict[str, Any]:
-    """The public JSON of a command (with ``output`` when given)."""
-    view: dict[str, Any] = {
-        "id": command.id,
-        "agent_id": command.agent_id,
-        "command_type": command.command_type,
-        "payload": command.payload,
-        "status": command.status.value,
-        "queued_at": command.queued_at,
-        "expires_at": command.expires_at,
-        "updated_at": command.updated_at,
-        "dispatched_at": command.dispatched_at,
-        "started_at": command.started_at,
-        "finished_at": command.finished_at,
-        "cancel_requested_at": command.cancel_requested_at,
-        "execution_timeout_seconds": command.execution_timeout_seconds,
-        "attempts": command.attempts,
-        "max_attempts": command.max_attempts,
-        "idempotency_key": command.idempotency_key,
-        "result": command.result,
-        "error": command.error,
-        "output_bytes": command.output_bytes,
-    }
-    if output is not None:
-        view["output"] = output
-    return view
-
-
-def fail_unfinished(
-    uow: AgentUnitOfWork, tenant_id: str, agent_id: str, now: datetime, reason: str
-) -> Sequence[Command]:
-    """Fail every queued, dispatched or running command of the agent (in ``uow``)."""
-    failed: list[Command] = []
-    while True:
-        batch = uow.commands.list(tenant_id, agent_id=agent_id, statuses=UNFINISHED, limit=500)
-        if not batch:
-            return failed
-        for command in batch:
-            done = uow.commands.modify(
-                tenant_id,
-                command.id,
-                lambda c: (
-                    transition(c, S.FAILED, now, error=reason) if c.status in UNFINISHED else c
-                ),
-            )
-            if done is not None:
-                failed.append(done)
 
 
 @attrs.frozen
@@ -226,11 +113,17 @@ class SweepReport:
 
 
 class CommandService:
-    """Enqueues commands and moves them through their states."""
+    """Enqueues commands and moves them through their states (the moves are the domain's,
+    :mod:`botmox_core.domain.commands`; this service loads, checks and stores them).
+
+    ``agents`` gives the agent and command repositories and the offline window; the
+    :class:`~botmox_core.services.agents.AgentService` is one, an
+    :class:`~botmox_core.services.agent_store.AgentStore` another.
+    """
 
     def __init__(
         self,
-        agents: AgentService,
+        agents: AgentRepositories,
         *,
         ack_timeout_seconds: int = 30,
         max_attempts: int = 5,
@@ -257,50 +150,104 @@ class CommandService:
         idempotency_key: Any = None,
         connected: Callable[[str], bool] = lambda agent_id: False,
     ) -> tuple[Command, bool]:
-        """Queue a command for an agent of the caller's tenant; ``(command, created)``.
+        """Queue a command of any type for an agent of the caller's tenant (admin/infra);
+        ``(command, created)``.
 
         The same ``idempotency_key`` for the same agent returns the existing command
         (``created`` False) — 409 ``IDEMPOTENCY_KEY_REUSED`` if its type or payload differ.
         A new command needs an active agent with a live connection (``connected``) or a
         heartbeat within the offline window, else 409 ``AGENT_OFFLINE``.
         """
-        if principal.role not in (Role.API, Role.ADMIN, Role.INFRA):
-            raise ForbiddenError("agents cannot enqueue commands")
-        if not isinstance(agent_id, str) or not agent_id or len(agent_id) > 64:
-            raise _field("agent_id", "required")
-        kind = _command_type(command_type)
-        body = _json_object(payload, "payload", MAX_PAYLOAD_BYTES)
-        expires_in = _bounded_int(
-            expires_in_seconds, "expires_in_seconds", EXPIRES_MIN, EXPIRES_MAX, EXPIRES_DEFAULT
+        principal.authorize(ENQUEUE_ANY_COMMAND)
+        return self._enqueue(
+            principal,
+            agent_id=agent_id,
+            command_type=command_type,
+            payload=payload,
+            payload_field="payload",
+            expires_in_seconds=expires_in_seconds,
+            execution_timeout_seconds=execution_timeout_seconds,
+            idempotency_key=idempotency_key,
+            connected=connected,
         )
-        run_limit = _bounded_int(
-            execution_timeout_seconds,
-            "execution_timeout_seconds",
-            1,
-            EXECUTION_TIMEOUT_MAX,
-            EXECUTION_TIMEOUT_DEFAULT,
+
+    def enqueue_action(
+        self, principal: Principal, family: str, action: str, *, params: Any = None, **fields: Any
+    ) -> tuple[Command, bool]:
+        """Queue ``<family>.<action>`` (a known Proxmox or Syncthing action, see
+        :data:`ACTIONS`; any role but agent) with ``params`` as its payload; ``fields`` as
+        for :meth:`enqueue`. 400 for an unknown action."""
+        allowed = ACTIONS[family]
+        if action not in allowed:
+            raise BadRequestError(
+                f"unknown {family} action {action[:40]!r}",
+                details=[{"field": "action", "message": "one of " + ", ".join(sorted(allowed))}],
+            )
+        return self._enqueue(
+            principal,
+            command_type=f"{family}.{action}",
+            payload=params,
+            payload_field="params",
+            **fields,
         )
-        key = None
-        if idempotency_key is not None:
-            if not isinstance(idempotency_key, str) or not IDEMPOTENCY_KEY_RE.fullmatch(
-                idempotency_key
-            ):
-                raise _field("idempotency_key", "must be 1-128 of A-Z a-z 0-9 . _ : @ / + = -")
-            key = idempotency_key
+
+    def enqueue_infra(
+        self, principal: Principal, target: str, *, params: Any = None, **fields: Any
+    ) -> tuple[Command, bool]:
+        """Queue ``infra.<target>`` (slashes become dots; admin/infra): direct infrastructure
+        access the agent performs, never the server. 404 for a malformed target."""
+        principal.authorize(USE_INFRA)
+        path = target.strip("/")
+        if not INFRA_TARGET_RE.fullmatch(path):
+            raise NotFoundError(f"no infra target {path[:60]!r}")
+        return self._enqueue(
+            principal,
+            command_type="infra." + path.replace("/", "."),
+            payload=params,
+            payload_field="params",
+            **fields,
+        )
+
+    def _enqueue(
+        self,
+        principal: Principal,
+        *,
+        agent_id: Any,
+        command_type: Any,
+        payload: Any,
+        payload_field: str,
+        expires_in_seconds: Any = None,
+        execution_timeout_seconds: Any = None,
+        idempotency_key: Any = None,
+        connected: Callable[[str], bool] = lambda agent_id: False,
+    ) -> tuple[Command, bool]:
+        # bounded (size and depth) under the name the caller used (`params` on the action routes)
+        body = check.json_object(payload, payload_field, MAX_PAYLOAD_BYTES)
+        principal.authorize(ENQUEUE_COMMANDS)
+        request = CommandRequest.parse(
+            agent_id=agent_id,
+            command_type=command_type,
+            payload=body,
+            expires_in_seconds=expires_in_seconds,
+            execution_timeout_seconds=execution_timeout_seconds,
+            idempotency_key=idempotency_key,
+        )
+        agent_id, kind, key = request.agent_id, request.command_type, request.idempotency_key
         tenant = principal.tenant_id
         now = self._clock()
+        liveness = self._agents.liveness
         with self._agents.unit() as uow:
             if key is not None:
                 existing = uow.commands.find_by_idempotency_key(tenant, agent_id, key)
                 if existing is not None:
-                    return _same_request(existing, kind, body), False
+                    return request.same_as(existing), False
             agent = uow.agents.get(tenant, agent_id)
             if agent is None:
                 raise AgentNotFoundError("no such agent")
             if agent.status is not AgentStatus.ACTIVE:
                 raise AgentOfflineError(f"the agent is {agent.status.value}")
-            if not connected(agent.id) and not self._agents.is_recently_seen(agent, now):
-                seconds = int(self._agents.offline_after.total_seconds())
+            if not connected(agent.id) and not liveness.is_recently_seen(agent, now):
+                seconds = int(liveness.offline_after.total_seconds())
                 raise AgentOfflineError(
                     f"the agent has no live connection and no heartbeat within {seconds} s"
                 )
@@ -311,10 +258,10 @@ class CommandService:
                 command_type=kind,
                 status=S.QUEUED,
                 queued_at=now,
-                expires_at=now + timedelta(seconds=expires_in),
+                expires_at=now + timedelta(seconds=request.expires_in_seconds),
                 updated_at=now,
                 payload=body,
-                execution_timeout_seconds=run_limit,
+                execution_timeout_seconds=request.execution_timeout_seconds,
                 idempotency_key=key,
                 max_attempts=self.max_attempts,
                 created_by=principal.subject,
@@ -329,7 +276,7 @@ class CommandService:
                 existing = uow.commands.find_by_idempotency_key(tenant, agent_id, key)
                 if existing is None:
                     raise
-                return _same_request(existing, kind, body), False
+                return request.same_as(existing), False
         return command, True
 
     def get(
@@ -349,7 +296,7 @@ class CommandService:
         if status is not None:
             statuses = [check.choice(status, "status", CommandStatus)]
         if not 1 <= limit <= 100:
-            raise _field("limit", "must be from 1 to 100")
+            raise field_error("limit", "must be from 1 to 100")
         if principal.role is Role.AGENT:
             if agent_id is not None and agent_id != principal.subject:
                 return []
@@ -362,24 +309,13 @@ class CommandService:
     def request_cancel(self, principal: Principal, command_id: Any) -> Command:
         """Cancel (operators): a queued command is cancelled at once; a dispatched or running
         one gets ``cancel_requested_at`` and is cancelled when the agent acknowledges."""
-        principal.require(Role.API, Role.ADMIN, Role.INFRA)
+        principal.authorize(CANCEL_COMMANDS)
         now = self._clock()
-
-        def cancel(current: Command) -> Command:
-            if current.status is S.QUEUED:
-                return transition(current, S.CANCELLED, now, error="cancelled before delivery")
-            if current.status in IN_FLIGHT:
-                if current.cancel_requested_at is not None:
-                    return current
-                return attrs.evolve(current, cancel_requested_at=now, updated_at=now)
-            raise InvalidCommandTransitionError(
-                f"command {current.id} is {current.status.value}; it cannot be cancelled",
-                details={"command_id": current.id, "status": current.status.value},
-            )
-
         with self._agents.unit() as uow:
             command = self._visible(uow, principal, command_id)
-            done = uow.commands.modify(principal.tenant_id, command.id, cancel)
+            done = uow.commands.modify(
+                principal.tenant_id, command.id, lambda c: machine.request_cancel(c, now)
+            )
             uow.commit()
         assert done is not None
         return done
@@ -427,13 +363,7 @@ class CommandService:
     def ack(self, tenant_id: str, agent_id: str, command_id: Any) -> Command:
         """The agent accepted the command: dispatched → running (again: no change)."""
         now = self._clock()
-
-        def accept(current: Command) -> Command:
-            if current.status is S.RUNNING:
-                return current
-            return transition(current, S.RUNNING, now)
-
-        return self._agent_modify(tenant_id, agent_id, command_id, accept)
+        return self._agent_modify(tenant_id, agent_id, command_id, lambda c: machine.accept(c, now))
 
     def finish(
         self,
@@ -449,44 +379,30 @@ class CommandService:
         a no-op (results are resent after reconnects)."""
         final = check.choice(status, "status", CommandStatus)
         if final not in (S.SUCCEEDED, S.FAILED):
-            raise _field("status", "a result must be succeeded or failed")
-        body = None if result is None else _json_object(result, "result", MAX_RESULT_BYTES)
+            raise field_error("status", "a result must be succeeded or failed")
+        body = None if result is None else check.json_object(result, "result", MAX_RESULT_BYTES)
         message = check.optional_text(error, "error", 4096) if error is not None else None
         now = self._clock()
-
-        def complete(current: Command) -> Command:
-            if current.status is final:
-                return current
-            return transition(current, final, now, result=body, error=message)
-
-        return self._agent_modify(tenant_id, agent_id, command_id, complete)
+        return self._agent_modify(
+            tenant_id,
+            agent_id,
+            command_id,
+            lambda c: machine.complete(c, final, now, result=body, error=message),
+        )
 
     def cancel_ack(self, tenant_id: str, agent_id: str, command_id: Any) -> Command:
         """The agent stopped the command after a cancel request → cancelled."""
         now = self._clock()
-
-        def cancelled(current: Command) -> Command:
-            if current.status is S.CANCELLED:
-                return current
-            if current.cancel_requested_at is None:
-                raise InvalidCommandTransitionError(
-                    f"command {current.id} has no cancel request",
-                    details={"command_id": current.id, "status": current.status.value},
-                )
-            return transition(current, S.CANCELLED, now, error="cancelled")
-
-        return self._agent_modify(tenant_id, agent_id, command_id, cancelled)
+        return self._agent_modify(
+            tenant_id, agent_id, command_id, lambda c: machine.cancel_acknowledged(c, now)
+        )
 
     def hand_back(self, tenant_id: str, agent_id: str, command_id: Any) -> Command:
         """The agent gives a command back unfinished (graceful shutdown) → queued again."""
         now = self._clock()
-
-        def requeue(current: Command) -> Command:
-            if current.status is S.QUEUED:
-                return current
-            return transition(current, S.QUEUED, now)
-
-        return self._agent_modify(tenant_id, agent_id, command_id, requeue)
+        return self._agent_modify(
+            tenant_id, agent_id, command_id, lambda c: machine.hand_back(c, now)
+        )
 
     def append_output(
         self, tenant_id: str, agent_id: str, command_id: Any, seq: Any, data: Any
@@ -494,12 +410,12 @@ class CommandService:
         """Store output chunk ``seq``; False when it was already stored. 413
         ``OUTPUT_LIMIT_EXCEEDED`` past the per-command limit (the chunk is not stored)."""
         if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**31:
-            raise _field("seq", "must be a non-negative integer")
+            raise field_error("seq", "must be a non-negative integer")
         if not isinstance(data, str):
-            raise _field("data", "must be text")
+            raise field_error("data", "must be text")
         size = len(data.encode("utf-8", "surrogatepass"))
         if size > MAX_CHUNK_BYTES:
-            raise _field("data", f"a chunk holds at most {MAX_CHUNK_BYTES} bytes")
+            raise field_error("data", f"a chunk holds at most {MAX_CHUNK_BYTES} bytes")
         with self._agents.unit() as uow:
             command = self._own(uow, tenant_id, agent_id, command_id)
             if command.status.is_final:
@@ -544,15 +460,16 @@ class CommandService:
         """``PATCH /vm-ops/commands/{id}`` by the agent: optional output chunks
         (``[{seq, data}]``), then a status: ``running`` (ack), ``succeeded``/``failed``
         (result), ``cancelled`` (cancel acknowledgement) or ``queued`` (hand back)."""
-        if principal.role is not Role.AGENT or principal.subject is None:
-            raise ForbiddenError("only the command's agent updates its status")
+        principal.authorize(UPDATE_COMMAND_STATUS)
+        if principal.subject is None:
+            raise ForbiddenError(UPDATE_COMMAND_STATUS.refusal)
         tenant, agent_id = principal.tenant_id, principal.subject
         if output is not None:
             if not isinstance(output, list) or len(output) > 64:
-                raise _field("output", "must be a list of at most 64 {seq, data} chunks")
+                raise field_error("output", "must be a list of at most 64 {seq, data} chunks")
             for chunk in output:
                 if not isinstance(chunk, dict):
-                    raise _field("output", "chunks are {seq, data} objects")
+                    raise field_error("output", "chunks are {seq, data} objects")
                 self.append_output(
                     tenant, agent_id, command_id, chunk.get("seq"), chunk.get("data")
                 )
@@ -584,7 +501,7 @@ class CommandService:
             return report
         now = self._clock()
         dispatched_before = now - self.ack_timeout
-        seen_before = now - self._agents.offline_after
+        seen_before = now - self._agents.liveness.offline_after
         with self._agents.unit() as uow:
             stale = uow.commands.list_stale(
                 now,
@@ -599,54 +516,20 @@ class CommandService:
                     or agent.last_seen_at is None
                     or (agent.last_seen_at < seen_before)
                 )
-                outcome: dict[str, str] = {}
+                outcome: list[SweepOutcome | None] = [None]
 
                 def settle(
                     current: Command,
                     agent_lost: bool = agent_lost,
-                    outcome: dict[str, str] = outcome,
+                    outcome: list[SweepOutcome | None] = outcome,
                 ) -> Command:
-                    outcome.clear()
-                    if current.status in (S.QUEUED, S.DISPATCHED) and current.expires_at <= now:
-                        outcome["kind"] = "expired"
-                        return transition(
-                            current, S.EXPIRED, now, error="delivery timeout: not delivered in time"
-                        )
-                    if (
-                        current.status is S.DISPATCHED
-                        and current.dispatched_at is not None
-                        and current.dispatched_at < dispatched_before
-                    ):
-                        if current.attempts >= current.max_attempts:
-                            outcome["kind"] = "dead_lettered"
-                            return transition(
-                                current,
-                                S.FAILED,
-                                now,
-                                error=f"dead letter: not acknowledged after {current.attempts}"
-                                " deliveries",
-                            )
-                        outcome["kind"] = "requeued"
-                        return transition(current, S.QUEUED, now)
-                    if current.status is S.RUNNING and current.started_at is not None:
-                        deadline = current.started_at + timedelta(
-                            seconds=current.execution_timeout_seconds
-                        )
-                        if deadline <= now:
-                            outcome["kind"] = "timed_out"
-                            return transition(current, S.TIMED_OUT, now, error="execution timeout")
-                        if agent_lost:
-                            outcome["kind"] = "lost"
-                            return transition(
-                                current,
-                                S.FAILED,
-                                now,
-                                error="agent lost: not seen while running the command",
-                            )
-                    return current
+                    settled, outcome[0] = machine.settle_stale(
+                        current, now, dispatched_before=dispatched_before, agent_lost=agent_lost
+                    )
+                    return settled
 
                 uow.commands.modify(found.tenant_id, found.id, settle)
-                kind = outcome.get("kind")
+                kind = outcome[0]
                 if kind is not None:
                     getattr(report, kind).append(found.id)
                     if kind == "requeued":
@@ -690,36 +573,3 @@ class CommandService:
             uow.commit()
         assert done is not None
         return done
-
-
-def _field(field: str, message: str) -> BadRequestError:
-    return BadRequestError(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
-def _command_type(value: Any) -> str:
-    if not isinstance(value, str) or not COMMAND_TYPE_RE.fullmatch(value):
-        raise _field(
-            "command_type", "must be dotted lower-case names, e.g. proxmox.start (≤ 5 parts)"
-        )
-    return value
-
-
-def _json_object(value: Any, field: str, limit: int) -> dict[str, Any]:
-    return check.json_object(value, field, limit)
-
-
-def _bounded_int(value: Any, field: str, low: int, high: int, default: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _field(field, f"must be an integer from {low} to {high}")
-    return value
-
-
-def _same_request(existing: Command, kind: str, body: dict[str, Any]) -> Command:
-    if existing.command_type != kind or existing.payload != body:
-        raise IdempotencyKeyReusedError(
-            "this idempotency key was used for a command with another type or payload",
-            details={"command_id": existing.id},
-        )
-    return existing

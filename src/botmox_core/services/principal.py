@@ -1,4 +1,5 @@
-"""Who is calling: the authenticated identity every service call carries."""
+"""Who is calling: the authenticated identity every service call carries, and who may do what
+on the agent bus (the :class:`Permission` constants, checked by the services)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from botmox_core.errors import BadRequestError, ForbiddenError
 from botmox_core.models import Role
 
 Clock = Callable[[], datetime]
+
+_API, _ADMIN, _INFRA, _AGENT = Role.API, Role.ADMIN, Role.INFRA, Role.AGENT
 
 
 def utcnow() -> datetime:
@@ -33,6 +36,12 @@ class Principal:
     role: Role
     user_id: str | None = None
     subject: str | None = None
+
+    def authorize(self, permission: Permission) -> None:
+        """:class:`ForbiddenError` (with the permission's refusal) unless the caller's role
+        holds ``permission``."""
+        if self.role not in permission.roles:
+            raise ForbiddenError(permission.refusal)
 
     def require(self, *roles: Role) -> None:
         """:class:`ForbiddenError` unless the caller has one of ``roles``."""
@@ -66,3 +75,54 @@ class Principal:
             if self.user_id is not None
             else "acting for a user needs role api, admin or infra"
         )
+
+
+@attrs.frozen
+class Permission:
+    """Roles allowed to do one thing, and what a refused caller is told.
+
+    Attributes:
+        roles: the roles that hold the permission.
+        refusal: the 403 ``FORBIDDEN`` message for any other role.
+    """
+
+    roles: frozenset[Role]
+    refusal: str = attrs.field(
+        default=attrs.Factory(
+            lambda self: (
+                "this action needs role "
+                + ", ".join(role.value for role in Role if role in self.roles)
+            ),
+            takes_self=True,
+        )
+    )
+
+
+# The agent bus's role policy, in one place (docs/http-api.md lists the same per route). The
+# services check these; the routes check nothing.
+
+#: Create pairings (``POST /agents/pairings``).
+PAIR_AGENTS = Permission(frozenset({_ADMIN, _INFRA}))
+#: Heartbeat an agent other than oneself (``POST /agents/heartbeat``; an agent beats itself).
+HEARTBEAT_OTHER_AGENTS = Permission(frozenset({_ADMIN, _INFRA}))
+#: List the tenant's agents.
+LIST_AGENTS = Permission(frozenset({_API, _ADMIN, _INFRA}))
+#: Revoke an agent.
+REVOKE_AGENTS = Permission(frozenset({_ADMIN, _INFRA}))
+#: Queue a command of any type (``POST /vm-ops/commands``).
+ENQUEUE_ANY_COMMAND = Permission(frozenset({_ADMIN, _INFRA}))
+#: Queue a command at all (any other enqueue route narrows this further or not at all: the
+#: Proxmox and Syncthing actions need only this).
+ENQUEUE_COMMANDS = Permission(frozenset({_API, _ADMIN, _INFRA}), "agents cannot enqueue commands")
+#: Direct infrastructure access (``POST /infra/{target}``).
+USE_INFRA = Permission(
+    frozenset({_ADMIN, _INFRA}), "/api/v1/infra is for admin and infra roles only"
+)
+#: Cancel a command.
+CANCEL_COMMANDS = Permission(frozenset({_API, _ADMIN, _INFRA}))
+#: Set a command's status (its own agent only; the service checks the ownership).
+UPDATE_COMMAND_STATUS = Permission(
+    frozenset({_AGENT}), "only the command's agent updates its status"
+)
+#: Long-poll for commands (``GET /commands/next``; an agent polls only for itself).
+POLL_COMMANDS = Permission(frozenset({_AGENT}), "only agents poll for commands")
