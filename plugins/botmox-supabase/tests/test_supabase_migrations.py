@@ -34,6 +34,19 @@ TABLES = {
     "agents",
     "commands",
     "command_output",
+    # domain data (20261201000000)
+    "resources_licenses",
+    "resources_proxies",
+    "resources_subscriptions",
+    "workspace_notes",
+    "workspace_calendar_events",
+    "workspace_kanban_tasks",
+    "bots",
+    "finance_operations",
+    "bot_lifecycle_log",
+    "bot_archive",
+    "finance_aggregates",
+    "app_settings",
 }
 
 
@@ -80,6 +93,13 @@ def catalog_snapshot(dsn: str) -> dict[str, Any]:
     }
     with psycopg.connect(dsn) as conn:
         return {key: conn.execute(query).fetchall() for key, query in queries.items()}
+
+
+def test_domain_tables_are_the_backends() -> None:
+    from botmox_supabase.domain_repositories import DOMAIN_TABLES
+
+    assert set(DOMAIN_TABLES) <= TABLES
+    assert len(set(DOMAIN_TABLES)) == len(DOMAIN_TABLES) == 12
 
 
 def test_shipped_migrations_use_the_supabase_cli_layout() -> None:
@@ -209,6 +229,15 @@ def test_constraints_refuse_bad_rows(database_url: str) -> None:
         " values ('x', 't', 'api', 'plaintext-token', now())",
         "insert into botmox.assignments (tenant_id, module, platform, channel, release_id,"
         " assigned_at) values ('t', 'm', 'p', 'c', 0, now())",
+        # domain data: ids every backend can store, JSON objects only, known aggregates.
+        "insert into botmox.bots (tenant_id, id, data, search) values ('t', 'a/b', '{}', '')",
+        "insert into botmox.bots (tenant_id, id, data, search) values ('t', '', '{}', '')",
+        "insert into botmox.bots (tenant_id, id, data, search) values ('t', 'b', '[1]', '')",
+        "insert into botmox.bots (tenant_id, id, data, search) values ('', 'b', '{}', '')",
+        "insert into botmox.finance_aggregates (tenant_id, key, data) values ('t', 'x', '{}')",
+        "insert into botmox.app_settings (tenant_id, data) values ('t', '\"text\"')",
+        "insert into botmox.bot_lifecycle_log (tenant_id, id, bot_id, type, message,"
+        " timestamp_ms) values ('t', 'l', 'b', 'ban', 'm', -1)",
     ]
     with psycopg.connect(database_url, autocommit=True) as conn:
         for statement in bad_rows:

@@ -84,6 +84,50 @@ TABLES: dict[str, tuple[str, str]] = {
     ),
 }
 
+# The domain data tables (migration 20261201000000): eight collections, the bot history, the
+# finance aggregates and the settings tree.
+for _collection in (
+    "resources_licenses",
+    "resources_proxies",
+    "resources_subscriptions",
+    "workspace_notes",
+    "workspace_calendar_events",
+    "workspace_kanban_tasks",
+    "bots",
+    "finance_operations",
+):
+    TABLES[_collection] = (
+        f"insert into botmox.{_collection} (tenant_id, id, data, search) values"
+        " (%(tenant)s, %(key)s, '{\"name\": \"x\"}', '\x1fx\x1f')",
+        f"update botmox.{_collection} set data = '{{}}' where tenant_id = %(tenant)s",
+    )
+TABLES.update(
+    {
+        "bot_lifecycle_log": (
+            "insert into botmox.bot_lifecycle_log (tenant_id, id, bot_id, type, message,"
+            " timestamp_ms) values (%(tenant)s, %(key)s, 'bot-1', 'ban', 'banned', 1)",
+            "update botmox.bot_lifecycle_log set message = 'x' where tenant_id = %(tenant)s",
+        ),
+        "bot_archive": (
+            "insert into botmox.bot_archive (tenant_id, id, bot_id, archived_at_ms)"
+            " values (%(tenant)s, %(key)s, 'bot-1', 1)",
+            "update botmox.bot_archive set reason = 'x' where tenant_id = %(tenant)s",
+        ),
+        "finance_aggregates": (
+            "insert into botmox.finance_aggregates (tenant_id, key, data) values (%(tenant)s,"
+            " (select case when count(*) = 0 then 'daily_stats' else 'gold_price_history' end"
+            " from botmox.finance_aggregates where tenant_id = %(tenant)s), '{}')",
+            "update botmox.finance_aggregates set data = '{}' where tenant_id = %(tenant)s",
+        ),
+        "app_settings": (
+            "insert into botmox.app_settings (tenant_id, data) values (%(tenant)s, '{}')",
+            "update botmox.app_settings set data = '{}' where tenant_id = %(tenant)s",
+        ),
+    }
+)
+#: Tables holding one row per tenant.
+SINGLE_ROW = {"licences", "app_settings"}
+
 
 def _params(tenant: str) -> dict[str, str]:
     return {"tenant": tenant, "key": f"k-{secrets.token_hex(6)}", "hash": secrets.token_hex(32)}
@@ -103,7 +147,7 @@ def tenants(database_url: str) -> Iterator[tuple[str, str]]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         for table, (insert, _) in TABLES.items():
             for tenant in (a, b):
-                for _ in range(1 if table == "licences" else 2):
+                for _ in range(1 if table in SINGLE_ROW else 2):
                     conn.execute(insert.encode(), _params(tenant))
     yield a, b
 

@@ -19,6 +19,12 @@ from psycopg import sql
 
 from botmox_core.errors import BotmoxError, ConfigurationError
 from botmox_core.ports.agents import AgentRepository, CommandRepository
+from botmox_core.ports.domains import (
+    AggregateRepository,
+    BotHistoryRepository,
+    RecordRepository,
+    SettingsRepository,
+)
 from botmox_core.ports.health import HealthReport
 from botmox_core.ports.repositories import (
     ApiTokenRepository,
@@ -31,6 +37,12 @@ from botmox_core.ports.repositories import (
     VmRepository,
 )
 from botmox_supabase.agent_repositories import PostgresAgentRepository, PostgresCommandRepository
+from botmox_supabase.domain_repositories import (
+    PostgresAggregateRepository,
+    PostgresBotHistoryRepository,
+    PostgresRecordRepository,
+    PostgresSettingsRepository,
+)
 from botmox_supabase.error_mapping import map_database_errors
 from botmox_supabase.options import SupabaseOptions
 from botmox_supabase.repositories import (
@@ -67,7 +79,9 @@ class PostgresUnitOfWork:
     The connection is taken from the pool on ``__enter__`` and returned on ``__exit__``; a
     connection broken mid-way is discarded by the pool, never reused. Carries the agent command
     bus repositories (``agents``, ``commands``) as well: an
-    :class:`~botmox_core.ports.AgentUnitOfWork`.
+    :class:`~botmox_core.ports.AgentUnitOfWork`; and the domain data repositories (``records``,
+    ``bot_history``, ``aggregates``, ``settings``): a
+    :class:`~botmox_core.ports.domains.DomainUnitOfWork`.
     """
 
     tokens: ApiTokenRepository
@@ -79,6 +93,10 @@ class PostgresUnitOfWork:
     audit: DownloadAuditRepository
     agents: AgentRepository
     commands: CommandRepository
+    records: RecordRepository
+    bot_history: BotHistoryRepository
+    aggregates: AggregateRepository
+    settings: SettingsRepository
 
     def __init__(self, backend: PostgresDataBackend) -> None:
         self._backend = backend
@@ -98,6 +116,10 @@ class PostgresUnitOfWork:
         self.audit = PostgresDownloadAuditRepository(connection)
         self.agents = PostgresAgentRepository(self._connection)
         self.commands = PostgresCommandRepository(self._connection)
+        self.records = PostgresRecordRepository(self._connection)
+        self.bot_history = PostgresBotHistoryRepository(self._connection)
+        self.aggregates = PostgresAggregateRepository(self._connection)
+        self.settings = PostgresSettingsRepository(self._connection)
         return self
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -147,11 +169,13 @@ class PostgresDataBackend:
 
     name = "supabase"
     #: One PostgreSQL transaction per unit, agents included; ``timestamptz`` keeps microseconds;
-    #: CHECK constraints refuse invalid release values. The agent transport that fits when
+    #: CHECK constraints refuse invalid release values; the domain data (records, bot history,
+    #: aggregates, settings) is listed in the database. The agent transport that fits when
     #: several server replicas share the database is this plugin's ``postgres`` LISTEN/NOTIFY
     #: one; the composition root picks it unless ``BOTMOX_AGENT_TRANSPORT`` says otherwise.
     capabilities = BackendCapabilities(
         agents=True,
+        domains=True,
         rollback=True,
         multi_record_transactions=True,
         microsecond_timestamps=True,
