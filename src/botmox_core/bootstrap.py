@@ -40,6 +40,7 @@ from botmox_core.services import (
 )
 from botmox_core.services.agents import AgentService
 from botmox_core.services.commands import CommandService
+from botmox_core.services.domains import DomainServices
 from botmox_core.services.principal import Clock, utcnow
 
 log = logging.getLogger("botmox.config")
@@ -62,6 +63,8 @@ class App:
         transport: the agent transport (wake-ups for the replica holding an agent's socket).
         agents, commands: the agent command bus (``agents.supported`` is False when the data
             backend has no agent repositories; their calls then raise 501).
+        domains: the domain data services (resources, workspace, bots, finance, settings;
+            501 ``DOMAINS_NOT_SUPPORTED`` when the data backend has no domain data).
         command_sweep_interval: seconds between the server's command sweeps.
     """
 
@@ -79,6 +82,7 @@ class App:
     transport: AgentTransport
     agents: AgentService
     commands: CommandService
+    domains: DomainServices
     command_sweep_interval: float = 1.0
 
     def health(self) -> dict[str, HealthReport]:
@@ -181,6 +185,7 @@ def bootstrap(
         transport=transport,
         agents=agents,
         commands=commands,
+        domains=DomainServices.build(backend, clock),
         command_sweep_interval=settings.command_sweep_interval_seconds,
     )
 

@@ -33,7 +33,8 @@ registered for the code it receives.
     ├── RateLimitedError           429 RATE_LIMITED (retryable, honours Retry-After)
     ├── UpstreamError              502 STORAGE_ERROR / DATABASE_ERROR (retryable)
     ├── NotSupportedError          501 NOT_SUPPORTED
-    │   └── AgentsNotSupportedError (the data backend has no agent/command repositories)
+    │   ├── AgentsNotSupportedError (the data backend has no agent/command repositories)
+    │   └── DomainsNotSupportedError (the data backend has no domain data repositories)
     └── ServiceUnavailableError    503 SERVICE_UNAVAILABLE (retryable)
 """
 
@@ -68,6 +69,7 @@ __all__ = [
     "ConflictError",
     "DatabaseError",
     "DownloadUrlExpiredError",
+    "DomainsNotSupportedError",
     "DownloadUrlInvalidError",
     "DuplicateError",
     "EntitlementRequiredError",
@@ -402,3 +404,10 @@ class AgentsNotSupportedError(NotSupportedError):
     """The configured data backend has no agent and command repositories."""
 
     default_code = "AGENTS_NOT_SUPPORTED"
+
+
+class DomainsNotSupportedError(NotSupportedError):
+    """The configured data backend has no domain data repositories (resources, workspace,
+    bots, finance, settings)."""
+
+    default_code = "DOMAINS_NOT_SUPPORTED"

@@ -25,6 +25,7 @@ from botmox_server.middleware import RequestIdMiddleware
 from botmox_server.ratelimit import install_rate_limiter
 from botmox_server.routes import agents, artifacts, health, licence, vm_ops, vms
 from botmox_server.routes.agent_ws import agent_connect
+from botmox_server.routes.domains import ROUTES as DOMAIN_ROUTES
 from botmox_server.routes.localfs_download import localfs_download_routes
 
 __all__ = ["create_app"]
@@ -63,6 +64,7 @@ ROUTES: list[Any] = [
     vm_ops.CommandPollController,
     openapi_document,
     *localfs_download_routes,
+    *DOMAIN_ROUTES,
 ]
 
 #: WebSocket routes (documented in docs/agent-protocol.md, not in OpenAPI).
