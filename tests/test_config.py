@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -365,3 +366,21 @@ def test_a_fresh_lease_key_on_a_shared_backend_is_a_warning(
     load_signer(shared)  # the key exists now: replicas given this file share it
     load_signer(load_settings({"BOTMOX_DATA_DIR": str(tmp_path / "b")}))  # embedded SQLite
     assert caplog.text == ""
+
+
+# -- the documented table is the code's --------------------------------------------------------
+
+
+def test_the_quickstart_table_documents_every_setting() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "quickstart.md").read_text()
+    section = page[page.index("## Configuration") : page.index("## Logs")]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    variables = {v for row in rows for v in re.findall(r"`([A-Z_]+)`", row.split("|")[1])}
+    keys = {k for row in rows for k in re.findall(r"`([a-z_]+)`", row.split("|")[2])}
+    for field in setting_fields():
+        assert set(field.metadata["env"]) <= variables, f"{field.name}'s variable is undocumented"
+        if field.name not in ENVIRONMENT_ONLY:
+            assert field.name in keys, f"TOML key {field.name} is undocumented"
+    documented = {v for field in setting_fields() for v in field.metadata["env"]}
+    assert variables == documented, "the table names a variable that is no setting"
+    assert keys == {f.name for f in setting_fields()} - ENVIRONMENT_ONLY

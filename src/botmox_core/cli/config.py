@@ -314,7 +314,7 @@ def render_text(report: Mapping[str, Any]) -> str:
     lines += _table(
         [
             ("lease signing key", f"{lease['file']} ({state})", lease_source),
-            ("download URL key", url_text, url_source),
+            ("download URL key (server-signed URLs)", url_text, url_source),
         ],
         "  ",
     )
