@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -24,7 +25,9 @@ from botmox_core.domain.records import (
     new_record_id,
 )
 from botmox_core.errors import BadRequestError, DuplicateError
+from botmox_core.ports import DataBackend
 from botmox_core.ports.domains import supports_domains
+from botmox_core.testing.domains import DomainRepositoryConformance
 
 T1, T2 = "tenant-one", "tenant-two"
 
@@ -412,3 +415,19 @@ def test_every_collection_has_its_table(sql: psycopg.Connection[Any]) -> None:
     for collection in Collection:
         table = COLLECTION_TABLES[collection]
         assert sql.execute("select to_regclass(%s)", (f"botmox.{table}",)).fetchone() != (None,)
+
+
+class TestSupabaseDomainConformance(DomainRepositoryConformance[DataBackend]):
+    """The domain conformance kit, unchanged, on a real PostgreSQL."""
+
+    concurrency_threads = 6
+
+    @pytest.fixture
+    def backend(self, database_url: str, make_backend: Callable[..., DataBackend]) -> DataBackend:
+        return make_backend(database_url)
+
+    @pytest.fixture
+    def second_backend(
+        self, database_url: str, make_backend: Callable[..., DataBackend]
+    ) -> DataBackend:
+        return make_backend(database_url)
