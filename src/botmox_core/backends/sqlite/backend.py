@@ -26,6 +26,12 @@ from pathlib import Path
 from types import TracebackType
 
 from botmox_core.backends.sqlite.agents import SqliteAgentRepository, SqliteCommandRepository
+from botmox_core.backends.sqlite.domains import (
+    SqliteAggregateRepository,
+    SqliteBotHistoryRepository,
+    SqliteRecordRepository,
+    SqliteSettingsRepository,
+)
 from botmox_core.backends.sqlite.errors import error_from_sqlite, translate_sqlite_errors
 from botmox_core.backends.sqlite.repositories import (
     Params,
@@ -50,6 +56,12 @@ from botmox_core.errors import (
     ServiceUnavailableError,
 )
 from botmox_core.ports.agents import AgentRepository, CommandRepository
+from botmox_core.ports.domains import (
+    AggregateRepository,
+    BotHistoryRepository,
+    RecordRepository,
+    SettingsRepository,
+)
 from botmox_core.ports.health import HealthReport
 from botmox_core.ports.repositories import (
     ApiTokenRepository,
@@ -86,10 +98,11 @@ class SqliteBackend:
     """
 
     name = "sqlite"
-    #: One SQLite transaction per unit, agents included; timestamps are stored as ISO text with
-    #: microseconds; CHECK constraints refuse invalid release values.
+    #: One SQLite transaction per unit, agents and domain data included; timestamps are stored
+    #: as ISO text with microseconds; CHECK constraints refuse invalid release values.
     capabilities = BackendCapabilities(
         agents=True,
+        domains=True,
         rollback=True,
         multi_record_transactions=True,
         microsecond_timestamps=True,
@@ -314,6 +327,10 @@ class SqliteUnitOfWork:
         self.audit: DownloadAuditRepository = SqliteDownloadAuditRepository(statements)
         self.agents: AgentRepository = SqliteAgentRepository(statements)
         self.commands: CommandRepository = SqliteCommandRepository(statements)
+        self.records: RecordRepository = SqliteRecordRepository(statements)
+        self.bot_history: BotHistoryRepository = SqliteBotHistoryRepository(statements)
+        self.aggregates: AggregateRepository = SqliteAggregateRepository(statements)
+        self.settings: SettingsRepository = SqliteSettingsRepository(statements)
 
     def __enter__(self) -> SqliteUnitOfWork:
         if self._entered:

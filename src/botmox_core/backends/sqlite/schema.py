@@ -249,8 +249,77 @@ _V2 = (
     """,
 )
 
+#: Version 3: domain data (record collections, bot lifecycle log and ban archive, finance
+#: aggregates, settings trees); see :mod:`botmox_core.backends.sqlite.domains`.
+_V3 = (
+    """
+    CREATE TABLE domain_records (
+        tenant_id     TEXT NOT NULL,
+        collection    TEXT NOT NULL,
+        id            TEXT NOT NULL,
+        data          TEXT NOT NULL
+            CONSTRAINT domain_record_object CHECK (json_type(data) = 'object'),
+        search        TEXT NOT NULL,
+        sort_numbers  TEXT NOT NULL DEFAULT '{}',
+        UNIQUE (tenant_id, collection, id)
+    ) STRICT
+    """,
+    # q: instr() over this covering index reads no table row that does not match.
+    "CREATE INDEX domain_records_search ON domain_records (tenant_id, collection, search)",
+    """
+    CREATE TABLE bot_lifecycle_log (
+        tenant_id  TEXT NOT NULL,
+        id         TEXT NOT NULL,
+        bot_id     TEXT NOT NULL,
+        type       TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        details    TEXT NOT NULL DEFAULT '{}'
+            CONSTRAINT log_details_object CHECK (json_type(details) = 'object'),
+        timestamp  INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, id)
+    ) STRICT, WITHOUT ROWID
+    """,
+    "CREATE INDEX bot_lifecycle_log_by_time ON bot_lifecycle_log (tenant_id, timestamp, id)",
+    """
+    CREATE INDEX bot_lifecycle_log_by_bot
+        ON bot_lifecycle_log (tenant_id, bot_id, timestamp, id)
+    """,
+    """
+    CREATE TABLE bot_archive (
+        tenant_id    TEXT NOT NULL,
+        id           TEXT NOT NULL,
+        bot_id       TEXT NOT NULL,
+        reason       TEXT NOT NULL,
+        archived_at  INTEGER NOT NULL,
+        ban_details  TEXT NOT NULL DEFAULT '{}'
+            CONSTRAINT archive_ban_details_object CHECK (json_type(ban_details) = 'object'),
+        snapshot     TEXT NOT NULL DEFAULT '{}'
+            CONSTRAINT archive_snapshot_object CHECK (json_type(snapshot) = 'object'),
+        PRIMARY KEY (tenant_id, id)
+    ) STRICT, WITHOUT ROWID
+    """,
+    "CREATE INDEX bot_archive_by_time ON bot_archive (tenant_id, archived_at, id)",
+    "CREATE INDEX bot_archive_by_bot ON bot_archive (tenant_id, bot_id, archived_at, id)",
+    """
+    CREATE TABLE domain_aggregates (
+        tenant_id  TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL
+            CONSTRAINT aggregate_object CHECK (json_type(value) = 'object'),
+        PRIMARY KEY (tenant_id, key)
+    ) STRICT, WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE domain_settings (
+        tenant_id  TEXT NOT NULL PRIMARY KEY,
+        tree       TEXT NOT NULL
+            CONSTRAINT settings_object CHECK (json_type(tree) = 'object')
+    ) STRICT
+    """,
+)
+
 #: Forward migrations: entry ``n`` takes a database from version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)

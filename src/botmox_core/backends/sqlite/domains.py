@@ -1,0 +1,381 @@
+"""The SQLite domain repositories: record collections, bot history, finance aggregates and the
+settings tree, each always filtered by tenant, in the unit's ``BEGIN IMMEDIATE`` transaction.
+
+Records live in one table ``domain_records`` keyed by (tenant, collection, id) with the entity's
+fields as JSON text (``data``) and two derived columns written with every record:
+
+* ``search``: :func:`~botmox_core.domain.listing.search_text` of the record, so ``q`` is one
+  ``instr`` over a covering index (tenant, collection, search) — the table is never read for
+  rows that do not match;
+* ``sort_numbers``: for each top-level number, a text key whose byte order is the numbers'
+  exact order (:func:`number_sort_key`). SQLite reads JSON numbers as 64-bit integers or
+  doubles, so integers beyond 2**63 (and their order against nearby doubles) would compare
+  wrongly; the keys compare exactly as Python compares ``int`` and ``float``.
+
+Listing orders by one text key per row (:func:`sort_key_sql`): the rank of the value's JSON type
+as its first character (``1`` false, ``2`` true, ``3`` numbers, ``4`` strings, ``5``
+objects and arrays; ``NULL`` for null or missing, which SQLite sorts first ascending and last
+descending), then the number key or the string's UTF-8 bytes (``BINARY``: code point order);
+ties by id. That is :func:`~botmox_core.domain.listing.sort_key` exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from botmox_core.backends.sqlite.columns import CODEC, decode_json_object, encode_json_object
+from botmox_core.backends.sqlite.repositories import Statements
+from botmox_core.domain.listing import (
+    SEARCH_SEPARATOR,
+    SORT_FIELD_PATTERN,
+    ListPage,
+    ListQuery,
+    search_text,
+)
+from botmox_core.domain.records import (
+    AggregateKey,
+    ArchiveEntry,
+    Collection,
+    DomainRecord,
+    LifecycleLogEntry,
+)
+from botmox_core.errors import BadRequestError, DatabaseError, DuplicateError
+from botmox_core.ports.modify import modify_record
+
+__all__ = [
+    "SqliteAggregateRepository",
+    "SqliteBotHistoryRepository",
+    "SqliteRecordRepository",
+    "SqliteSettingsRepository",
+    "encode_record",
+    "number_sort_key",
+    "sort_key_sql",
+]
+
+_EXPONENT_BIAS = 1_000_000
+
+
+def number_sort_key(value: int | float) -> str:
+    """A text whose byte order among these keys is the exact numeric order (equal numbers, such
+    as ``1`` and ``1.0`` or ``0.0`` and ``-0.0``, get equal keys), prefixed ``3`` (the rank of
+    numbers in the listing order).
+
+    A number ``±m × 2**e`` (``1 <= m < 2``) is written as a sign class (``a`` negative, ``b``
+    zero, ``c`` positive), the binary exponent (biased, seven digits) and the hex digits of
+    ``m``'s fraction without trailing zeros; negatives complement exponent and digits and end
+    with ``~`` so that a longer (larger) magnitude sorts first.
+    """
+    if value == 0:
+        return "3b"
+    numerator, denominator = abs(value).as_integer_ratio()  # denominator: a power of two
+    exponent = numerator.bit_length() - denominator.bit_length()
+    bits = bin(numerator)[3:].rstrip("0")  # the fraction after the leading 1
+    bits += "0" * (-len(bits) % 4)
+    digits = format(int(bits, 2), f"0{len(bits) // 4}x").rstrip("0") if bits else ""
+    if value > 0:
+        return f"3c{exponent + _EXPONENT_BIAS:07d}{digits}"
+    complement = digits.translate(_COMPLEMENT)
+    return f"3a{_EXPONENT_BIAS - exponent:07d}{complement}~"
+
+
+_COMPLEMENT = str.maketrans("0123456789abcdef", "fedcba9876543210")
+
+
+def _json(value: Mapping[str, Any], what: str) -> str:
+    return encode_json_object(dict(value), what)
+
+
+@attrs.frozen
+class EncodedRecord:
+    """The stored columns of a record."""
+
+    data: str
+    search: str
+    sort_numbers: str
+
+
+def encode_record(record_id: str, data: Mapping[str, Any]) -> EncodedRecord:
+    """The columns ``data``, ``search`` and ``sort_numbers`` of a record (also used by bulk
+    loaders such as the bench)."""
+    numbers = {
+        key: number_sort_key(value)
+        for key, value in data.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    return EncodedRecord(
+        data=_json(data, "record data"),
+        search=search_text(record_id, data),
+        sort_numbers=json.dumps(numbers, separators=(",", ":")),
+    )
+
+
+def sort_key_sql(field: str) -> str:
+    """The SQL expression of the listing order's key of top-level ``field`` (see the module
+    doc). ``field`` must match :data:`SORT_FIELD_PATTERN` (it is written into the SQL, so the
+    expression is the same text for every query on that field)."""
+    if not SORT_FIELD_PATTERN.fullmatch(field):
+        raise BadRequestError(f"cannot sort by {field[:80]!r}")
+    path = f"'$.\"{field}\"'"
+    return (
+        f"CASE json_type(data, {path})"
+        f" WHEN 'text' THEN '4' || json_extract(data, {path})"
+        f" WHEN 'integer' THEN json_extract(sort_numbers, {path})"
+        f" WHEN 'real' THEN json_extract(sort_numbers, {path})"
+        " WHEN 'true' THEN '2' WHEN 'false' THEN '1'"
+        " WHEN 'object' THEN '5' WHEN 'array' THEN '5' END"
+    )
+
+
+def _decoded(text: str, what: str) -> dict[str, Any]:
+    try:
+        return decode_json_object(text)
+    except (TypeError, ValueError) as exc:
+        raise DatabaseError(f"a stored {what} is not a JSON object: {exc}") from exc
+
+
+def _record(tenant_id: str, collection: Collection, row: sqlite3.Row) -> DomainRecord:
+    return DomainRecord(tenant_id, collection, row["id"], _decoded(row["data"], "record"))
+
+
+class SqliteRecordRepository:
+    """Record collections in table ``domain_records``."""
+
+    def __init__(self, statements: Statements) -> None:
+        self._sql = statements
+
+    def get(self, tenant_id: str, collection: Collection, record_id: str) -> DomainRecord | None:
+        """The record, or ``None``."""
+        rows = self._sql.rows(
+            "SELECT id, data FROM domain_records WHERE tenant_id = ? AND collection = ? AND id = ?",
+            (tenant_id, str(collection), record_id),
+        )
+        return _record(tenant_id, collection, rows[0]) if rows else None
+
+    def add(self, record: DomainRecord) -> DomainRecord:
+        """Store a new record; :class:`DuplicateError` when the id exists in that tenant's
+        collection."""
+        encoded = encode_record(record.id, record.data)
+        cursor = self._sql.run(
+            "INSERT INTO domain_records (tenant_id, collection, id, data, search, sort_numbers)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                record.tenant_id,
+                str(record.collection),
+                record.id,
+                encoded.data,
+                encoded.search,
+                encoded.sort_numbers,
+            ),
+        )
+        if cursor.rowcount == 0:
+            raise DuplicateError(
+                f"a record with id {record.id!r} already exists in {record.collection}",
+                details={"id": record.id},
+            )
+        return attrs.evolve(record, data=json.loads(encoded.data))
+
+    def modify(
+        self,
+        tenant_id: str,
+        collection: Collection,
+        record_id: str,
+        change: Callable[[DomainRecord], DomainRecord],
+    ) -> DomainRecord | None:
+        """Replace the record with ``change(current)`` in this unit's write transaction;
+        ``None`` when absent. The change must keep tenant, collection and id
+        (:class:`BadRequestError`); an equal result writes nothing."""
+
+        def guarded(current: DomainRecord) -> DomainRecord:
+            updated = change(current)
+            if isinstance(updated, DomainRecord) and updated.collection != current.collection:
+                raise BadRequestError("a domain record change must not alter its collection")
+            return updated
+
+        def write(updated: DomainRecord) -> DomainRecord:
+            encoded = encode_record(updated.id, updated.data)
+            self._sql.run(
+                "UPDATE domain_records SET data = ?, search = ?, sort_numbers = ?"
+                " WHERE tenant_id = ? AND collection = ? AND id = ?",
+                (
+                    encoded.data,
+                    encoded.search,
+                    encoded.sort_numbers,
+                    tenant_id,
+                    str(collection),
+                    record_id,
+                ),
+            )
+            return attrs.evolve(updated, data=json.loads(encoded.data))
+
+        current = self.get(tenant_id, collection, record_id)
+        return modify_record(current, guarded, write)
+
+    def delete(self, tenant_id: str, collection: Collection, record_id: str) -> bool:
+        """Remove the record; whether it existed."""
+        cursor = self._sql.run(
+            "DELETE FROM domain_records WHERE tenant_id = ? AND collection = ? AND id = ?",
+            (tenant_id, str(collection), record_id),
+        )
+        return cursor.rowcount > 0
+
+    def list(self, tenant_id: str, collection: Collection, query: ListQuery) -> ListPage:
+        """One page, filtered, ordered, counted and paged by SQLite (see the module doc)."""
+        if query.q is not None and SEARCH_SEPARATOR in query.q:
+            return ListPage([], 0)
+        where = "tenant_id = ? AND collection = ?"
+        params: list[Any] = [tenant_id, str(collection)]
+        if query.q:
+            where += " AND instr(search, ?) > 0"
+            params.append(query.q)
+        total = int(
+            self._sql.rows(f"SELECT count(*) FROM domain_records WHERE {where}", params)[0][0]  # noqa: S608 - fixed text
+        )
+        if query.offset >= total:
+            return ListPage([], total)
+        direction = " DESC" if query.descending else ""
+        if query.sort is None or query.sort == "id":
+            order = f"id{direction}"
+        else:
+            order = f"{sort_key_sql(query.sort)}{direction}, id{direction}"
+        rows = self._sql.rows(
+            f"SELECT id, data FROM domain_records WHERE {where}"  # noqa: S608 - fixed text
+            f" ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, query.limit, query.offset],
+        )
+        return ListPage([_record(tenant_id, collection, row) for row in rows], total)
+
+    def scan(
+        self, tenant_id: str, collection: Collection, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[DomainRecord]:
+        """Up to ``limit`` records with ids after ``after``, in id order."""
+        rows = self._sql.rows(
+            "SELECT id, data FROM domain_records WHERE tenant_id = ? AND collection = ?"
+            " AND id > ? ORDER BY id LIMIT ?",
+            (tenant_id, str(collection), after or "", limit),
+        )
+        return [_record(tenant_id, collection, row) for row in rows]
+
+
+class SqliteBotHistoryRepository:
+    """The lifecycle log (``bot_lifecycle_log``) and the ban archive (``bot_archive``)."""
+
+    def __init__(self, statements: Statements) -> None:
+        self._sql = statements
+
+    def append_log(self, entry: LifecycleLogEntry) -> None:
+        """Add a log entry; :class:`DuplicateError` when its id exists in the tenant."""
+        row = CODEC.record(entry)
+        row["details"] = _json(entry.details, "log details")
+        self._insert("bot_lifecycle_log", row, entry.id)
+
+    def append_archive(self, entry: ArchiveEntry) -> None:
+        """Add an archive entry; :class:`DuplicateError` when its id exists in the tenant."""
+        row = CODEC.record(entry)
+        row["ban_details"] = _json(entry.ban_details, "ban details")
+        row["snapshot"] = _json(entry.snapshot, "archive snapshot")
+        self._insert("bot_archive", row, entry.id)
+
+    def _insert(self, table: str, row: dict[str, Any], entry_id: str) -> None:
+        names = ", ".join(row)
+        values = ", ".join(f":{name}" for name in row)
+        cursor = self._sql.run(
+            f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT DO NOTHING",  # noqa: S608 - fixed names
+            row,
+        )
+        if cursor.rowcount == 0:
+            raise DuplicateError(f"a {table} entry with id {entry_id!r} already exists")
+
+    def log(
+        self, tenant_id: str, bot_id: str | None = None, *, limit: int = 500
+    ) -> Sequence[LifecycleLogEntry]:
+        """The tenant's (one bot's) log entries, oldest first by (timestamp, id)."""
+        rows = self._rows("bot_lifecycle_log", "timestamp", tenant_id, bot_id, limit)
+        entries = []
+        for row in rows:
+            values = dict(zip(row.keys(), row, strict=True))
+            values["details"] = _decoded(values["details"], "log entry")
+            entries.append(CODEC.value(values, LifecycleLogEntry))
+        return entries
+
+    def archive(
+        self, tenant_id: str, bot_id: str | None = None, *, limit: int = 500
+    ) -> Sequence[ArchiveEntry]:
+        """The tenant's (one bot's) archive entries, oldest first by (archived_at, id)."""
+        rows = self._rows("bot_archive", "archived_at", tenant_id, bot_id, limit)
+        entries = []
+        for row in rows:
+            values = dict(zip(row.keys(), row, strict=True))
+            values["ban_details"] = _decoded(values["ban_details"], "archive entry")
+            values["snapshot"] = _decoded(values["snapshot"], "archive entry")
+            entries.append(CODEC.value(values, ArchiveEntry))
+        return entries
+
+    def _rows(
+        self, table: str, time_column: str, tenant_id: str, bot_id: str | None, limit: int
+    ) -> list[sqlite3.Row]:
+        where, params = "tenant_id = ?", [tenant_id]
+        if bot_id is not None:
+            where += " AND bot_id = ?"
+            params.append(bot_id)
+        return self._sql.rows(
+            f"SELECT * FROM {table} WHERE {where} ORDER BY {time_column}, id LIMIT ?",  # noqa: S608 - fixed names
+            [*params, limit],
+        )
+
+
+class SqliteAggregateRepository:
+    """Finance aggregates in table ``domain_aggregates``."""
+
+    def __init__(self, statements: Statements) -> None:
+        self._sql = statements
+
+    def get(self, tenant_id: str, key: AggregateKey) -> Mapping[str, Any] | None:
+        """The stored object, or ``None``."""
+        rows = self._sql.rows(
+            "SELECT value FROM domain_aggregates WHERE tenant_id = ? AND key = ?",
+            (tenant_id, str(key)),
+        )
+        return _decoded(rows[0]["value"], "aggregate") if rows else None
+
+    def put(self, tenant_id: str, key: AggregateKey, value: Mapping[str, Any]) -> None:
+        """Store (replace) the object."""
+        self._sql.run(
+            "INSERT INTO domain_aggregates (tenant_id, key, value) VALUES (?, ?, ?)"
+            " ON CONFLICT (tenant_id, key) DO UPDATE SET value = excluded.value",
+            (tenant_id, str(key), _json(value, str(key))),
+        )
+
+
+class SqliteSettingsRepository:
+    """One settings tree per tenant in table ``domain_settings``."""
+
+    def __init__(self, statements: Statements) -> None:
+        self._sql = statements
+
+    def get(self, tenant_id: str) -> Mapping[str, Any] | None:
+        """The whole tree, or ``None``."""
+        rows = self._sql.rows("SELECT tree FROM domain_settings WHERE tenant_id = ?", (tenant_id,))
+        return _decoded(rows[0]["tree"], "settings tree") if rows else None
+
+    def modify(
+        self, tenant_id: str, change: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+    ) -> Mapping[str, Any]:
+        """Replace the tree with ``change(current)`` in this unit's write transaction (the
+        ``BEGIN IMMEDIATE`` lock makes read-change-write atomic) and return it."""
+        current = self.get(tenant_id)
+        updated = change(dict(current) if current is not None else {})
+        if not isinstance(updated, Mapping):
+            raise BadRequestError("a settings change must return a JSON object")
+        text = _json(updated, "settings")
+        if current is None or _decoded(text, "settings tree") != current:
+            self._sql.run(
+                "INSERT INTO domain_settings (tenant_id, tree) VALUES (?, ?)"
+                " ON CONFLICT (tenant_id) DO UPDATE SET tree = excluded.tree",
+                (tenant_id, text),
+            )
+        return _decoded(text, "settings tree")
