@@ -384,3 +384,29 @@ def test_the_quickstart_table_documents_every_setting() -> None:
     documented = {v for field in setting_fields() for v in field.metadata["env"]}
     assert variables == documented, "the table names a variable that is no setting"
     assert keys == {f.name for f in setting_fields()} - ENVIRONMENT_ONLY
+
+
+def test_a_fresh_url_key_for_a_storage_that_cannot_presign_on_a_shared_backend_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from botmox_core.backends.localfs import LocalFsStorage
+    from botmox_core.bootstrap import deliverable_storage
+    from botmox_core.ports import StorageCapabilities
+
+    class Plain(LocalFsStorage):
+        capabilities = StorageCapabilities(presign=False)
+
+    def storage() -> Plain:
+        return Plain(tmp_path / "o", base_url="http://127.0.0.1:9", url_key=b"k" * 32)
+
+    caplog.set_level(logging.WARNING, logger="botmox.config")
+    shared = load_settings({"BOTMOX_DATA_DIR": str(tmp_path / "a"), "DATA_BACKEND": "supabase"})
+    deliverable_storage(storage(), shared).close()
+    assert "BOTMOX_LOCALFS_URL_KEY" in caplog.text and "localfs-url.key" in caplog.text
+    caplog.clear()
+    deliverable_storage(storage(), shared).close()  # the file exists now
+    given = load_settings({**shared.environ, "BOTMOX_LOCALFS_URL_KEY": "cd" * 32})
+    deliverable_storage(storage(), given).close()
+    embedded = load_settings({"BOTMOX_DATA_DIR": str(tmp_path / "b")})
+    deliverable_storage(storage(), embedded).close()
+    assert caplog.text == ""

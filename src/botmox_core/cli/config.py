@@ -214,8 +214,9 @@ def _warnings(settings: Settings, installed: set[str], plugins: Mapping[str, Any
     warnings: list[str] = []
     shared = settings.data_backend != EMBEDDED_DATA_BACKEND
     if shared and settings.origin("lease_signing_key_file").kind == "default":
+        path = settings.lease_signing_key_path.absolute()
         warnings.append(
-            f"the lease signing key is {settings.lease_signing_key_path.absolute()} in this machine's data "
+            f"the lease signing key is {path} in this machine's data "
             f"directory, but the {settings.data_backend} data backend can be shared by "
             "replicas: give every replica the same key file (BOTMOX_LEASE_SIGNING_KEY_FILE)"
         )
