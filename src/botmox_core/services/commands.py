@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 
 from botmox_core.domain import commands as machine
-from botmox_core.domain.commands import IN_FLIGHT, SweepOutcome
+from botmox_core.domain.commands import IN_FLIGHT
 from botmox_core.errors import (
     AgentNotFoundError,
     AgentOfflineError,
@@ -57,6 +57,7 @@ from botmox_core.services.command_requests import (
     CommandRequest,
     field_error,
 )
+from botmox_core.services.command_sweep import SweepReport, sweep
 from botmox_core.services.principal import (
     CANCEL_COMMANDS,
     ENQUEUE_ANY_COMMAND,
@@ -82,34 +83,6 @@ __all__ = [
 ]
 
 S = CommandStatus
-
-
-@attrs.frozen
-class SweepReport:
-    """What one sweep did.
-
-    Attributes:
-        expired, requeued, dead_lettered, timed_out, lost: command ids per outcome.
-        wake: (tenant, agent) pairs that got re-queued commands.
-        settled: (tenant, agent, command id) of every command the sweep finished while its
-            agent may still hold it (everything but the re-queued ones): the agent is told to
-            stop (the ``abort`` frame).
-    """
-
-    expired: list[str] = attrs.Factory(list)
-    requeued: list[str] = attrs.Factory(list)
-    dead_lettered: list[str] = attrs.Factory(list)
-    timed_out: list[str] = attrs.Factory(list)
-    lost: list[str] = attrs.Factory(list)
-    wake: set[tuple[str, str]] = attrs.Factory(set)
-    settled: set[tuple[str, str, str]] = attrs.Factory(set)
-
-    @property
-    def changed(self) -> int:
-        return sum(
-            len(ids)
-            for ids in (self.expired, self.requeued, self.dead_lettered, self.timed_out, self.lost)
-        )
 
 
 class CommandService:
@@ -495,49 +468,9 @@ class CommandService:
     # -- sweeper ------------------------------------------------------------------------------
 
     def sweep(self, limit: int = 500) -> SweepReport:
-        """Enforce delivery, acknowledgement and execution timeouts across all tenants."""
-        report = SweepReport()
-        if not self._agents.supported:
-            return report
-        now = self._clock()
-        dispatched_before = now - self.ack_timeout
-        seen_before = now - self._agents.liveness.offline_after
-        with self._agents.unit() as uow:
-            stale = uow.commands.list_stale(
-                now,
-                dispatched_before=dispatched_before,
-                agents_seen_before=seen_before,
-                limit=limit,
-            )
-            for found in stale:
-                agent = uow.agents.get(found.tenant_id, found.agent_id)
-                agent_lost = (
-                    agent is None
-                    or agent.last_seen_at is None
-                    or (agent.last_seen_at < seen_before)
-                )
-                outcome: list[SweepOutcome | None] = [None]
-
-                def settle(
-                    current: Command,
-                    agent_lost: bool = agent_lost,
-                    outcome: list[SweepOutcome | None] = outcome,
-                ) -> Command:
-                    settled, outcome[0] = machine.settle_stale(
-                        current, now, dispatched_before=dispatched_before, agent_lost=agent_lost
-                    )
-                    return settled
-
-                uow.commands.modify(found.tenant_id, found.id, settle)
-                kind = outcome[0]
-                if kind is not None:
-                    getattr(report, kind).append(found.id)
-                    if kind == "requeued":
-                        report.wake.add((found.tenant_id, found.agent_id))
-                    else:
-                        report.settled.add((found.tenant_id, found.agent_id, found.id))
-            uow.commit()
-        return report
+        """Enforce delivery, acknowledgement and execution timeouts across all tenants (at
+        most ``limit`` stale commands per call; see :func:`.command_sweep.sweep`)."""
+        return sweep(self._agents, self._clock(), ack_timeout=self.ack_timeout, limit=limit)
 
     # -- helpers ------------------------------------------------------------------------------
 
