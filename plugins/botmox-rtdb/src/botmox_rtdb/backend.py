@@ -14,6 +14,7 @@ from botmox_core.errors import BotmoxError, ConfigurationError
 from botmox_core.ports.health import HealthReport
 from botmox_core.ports.repositories import BackendCapabilities
 from botmox_rtdb import layout
+from botmox_rtdb.domain_repositories import DomainLayout
 from botmox_rtdb.options import RtdbOptions, load_credential, read_options
 from botmox_rtdb.sdk_errors import map_rtdb_errors
 from botmox_rtdb.unit_of_work import RtdbUnitOfWork
@@ -33,13 +34,15 @@ class RtdbBackend:
     name = "rtdb"
     #: Writes are buffered until commit (so rollback discards them), but a commit is not atomic
     #: across records (docs/rtdb.md, "Units of work"); timestamps are stored as the shared
-    #: converter writes them, with milliseconds; no agent repositories (yet).
+    #: converter writes them, with milliseconds; no agent repositories (yet); domain data at
+    #: the seed's paths (:mod:`botmox_rtdb.domain_repositories`).
     capabilities = BackendCapabilities(
         agents=False,
         rollback=True,
         multi_record_transactions=False,
         microsecond_timestamps=False,
         validates_release_values=True,
+        domains=True,
     )
 
     def __init__(self, options: RtdbOptions) -> None:
@@ -68,7 +71,7 @@ class RtdbBackend:
 
     def unit_of_work(self) -> RtdbUnitOfWork:
         """A new unit of work (buffers writes until commit)."""
-        return RtdbUnitOfWork(self.app)
+        return RtdbUnitOfWork(self.app, DomainLayout(self.options.legacy_tenant))
 
     def check_health(self) -> HealthReport:
         """A shallow read of ``botmox_meta``; ``ok`` with the round-trip latency."""

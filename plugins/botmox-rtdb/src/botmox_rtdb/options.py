@@ -13,6 +13,10 @@ option               environment variable                    meaning
 ``emulator_host``    ``BOTMOX_RTDB_EMULATOR_HOST`` (or       ``host:port`` of an RTDB emulator;
                      ``FIREBASE_DATABASE_EMULATOR_HOST``)    no credentials needed then
 ``http_timeout``     ``BOTMOX_RTDB_HTTP_TIMEOUT``            seconds per request (default 30)
+``legacy_tenant``    ``BOTMOX_RTDB_LEGACY_TENANT``           the tenant whose domain data uses
+                                                             the seed's global paths (``bots``,
+                                                             ``settings``...); other tenants
+                                                             use ``tenants/{tenant}/...``
 ===================  ======================================  ==================================
 """
 
@@ -27,7 +31,8 @@ import attrs
 from firebase_admin import credentials
 
 from botmox_core.config import Settings
-from botmox_core.errors import ConfigurationError
+from botmox_core.errors import BadRequestError, ConfigurationError
+from botmox_rtdb.layout import checked_key
 
 __all__ = ["RtdbOptions", "load_credential", "read_options"]
 
@@ -45,12 +50,14 @@ class RtdbOptions:
             credentials.
         emulator: whether the database is an emulator (no real credentials used).
         http_timeout: seconds per HTTP request.
+        legacy_tenant: the tenant whose domain data lives at the seed's global paths, or None.
     """
 
     database_url: str
     credentials_file: Path | None = None
     emulator: bool = False
     http_timeout: float = 30.0
+    legacy_tenant: str | None = None
 
 
 def read_options(settings: Settings) -> RtdbOptions:
@@ -95,12 +102,19 @@ def read_options(settings: Settings) -> RtdbOptions:
         raise ConfigurationError("rtdb: http_timeout must be a number of seconds") from None
     if timeout <= 0:
         raise ConfigurationError("rtdb: http_timeout must be positive")
+    legacy_tenant = options.get("legacy_tenant") or None
+    if legacy_tenant is not None:
+        try:
+            checked_key(legacy_tenant, "legacy_tenant")
+        except BadRequestError as exc:
+            raise ConfigurationError(f"rtdb: {exc.message}") from None
     credentials = options.get("credentials")
     return RtdbOptions(
         database_url=database_url,
         credentials_file=Path(credentials) if credentials else None,
         emulator=emulator,
         http_timeout=timeout,
+        legacy_tenant=legacy_tenant,
     )
 
 

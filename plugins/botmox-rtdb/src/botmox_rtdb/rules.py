@@ -12,8 +12,9 @@ import sys
 from typing import Any
 
 from botmox_rtdb import layout
+from botmox_rtdb.domain_repositories import ARCHIVE, LIFECYCLE_LOG
 
-__all__ = ["INDEXES", "main", "rules_document"]
+__all__ = ["DOMAIN_INDEXES", "INDEXES", "main", "rules_document"]
 
 INDEXES: dict[str, list[str]] = {
     layout.RELEASES: ["module", "version"],
@@ -21,12 +22,31 @@ INDEXES: dict[str, list[str]] = {
 }
 """``.indexOn`` per subtree of ``tenants/$tenant_id``: the children the queries order by."""
 
+DOMAIN_INDEXES: dict[str, list[str]] = {
+    LIFECYCLE_LOG: ["bot_id"],
+    ARCHIVE: ["bot_id"],
+}
+"""``.indexOn`` per domain path (:mod:`botmox_rtdb.domain_repositories`), declared at the root
+(the legacy tenant) and under ``tenants/$tenant_id``: a bot's log and archive are read with
+``orderByChild("bot_id")``. Record lists need none: they read the collection (or its keys)."""
+
+
+def _nest(indexes: dict[str, list[str]]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path, fields in indexes.items():
+        node = tree
+        for key in path.split("/"):
+            node = node.setdefault(key, {})
+        node[".indexOn"] = list(fields)
+    return tree
+
 
 def rules_document(read: bool | str = False, write: bool | str = False) -> dict[str, Any]:
-    """The rules document: the indexes under ``tenants/$tenant_id``, and root ``.read`` /
-    ``.write`` (default ``false``: only the admin SDK, which bypasses rules, has access)."""
-    tenant_rules = {name: {".indexOn": list(fields)} for name, fields in INDEXES.items()}
-    return {"rules": {".read": read, ".write": write,
+    """The rules document: the indexes at the root and under ``tenants/$tenant_id``, and root
+    ``.read`` / ``.write`` (default ``false``: only the admin SDK, which bypasses rules, has
+    access)."""
+    tenant_rules = _nest({**INDEXES, **DOMAIN_INDEXES})
+    return {"rules": {".read": read, ".write": write, **_nest(DOMAIN_INDEXES),
                       layout.TENANTS: {"$tenant_id": tenant_rules}}}
 
 

@@ -22,6 +22,11 @@ lease was created in the same, still pending, unit — then the pending value is
 Ids (release ids, audit entry ids) are taken from counters immediately; a rolled back unit
 leaves a gap.
 
+Domain data (records, bot history, aggregates, settings) stages into the same buffer; its
+modifies are compare-and-set at commit, and a unit with a modify and other writes (a bot's ban)
+commits them in the one multi-path update under per-record locks
+(:mod:`botmox_rtdb.domain_repositories`).
+
 The pending writes live in a :class:`~botmox_rtdb.write_buffer.WriteBuffer`; this module only
 composes the repositories over one buffer and commits or discards it.
 """
@@ -32,6 +37,12 @@ from types import TracebackType
 
 import firebase_admin
 
+from botmox_core.ports.domains import (
+    AggregateRepository,
+    BotHistoryRepository,
+    RecordRepository,
+    SettingsRepository,
+)
 from botmox_core.ports.repositories import (
     ApiTokenRepository,
     AssignmentRepository,
@@ -40,6 +51,14 @@ from botmox_core.ports.repositories import (
     LicenceRepository,
     ReleaseRepository,
     VmRepository,
+)
+from botmox_rtdb.domain_repositories import (
+    DomainLayout,
+    DomainWrites,
+    RtdbAggregateRepository,
+    RtdbBotHistoryRepository,
+    RtdbRecordRepository,
+    RtdbSettingsRepository,
 )
 from botmox_rtdb.repositories import (
     RtdbApiTokenRepository,
@@ -67,10 +86,19 @@ class RtdbUnitOfWork:
     releases: ReleaseRepository
     assignments: AssignmentRepository
     audit: DownloadAuditRepository
+    records: RecordRepository
+    bot_history: BotHistoryRepository
+    aggregates: AggregateRepository
+    settings: SettingsRepository
 
-    def __init__(self, app: firebase_admin.App) -> None:
+    def __init__(self, app: firebase_admin.App, domain_layout: DomainLayout | None = None) -> None:
         self.app = app
         self.buffer = WriteBuffer(app)
+        self.domain = DomainWrites(self.buffer, domain_layout or DomainLayout())
+        self.records = RtdbRecordRepository(self.domain)
+        self.bot_history = RtdbBotHistoryRepository(self.domain)
+        self.aggregates = RtdbAggregateRepository(self.domain)
+        self.settings = RtdbSettingsRepository(self.domain)
         self.tokens = RtdbApiTokenRepository(self.buffer)
         self.vms = RtdbVmRepository(self.buffer)
         self.licences = RtdbLicenceRepository(self.buffer)
@@ -80,11 +108,13 @@ class RtdbUnitOfWork:
         self.audit = RtdbDownloadAuditRepository(self.buffer)
 
     def commit(self) -> None:
-        """Apply the conditional writes, then every plain write in one atomic update."""
-        self.buffer.commit()
+        """Apply the conditional writes, then every plain write in one atomic update; domain
+        modifies as :mod:`botmox_rtdb.domain_repositories` describes."""
+        self.domain.commit()
 
     def rollback(self) -> None:
         """Discard every pending write (immediate lease modifications stay)."""
+        self.domain.discard()
         self.buffer.discard()
 
     def __enter__(self) -> RtdbUnitOfWork:

@@ -138,6 +138,10 @@ class WriteBuffer:
             except BotmoxError:
                 continue  # best effort: the original error is what the caller needs
 
+    def is_empty(self) -> bool:
+        """Whether nothing is pending."""
+        return not self._writes and not self._conditional
+
     def discard(self) -> None:
         """Drop every pending write."""
         self._conditional, self._writes = [], {}
