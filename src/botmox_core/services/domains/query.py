@@ -50,7 +50,7 @@ def list_query(
     if sort is not None:
         if not isinstance(sort, str):
             raise invalid("sort", "must be a field name")
-        sort_field = sort.strip() or None
+        sort_field = sort or None
         if sort_field is not None and not SORT_FIELD_PATTERN.fullmatch(sort_field):
             raise invalid("sort", "must be 1-64 characters of A-Z a-z 0-9 _")
     direction = "asc" if order is None else order

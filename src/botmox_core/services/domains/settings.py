@@ -441,6 +441,18 @@ def merge_at(tree: Mapping[str, Any], path: tuple[str, ...], value: Any) -> dict
     return result
 
 
+def checked_value(path: tuple[str, ...], value: Any) -> Any:
+    """``value`` checked by the schema of ``path``. The ``null`` fields of an object delete
+    (the merge) and are not checked: a body of deletions only is not empty."""
+    field = "/".join(path) or "body"
+    rule = schema_for(path)
+    if not isinstance(value, dict) or all(item is not None for item in value.values()):
+        return rule(value, field)
+    kept = {key: item for key, item in value.items() if item is not None}
+    checked = rule(kept, field) if kept else {}
+    return {key: checked.get(key) for key in value}
+
+
 class SettingsService(DomainService):
     """``GET /settings``, ``GET|PUT|PATCH /settings/{path}``: one unit of work, one repository
     call each."""
@@ -458,8 +470,7 @@ class SettingsService(DomainService):
         """Merge ``body`` at the path (PUT and PATCH alike); the value at the path after."""
         path = settings_path(raw_path)
         field = "/".join(path) or "body"
-        value = clean_json(body, field, max_depth=check.MAX_JSON_DEPTH + 1)
-        value = schema_for(path)(value, field)
+        value = checked_value(path, clean_json(body, field, max_depth=check.MAX_JSON_DEPTH + 1))
 
         def change(tree: Mapping[str, Any]) -> Mapping[str, Any]:
             updated = merge_at(tree, path, value)
