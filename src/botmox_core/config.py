@@ -13,6 +13,9 @@ variable, or the key in the file); an unknown key in the file is refused too, ne
 
 Plugin options come from ``BOTMOX_<PLUGIN>_<KEY>`` variables or a ``[plugins.<plugin>]`` table in
 the TOML file; plugins read them with :meth:`Settings.plugin_options`.
+
+(A little over 500 lines on purpose: every setting, with its variables, its check and its
+documentation, is in this one module, so adding one is one field here.)
 """
 
 from __future__ import annotations
@@ -367,7 +370,7 @@ class Settings:
     def plugin_options(self, plugin: str) -> dict[str, str]:
         """Options of one plugin: the ``[plugins.<plugin>]`` TOML table, overridden by
         ``BOTMOX_<PLUGIN>_<KEY>`` environment variables (keys lower-cased); an option neither
-        sets falls back to the variables in :data:`PLUGIN_ENV_FALLBACKS`."""
+        sets (or sets empty) falls back to the variables in :data:`PLUGIN_ENV_FALLBACKS`."""
         return {key: value for key, (value, _) in self.plugin_option_origins(plugin).items()}
 
     def plugin_option_origins(self, plugin: str) -> dict[str, tuple[str, Origin]]:
