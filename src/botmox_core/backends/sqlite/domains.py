@@ -5,18 +5,22 @@ Records live in one table ``domain_records`` keyed by (tenant, collection, id) w
 fields as JSON text (``data``) and two derived columns written with every record:
 
 * ``search``: :func:`~botmox_core.domain.listing.search_text` of the record, so ``q`` is one
-  ``instr`` over a covering index (tenant, collection, search) — the table is never read for
+  substring test (``LIKE '%q%'`` with ``q``'s wildcards escaped: both sides are ASCII-lower-cased
+  already, so SQLite's ASCII-only case folding changes nothing, and it scans faster than
+  ``instr``) over a covering index (tenant, collection, search): the table is never read for
   rows that do not match;
-* ``sort_numbers``: for each top-level number, a text key whose byte order is the numbers'
-  exact order (:func:`number_sort_key`). SQLite reads JSON numbers as 64-bit integers or
-  doubles, so integers beyond 2**63 (and their order against nearby doubles) would compare
-  wrongly; the keys compare exactly as Python compares ``int`` and ``float``.
+* ``sort_keys``: for each top-level value that is not null, a text key whose byte order
+  (``BINARY``) is the listing order (:func:`value_sort_key`): the rank of the JSON type as its
+  first character (``1`` false, ``2`` true, ``3`` numbers, ``4`` strings, ``5`` objects and
+  arrays), then for strings their UTF-8 bytes (code point order) and for numbers
+  :func:`number_sort_key`. SQLite reads JSON numbers as 64-bit integers or doubles, so integers
+  beyond 2**63 (and their order against nearby doubles) would compare wrongly; the keys compare
+  exactly as Python compares ``int`` and ``float``.
 
-Listing orders by one text key per row (:func:`sort_key_sql`): the rank of the value's JSON type
-as its first character (``1`` false, ``2`` true, ``3`` numbers, ``4`` strings, ``5``
-objects and arrays; ``NULL`` for null or missing, which SQLite sorts first ascending and last
-descending), then the number key or the string's UTF-8 bytes (``BINARY``: code point order);
-ties by id. That is :func:`~botmox_core.domain.listing.sort_key` exactly.
+Listing orders by ``json_extract(sort_keys, '$."field"')`` (:func:`sort_key_sql`; ``NULL`` for
+null or missing, which SQLite sorts first ascending and last descending), ties by id: that is
+:func:`~botmox_core.domain.listing.sort_key` exactly. The page is chosen from (rowid, key) pairs
+and only its rows' ``data`` is read.
 """
 
 from __future__ import annotations
@@ -53,8 +57,10 @@ __all__ = [
     "SqliteRecordRepository",
     "SqliteSettingsRepository",
     "encode_record",
+    "like_pattern",
     "number_sort_key",
     "sort_key_sql",
+    "value_sort_key",
 ]
 
 _EXPONENT_BIAS = 1_000_000
@@ -86,6 +92,27 @@ def number_sort_key(value: int | float) -> str:
 _COMPLEMENT = str.maketrans("0123456789abcdef", "fedcba9876543210")
 
 
+def value_sort_key(value: Any) -> str | None:
+    """The ``sort_keys`` entry of one top-level value (``None`` for null)."""
+    if value is None:
+        return None
+    if value is True:
+        return "2"
+    if value is False:
+        return "1"
+    if isinstance(value, int | float):
+        return number_sort_key(value)
+    if isinstance(value, str):
+        return "4" + value
+    return "5"
+
+
+def like_pattern(q: str) -> str:
+    """``%q%`` with ``q``'s ``%``, ``_`` and ``\\`` escaped by ``\\``."""
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def _json(value: Mapping[str, Any], what: str) -> str:
     return encode_json_object(dict(value), what)
 
@@ -96,21 +123,18 @@ class EncodedRecord:
 
     data: str
     search: str
-    sort_numbers: str
+    sort_keys: str
 
 
 def encode_record(record_id: str, data: Mapping[str, Any]) -> EncodedRecord:
-    """The columns ``data``, ``search`` and ``sort_numbers`` of a record (also used by bulk
+    """The columns ``data``, ``search`` and ``sort_keys`` of a record (also used by bulk
     loaders such as the bench)."""
-    numbers = {
-        key: number_sort_key(value)
-        for key, value in data.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    }
+    text = _json(data, "record data")
+    keys = {key: value_sort_key(value) for key, value in data.items() if value is not None}
     return EncodedRecord(
-        data=_json(data, "record data"),
+        data=text,
         search=search_text(record_id, data),
-        sort_numbers=json.dumps(numbers, separators=(",", ":")),
+        sort_keys=json.dumps(keys, ensure_ascii=False, separators=(",", ":")),
     )
 
 
@@ -120,15 +144,7 @@ def sort_key_sql(field: str) -> str:
     expression is the same text for every query on that field)."""
     if not SORT_FIELD_PATTERN.fullmatch(field):
         raise BadRequestError(f"cannot sort by {field[:80]!r}")
-    path = f"'$.\"{field}\"'"
-    return (
-        f"CASE json_type(data, {path})"
-        f" WHEN 'text' THEN '4' || json_extract(data, {path})"
-        f" WHEN 'integer' THEN json_extract(sort_numbers, {path})"
-        f" WHEN 'real' THEN json_extract(sort_numbers, {path})"
-        " WHEN 'true' THEN '2' WHEN 'false' THEN '1'"
-        " WHEN 'object' THEN '5' WHEN 'array' THEN '5' END"
-    )
+    return f"json_extract(sort_keys, '$.\"{field}\"')"
 
 
 def _decoded(text: str, what: str) -> dict[str, Any]:
@@ -161,7 +177,7 @@ class SqliteRecordRepository:
         collection."""
         encoded = encode_record(record.id, record.data)
         cursor = self._sql.run(
-            "INSERT INTO domain_records (tenant_id, collection, id, data, search, sort_numbers)"
+            "INSERT INTO domain_records (tenant_id, collection, id, data, search, sort_keys)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 record.tenant_id,
@@ -169,7 +185,7 @@ class SqliteRecordRepository:
                 record.id,
                 encoded.data,
                 encoded.search,
-                encoded.sort_numbers,
+                encoded.sort_keys,
             ),
         )
         if cursor.rowcount == 0:
@@ -199,12 +215,12 @@ class SqliteRecordRepository:
         def write(updated: DomainRecord) -> DomainRecord:
             encoded = encode_record(updated.id, updated.data)
             self._sql.run(
-                "UPDATE domain_records SET data = ?, search = ?, sort_numbers = ?"
+                "UPDATE domain_records SET data = ?, search = ?, sort_keys = ?"
                 " WHERE tenant_id = ? AND collection = ? AND id = ?",
                 (
                     encoded.data,
                     encoded.search,
-                    encoded.sort_numbers,
+                    encoded.sort_keys,
                     tenant_id,
                     str(collection),
                     record_id,
@@ -230,8 +246,8 @@ class SqliteRecordRepository:
         where = "tenant_id = ? AND collection = ?"
         params: list[Any] = [tenant_id, str(collection)]
         if query.q:
-            where += " AND instr(search, ?) > 0"
-            params.append(query.q)
+            where += " AND search LIKE ? ESCAPE '\\'"
+            params.append(like_pattern(query.q))
         total = int(
             self._sql.rows(f"SELECT count(*) FROM domain_records WHERE {where}", params)[0][0]  # noqa: S608 - fixed text
         )
@@ -239,14 +255,21 @@ class SqliteRecordRepository:
             return ListPage([], total)
         direction = " DESC" if query.descending else ""
         if query.sort is None or query.sort == "id":
-            order = f"id{direction}"
+            rows = self._sql.rows(
+                f"SELECT id, data FROM domain_records WHERE {where}"  # noqa: S608 - fixed text
+                f" ORDER BY id{direction} LIMIT ? OFFSET ?",
+                [*params, query.limit, query.offset],
+            )
         else:
-            order = f"{sort_key_sql(query.sort)}{direction}, id{direction}"
-        rows = self._sql.rows(
-            f"SELECT id, data FROM domain_records WHERE {where}"  # noqa: S608 - fixed text
-            f" ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, query.limit, query.offset],
-        )
+            # Order (rowid, key, id) of the matches; read data only for the page's rows.
+            rows = self._sql.rows(
+                "WITH page AS MATERIALIZED ("  # noqa: S608 - fixed text
+                f" SELECT rowid AS rid, {sort_key_sql(query.sort)} AS k, id FROM domain_records"
+                f" WHERE {where} ORDER BY k{direction}, id{direction} LIMIT ? OFFSET ?)"
+                " SELECT r.id, r.data FROM page JOIN domain_records AS r ON r.rowid = page.rid"
+                f" ORDER BY page.k{direction}, page.id{direction}",
+                [*params, query.limit, query.offset],
+            )
         return ListPage([_record(tenant_id, collection, row) for row in rows], total)
 
     def scan(

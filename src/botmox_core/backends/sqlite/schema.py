@@ -260,11 +260,11 @@ _V3 = (
         data          TEXT NOT NULL
             CONSTRAINT domain_record_object CHECK (json_type(data) = 'object'),
         search        TEXT NOT NULL,
-        sort_numbers  TEXT NOT NULL DEFAULT '{}',
+        sort_keys     TEXT NOT NULL DEFAULT '{}',
         UNIQUE (tenant_id, collection, id)
     ) STRICT
     """,
-    # q: instr() over this covering index reads no table row that does not match.
+    # q: a substring test over this covering index reads no table row that does not match.
     "CREATE INDEX domain_records_search ON domain_records (tenant_id, collection, search)",
     """
     CREATE TABLE bot_lifecycle_log (
