@@ -174,18 +174,22 @@ def run_query(node: Any, spec: QuerySpec) -> Any:
     if not isinstance(node, dict):
         return node
     entries: list[tuple[tuple[Any, ...], str, Any]] = []
+    by_key = spec.order_by == "$key"
+    bound = key_sort_key if by_key else value_sort_key
+    low = bound(spec.start_at) if spec.has_start else None  # computed once, not per child
+    high = bound(spec.end_at) if spec.has_end else None
     for key, child in node.items():
-        if spec.order_by == "$key":
+        if by_key:
             position: tuple[Any, ...] = (key_sort_key(key),)
-            if spec.has_start and key_sort_key(key) < key_sort_key(spec.start_at):
+            if low is not None and position[0] < low:
                 continue
-            if spec.has_end and key_sort_key(key) > key_sort_key(spec.end_at):
+            if high is not None and position[0] > high:
                 continue
         else:
             index_key = value_sort_key(_index_of(spec, key, child))
-            if spec.has_start and index_key < value_sort_key(spec.start_at):
+            if low is not None and index_key < low:
                 continue
-            if spec.has_end and index_key > value_sort_key(spec.end_at):
+            if high is not None and index_key > high:
                 continue
             position = (index_key, key_sort_key(key))
         entries.append((position, key, child))
