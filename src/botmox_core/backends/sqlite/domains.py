@@ -245,31 +245,31 @@ class SqliteRecordRepository:
             return ListPage([], 0)
         where = "tenant_id = ? AND collection = ?"
         params: list[Any] = [tenant_id, str(collection)]
+        direction = " DESC" if query.descending else ""
+        key = "id" if query.sort is None or query.sort == "id" else sort_key_sql(query.sort)
         if query.q:
+            # One pass over the covering index both counts the matches and orders them.
             where += " AND search LIKE ? ESCAPE '\\'"
             params.append(like_pattern(query.q))
-        total = int(
-            self._sql.rows(f"SELECT count(*) FROM domain_records WHERE {where}", params)[0][0]  # noqa: S608 - fixed text
-        )
-        if query.offset >= total:
-            return ListPage([], total)
-        direction = " DESC" if query.descending else ""
-        if query.sort is None or query.sort == "id":
-            rows = self._sql.rows(
-                f"SELECT id, data FROM domain_records WHERE {where}"  # noqa: S608 - fixed text
-                f" ORDER BY id{direction} LIMIT ? OFFSET ?",
-                [*params, query.limit, query.offset],
-            )
+            counted = ", count(*) OVER () AS total"
         else:
-            # Order (rowid, key, id) of the matches; read data only for the page's rows.
-            rows = self._sql.rows(
-                "WITH page AS MATERIALIZED ("  # noqa: S608 - fixed text
-                f" SELECT rowid AS rid, {sort_key_sql(query.sort)} AS k, id FROM domain_records"
-                f" WHERE {where} ORDER BY k{direction}, id{direction} LIMIT ? OFFSET ?)"
-                " SELECT r.id, r.data FROM page JOIN domain_records AS r ON r.rowid = page.rid"
-                f" ORDER BY page.k{direction}, page.id{direction}",
-                [*params, query.limit, query.offset],
-            )
+            counted = ""
+        rows = self._sql.rows(
+            "WITH page AS MATERIALIZED ("  # noqa: S608 - fixed text
+            f" SELECT rowid AS rid, {key} AS k, id{counted} FROM domain_records"
+            f" WHERE {where} ORDER BY k{direction}, id{direction} LIMIT ? OFFSET ?)"
+            f" SELECT r.id, r.data{', page.total' if counted else ''}"
+            " FROM page JOIN domain_records AS r ON r.rowid = page.rid"
+            f" ORDER BY page.k{direction}, page.id{direction}",
+            [*params, query.limit, query.offset],
+        )
+        if rows and counted:
+            total = int(rows[0]["total"])
+        elif not rows and counted and query.offset == 0:
+            total = 0
+        else:  # no filter (an index count), or a page past the end
+            count_sql = f"SELECT count(*) FROM domain_records WHERE {where}"  # noqa: S608
+            total = int(self._sql.rows(count_sql, params)[0][0])
         return ListPage([_record(tenant_id, collection, row) for row in rows], total)
 
     def scan(
