@@ -124,6 +124,10 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
                 security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
             ),
             security=[{"bearer": []}],
+            # path + method is unique; Litestar's default (handler name) collides for sync handlers
+            operation_id_creator=lambda _, method, parts: (
+                "".join(str(getattr(part, "name", part)).title() for part in parts) + method.title()
+            ),
         ),
         lifespan=[lifespan],
         request_max_body_size=JSON_BODY_LIMIT,

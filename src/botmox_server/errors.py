@@ -8,6 +8,7 @@ and answered as a 500 ``INTERNAL_ERROR`` envelope that reveals nothing but the r
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from litestar import Request, Response
@@ -58,19 +59,45 @@ def handle_botmox_error(request: Request[Any, Any, Any], exc: BotmoxError) -> Re
     return _envelope(exc.status, exc.code, exc.message, exc.details, headers)
 
 
+#: Litestar's words for a parameter the request lacks (the rest of its text repeats the URL).
+_MISSING_PARAMETER = re.compile(r"Missing required (\w+) parameter '([^'\x00-\x1f]{1,64})'")
+#: msgspec's words for a body field that is absent.
+_MISSING_FIELD = re.compile(r"missing required field `([^`\x00-\x1f]{1,64})`")
+
+
+def _field_detail(item: dict[str, Any]) -> dict[str, Any]:
+    """One of Litestar's validation details (``key``, ``message``, ``source``) in the
+    contract's shape: ``{field, message, source?}`` naming the field itself (the body's root is
+    reported by Litestar as ``data``; a missing field is named by msgspec in the message)."""
+    message = str(item.get("message") or "invalid")
+    field = str(item.get("key") or "body")
+    missing = _MISSING_FIELD.search(message)
+    if missing and field in {"data", "body"}:
+        field = missing.group(1)
+    elif field == "data":
+        field = "body"
+    detail: dict[str, Any] = {"field": field, "message": message}
+    if source := item.get("source"):  # a ParamType member or a plain string
+        detail["source"] = str(getattr(source, "value", source))
+    return detail
+
+
 def handle_validation_error(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[Any]:
-    details = exc.extra if isinstance(exc.extra, list) else None
+    """400 ``BAD_REQUEST`` whose message and ``details`` (``[{field, message, source?}]``) name
+    the offending field or parameter."""
+    details: list[dict[str, Any]] | None = None
     message = "request validation failed"
-    if details:
-        first = details[0]
-        if isinstance(first, dict) and first.get("key"):
-            message = f"{first['key']}: {first.get('message', 'invalid')}"
-        elif isinstance(first, dict) and first.get("message"):
-            message = str(first["message"])
+    if isinstance(exc.extra, list) and exc.extra:
+        details = [_field_detail(item) for item in exc.extra if isinstance(item, dict)] or None
+    elif exc.detail and (missing := _MISSING_PARAMETER.search(exc.detail)):
+        source, name = missing.groups()
+        details = [{"field": name, "message": "required", "source": source}]
     elif exc.detail and "JSON" in exc.detail:
         message = "request body is not valid JSON"
+    if details:
+        message = f"{details[0]['field']}: {details[0]['message']}"
     return _envelope(400, "BAD_REQUEST", message, details)
 
 

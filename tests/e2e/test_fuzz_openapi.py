@@ -16,6 +16,7 @@ e.g. 10 for a deeper local run).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Iterator
@@ -29,11 +30,18 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
 from tests.e2e.fuzz_support import (
+    CHANNEL,
     JSON_ROUTE_NAMES,
     LOG_MARKERS,
+    MODULE,
+    NO_SUCH_ID,
+    PLATFORM,
+    TENANT,
+    USER,
     VM_UUID,
     FuzzTarget,
     JsonRoute,
+    RawResponse,
     body_with,
     deep_array,
     deep_object,
@@ -41,6 +49,7 @@ from tests.e2e.fuzz_support import (
     error_problems,
     fuzz_target,
     json_routes,
+    raw_request,
 )
 
 pytestmark = pytest.mark.e2e
@@ -62,8 +71,10 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzTarget]:
 @pytest.fixture(scope="module")
 def openapi(target: FuzzTarget) -> dict[str, Any]:
     response = httpx.get(target.url + "/api/v1/openapi.json", timeout=30)
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text[:2000]
     document: dict[str, Any] = response.json()
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids)), "operationIds must be unique"
     return document
 
 
@@ -544,3 +555,303 @@ def test_wrong_content_types(target: FuzzTarget, name: str) -> None:
     )
     findings.check(f"{name} a form", response, (400, 401, 403, 404, 415))
     findings.assert_none()
+
+
+# --- path parameters, query parameters and the Authorization header ---------------------------
+
+
+def _sane_parameters(target: FuzzTarget) -> dict[str, str]:
+    """A plausible value for each parameter name the API uses (the others stay sane while one
+    is hostile)."""
+    return {
+        "vm_uuid": VM_UUID,
+        "release_id": str(target.release_id),
+        "user_id": USER,
+        "module": MODULE,
+        "agent_id": target.agent_id,
+        "action": "status",
+        "target": "fuzz",
+        "command_id": target.command_id or NO_SUCH_ID,
+        "key": f"{TENANT}/x.bin",
+        "storage_name": "localfs",
+        "storage": "localfs",
+        "platform": PLATFORM,
+        "channel": CHANNEL,
+        "timeout_ms": "0",
+        "limit": "5",
+        "page": "1",
+        "status": "active",
+        "lease_id": target.lease_id,
+        "version": "9.9.9",
+        "filename": "a.bin",
+        "sha256": "0" * 64,
+        "expires": "1",
+        "signature": "x",
+    }
+
+
+def _parameters(operation: dict[str, Any], where: str) -> list[str]:
+    return [p["name"] for p in operation.get("parameters", []) if p["in"] == where]
+
+
+#: Hostile values as they go on the wire (already percent-encoded); ``{}`` is the sane value.
+HOSTILE_SEGMENTS = [
+    "%00",
+    "a%00b",
+    "{}%00",
+    "{}%0a",
+    "{}%0d%0a",
+    "{}%0aINFO%20botmox.access:%20forged",
+    "%ff",
+    "{}%ff",
+    "%c0%ae%c0%ae",
+    "%e2%80%ae{}",
+    "{}%e2%80%8b",
+    "%ef%bb%bf{}",
+    "fuzz-vm-0000-b%d0%b0seline",
+    "%ef%bd%86%ef%bd%95%ef%bd%9a%ef%bd%9a",
+    "%d9%a3",
+    "%2e%2e",
+    "..",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "%5c",
+    "%20",
+    "%20{}",
+    "%25",
+    "%zz",
+    "%1b%5b31m",
+    "%7f",
+    "-1",
+    "0",
+    "-0",
+    "1e400",
+    "18446744073709551616",
+    "NaN",
+    "%27--",
+    "{}%3b",
+    "%f0%9f%98%80",
+    "x" * 10_000,
+    "x" * 65_000,
+]
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
+def _raw_check(
+    findings: Findings,
+    label: str,
+    response: RawResponse,
+    method: str,
+    allowed: tuple[int, ...] | None = None,
+) -> None:
+    status = response.status_code
+    if status >= 400 and method != "HEAD":
+        problems = error_problems(
+            status, response.headers.get("content-type", ""), response.content
+        )
+    else:
+        problems = [f"server error {status}"] if status >= 500 else []
+    if allowed is not None and status not in allowed:
+        problems.append(f"status {status}, expected one of {allowed}")
+    findings.items.extend(f"{label}: {p} — {response.content[:300]!r}" for p in problems)
+
+
+def _operations_with(openapi: dict[str, Any], where: str) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, operation)
+        for path, item in openapi["paths"].items()
+        for method, operation in item.items()
+        if _parameters(operation, where)
+    ]
+
+
+def _role_for(method: str, path: str) -> str:
+    if path == "/api/v1/commands/next" or (method == "PATCH" and "commands" in path):
+        return "agent"
+    return "admin"
+
+
+def test_hostile_path_parameters(target: FuzzTarget, openapi: dict[str, Any]) -> None:
+    """Control characters, NUL, a trailing newline, invalid percent-encoding and UTF-8, Unicode
+    look-alikes, traversal and 10-65 KB values in every path parameter of every operation: a
+    4xx envelope (or the sane answer), never a 5xx. The request target goes on the wire byte
+    for byte."""
+    findings = Findings()
+    sane = _sane_parameters(target)
+    operations = _operations_with(openapi, "path")
+    assert len(operations) >= 10
+    for method, path, operation in operations:
+        names = _parameters(operation, "path")
+        query = "&".join(f"{q}={sane[q]}" for q in _parameters(operation, "query") if q in sane)
+        for name in names:
+            for hostile in HOSTILE_SEGMENTS:
+                value = hostile.replace("{}", sane[name])
+                request_target = _fill(path, {**sane, name: value}) + (f"?{query}" if query else "")
+                label = f"{method} {path} {name}={value[:60]!r}"
+                _raw_check(
+                    findings,
+                    label,
+                    raw_request(
+                        target,
+                        method,
+                        request_target.encode(),
+                        _role_for(method, path),
+                        body=b"{}" if method in {"POST", "PATCH"} else b"",
+                        headers={"Content-Type": "application/json"},
+                    ),
+                    method,
+                )
+    findings.assert_none()
+
+
+def test_hostile_query_parameters(target: FuzzTarget, openapi: dict[str, Any]) -> None:
+    """The same hostile values in every query parameter of every operation, each parameter
+    also repeated, empty, and given without a value: a 4xx envelope or a sane answer."""
+    findings = Findings()
+    sane = _sane_parameters(target)
+    operations = _operations_with(openapi, "query")
+    assert len(operations) >= 5
+    for method, path, operation in operations:
+        base = _fill(path, sane)
+        names = _parameters(operation, "query")
+        for name in names:
+            others = [f"{q}={sane[q]}" for q in names if q != name and q in sane]
+            variants = [f"{name}={h.replace('{}', sane.get(name, 'x'))}" for h in HOSTILE_SEGMENTS]
+            variants += [f"{name}=", name, f"{name}=1&{name}=2", f"{name}[]=1", f"{name}=%26%3d"]
+            for variant in variants:
+                request_target = f"{base}?{'&'.join([*others, variant])}"
+                _raw_check(
+                    findings,
+                    f"{method} {path} {variant[:60]!r}",
+                    raw_request(
+                        target,
+                        method,
+                        request_target.encode(),
+                        _role_for(method, path),
+                        body=b"" if method == "GET" else b"{}",
+                        headers={"Content-Type": "application/json"},
+                    ),
+                    method,
+                )
+    findings.assert_none()
+
+
+def test_request_targets_past_the_http_parser_limit(target: FuzzTarget) -> None:
+    """A 1 MB path or query string, raw non-ASCII bytes in the request line, and control
+    characters in a header never reach the application: uvicorn's HTTP parser refuses them
+    itself (request targets over 64 KiB included) with a plain-text 400 — not the envelope, as
+    the server process answers before botmox runs. Never a 5xx, and the server keeps serving."""
+    for request_target in (
+        b"/api/v1/vm/" + b"x" * MB + b"/resolve",
+        b"/api/v1/agents?status=" + b"x" * MB,
+        b"/api/v1/" + b"%00" * (MB // 3),
+        b"/api/v1/vm/\xff\xfe/resolve",  # raw bytes the HTTP grammar does not allow
+    ):
+        response = raw_request(target, "GET", request_target, "admin")
+        assert response.status_code == 400, response.content[:300]
+    for header in ("Bearer bmx_\x7f", "Bearer \x00", "Bearer a\rb"):  # forbidden in headers
+        response = raw_request(target, "GET", b"/api/v1/agents", headers={"Authorization": header})
+        assert response.status_code == 400, response.content[:300]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+AUTHORIZATION = [
+    "",
+    "Bearer",
+    "Bearer ",
+    "bearer",
+    "Basic Zm9vOmJhcg==",
+    "Bearer bmx_",
+    "Bearer agt_",
+    "Bearer " + "x" * 8_000,
+    "Bearer " + "x" * MB,
+    "Bearer a.b.c",
+    "Bearer ..",
+    "Bearer " + _b64(b'{"alg":"none"}') + "." + _b64(b'{"tenant_id":"t"}') + ".",
+    "Bearer " + _b64(deep_array(2_900).encode()) + "." + _b64(b"{}") + ".c2ln",
+    "Bearer " + _b64(b'{"alg":"HS256"}') + "." + _b64(deep_object(1_500).encode()) + ".c2ln",
+    "Bearer " + _b64(b"\xff\xfe") + "." + _b64(b"\xff") + ".c2ln",
+    "Bearer \u00e9\u00e9",
+    "Bearer  bmx_x",
+    "Bearer\tbmx_x",
+    "Token x",
+]
+
+
+def test_hostile_authorization_headers(target: FuzzTarget, openapi: dict[str, Any]) -> None:
+    """Forged, malformed, oversized and deeply nested bearer tokens (opaque, agent and JWT
+    shaped; the server has a JWT secret) on every operation: 401 UNAUTHORIZED envelopes, or
+    the route's answer where it needs no token — never a 5xx."""
+    findings = Findings()
+    sane = _sane_parameters(target)
+    for path, item in openapi["paths"].items():
+        for method, operation in item.items():
+            query = [f"{q}={sane[q]}" for q in _parameters(operation, "query") if q in sane]
+            request_target = (_fill(path, sane) + "?" + "&".join(query)).encode()
+            public = operation.get("security") == [{}] or path.startswith(
+                ("/api/v1/health", "/api/v1/license/public-key", "/api/v1/storage/")
+            )
+            for header in AUTHORIZATION:
+                response = raw_request(
+                    target,
+                    method.upper(),
+                    request_target,
+                    None,
+                    body=b"{}" if method in {"post", "patch"} else b"",
+                    headers={"Authorization": header, "Content-Type": "application/json"},
+                )
+                label = f"{method.upper()} {path} Authorization={header[:40]!r}"
+                _raw_check(findings, label, response, method.upper(), None if public else (401,))
+    findings.assert_none()
+
+
+def test_validation_errors_name_the_field(target: FuzzTarget) -> None:
+    """Decoding failures name the field or parameter in the message and in ``details``
+    (``[{field, message, source}]``): a missing query parameter, a missing body field (not
+    Litestar's ``data``), a wrong type; the query string is never echoed."""
+    cases = [
+        (
+            "GET",
+            f"/api/v1/artifacts/assign/{USER}/{MODULE}?channel=stable&sig=SECRET",
+            None,
+            "platform",
+            "query",
+        ),
+        (
+            "POST",
+            "/api/v1/artifacts/releases/upload?platform=win64&version=1.0.0",
+            b"x",
+            "module",
+            "query",
+        ),
+        ("POST", "/api/v1/vm/register", b"{}", "vm_uuid", "body"),
+        ("POST", "/api/v1/vm/register", b'{"vm_uuid": 5}', "vm_uuid", "body"),
+        ("GET", "/api/v1/agents?limit=x", None, "limit", "query"),
+        ("GET", "/api/v1/agents?page=1e400", None, "page", "query"),
+        (
+            "POST",
+            "/api/v1/agents/register",
+            b'{"pairing_code": "x", "capabilities": [1]}',
+            "capabilities[0]",
+            "body",
+        ),
+    ]
+    for method, path, content, field, source in cases:
+        response = target.call(
+            method, path, "admin", content=content, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, (path, response.text)
+        assert not envelope_problems(response), envelope_problems(response)
+        error = response.json()["error"]
+        assert error["code"] == "BAD_REQUEST"
+        assert error["message"].startswith(f"{field}: "), (path, error)
+        assert error["details"][0]["field"] == field, (path, error)
+        assert error["details"][0]["source"] == source, (path, error)
+        assert "SECRET" not in response.text
