@@ -54,7 +54,12 @@ def _route_handlers(routes: list[object]) -> list[tuple[Any, str]]:
     found: list[tuple[Any, str]] = []
     for entry in routes:
         if isinstance(entry, type) and issubclass(entry, Controller):
-            handlers = [v for v in vars(entry).values() if isinstance(v, HTTPRouteHandler)]
+            members = {  # own and inherited handlers, the nearest definition of each name
+                name: value
+                for klass in reversed(entry.__mro__)
+                for name, value in vars(klass).items()
+            }
+            handlers = [v for v in members.values() if isinstance(v, HTTPRouteHandler)]
             assert handlers, f"{entry.__name__} has no route handlers"
             found.extend((handler, entry.path.rstrip("/")) for handler in handlers)
         else:

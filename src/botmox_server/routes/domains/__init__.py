@@ -6,13 +6,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from botmox_server.routes.domains import auth, finance, lifecycle, records, settings
+from botmox_server.routes.domains import auth
+from botmox_server.routes.domains.lifecycle import BotsController
+from botmox_server.routes.domains.records import (
+    FinanceAggregatesController,
+    FinanceOperationsController,
+    ResourcesController,
+    WorkspaceController,
+)
+from botmox_server.routes.domains.settings import SettingsController
 
 ROUTES: list[Any] = [
-    *records.ROUTES,
-    *lifecycle.ROUTES,
-    *finance.ROUTES,
-    *settings.ROUTES,
+    ResourcesController,
+    WorkspaceController,
+    BotsController,
+    FinanceOperationsController,
+    FinanceAggregatesController,
+    SettingsController,
     *auth.ROUTES,
 ]
-"""Every domain route handler, for :data:`botmox_server.app.ROUTES`."""
+"""Every domain route handler and controller, for :data:`botmox_server.app.ROUTES`."""
