@@ -443,3 +443,40 @@ def test_patch_cannot_move_ids_or_timestamps(stack: DomainStack) -> None:
         refused(stack.call("GET", "/api/v1/workspace/kanban/k-2"), 404)
     finally:
         stack.call("DELETE", "/api/v1/workspace/kanban/k-1")
+
+
+def test_rtdb_layout_legacy_tenant_on_global_paths(stack: DomainStack) -> None:
+    """On RTDB the legacy tenant's records sit at the seed's paths and another tenant's under
+    ``tenants/{tenant}/`` (read straight from the emulator, not through the server)."""
+    if stack.name != "rtdb":
+        pytest.skip("the RTDB path layout only")
+    ok(stack.call("POST", "/api/v1/bots", json={"id": "layout-a", "name": "a"}), 201)
+    ok(stack.call("POST", "/api/v1/workspace/notes", json={"id": "layout-n", "title": "n"}), 201)
+    ok(
+        stack.call(
+            "POST", "/api/v1/bots", json={"id": "layout-b", "name": "b"}, token=stack.other_token
+        ),
+        201,
+    )
+    try:
+        host = stack.server.env["FIREBASE_DATABASE_EMULATOR_HOST"]
+        namespace = urlsplit(stack.server.env["BOTMOX_RTDB_DATABASE_URL"]).hostname.split(".")[0]
+
+        def read(path: str) -> Any:
+            answer = httpx.get(
+                f"http://{host}/{path}.json",
+                params={"ns": namespace},
+                headers={"Authorization": "Bearer owner"},
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+        assert read("bots/layout-a")["name"] == "a"
+        assert read("workspace/notes_v2/layout-n")["title"] == "n"
+        assert read(f"tenants/{OTHER_TENANT}/bots/layout-b")["name"] == "b"
+        assert read("bots/layout-b") is None
+    finally:
+        stack.call("DELETE", "/api/v1/bots/layout-a")
+        stack.call("DELETE", "/api/v1/workspace/notes/layout-n")
+        stack.call("DELETE", "/api/v1/bots/layout-b", token=stack.other_token)
