@@ -21,6 +21,7 @@ from botmox_core.config import load_settings
 from botmox_core.errors import BotmoxError, DuplicateError, LeaseInactiveError
 from botmox_core.models import LeaseStatus, Role
 from botmox_core.services.principal import Principal
+from botmox_core.services.releases import tenant_key_prefix
 
 TENANT = "tenant-race"
 USER = "user-1"
@@ -48,7 +49,7 @@ def app(database_url: str, tmp_path: Path) -> Iterator[App]:
 
 
 def _publish(app: App, version: str) -> Any:
-    key = f"fishing/windows/stable/{version}.zip"
+    key = f"{tenant_key_prefix(ADMIN.tenant_id)}fishing/windows/stable/{version}.zip"
     app.storage.put(key, io.BytesIO(ARTIFACT), size=len(ARTIFACT))
     return app.releases.publish(
         ADMIN,

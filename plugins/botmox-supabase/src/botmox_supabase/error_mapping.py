@@ -59,6 +59,20 @@ UNIQUE_RULES: dict[str, str] = {
         "a command with this idempotency key already exists for the agent"
     ),
     "command_output_pkey": "this output chunk of the command is already stored",
+    # domain data (records are per tenant, collection and id)
+    "resources_licenses_pkey": "a licence record with this id already exists",
+    "resources_proxies_pkey": "a proxy record with this id already exists",
+    "resources_subscriptions_pkey": "a subscription record with this id already exists",
+    "workspace_notes_pkey": "a note with this id already exists",
+    "workspace_calendar_events_pkey": "a calendar event with this id already exists",
+    "workspace_kanban_tasks_pkey": "a kanban task with this id already exists",
+    "bots_pkey": "a bot with this id already exists",
+    "finance_operations_pkey": "a finance operation with this id already exists",
+    "bot_lifecycle_log_pkey": "a lifecycle log entry with this id already exists",
+    "bot_archive_pkey": "an archive entry with this id already exists",
+    "finance_aggregates_pkey": "this finance aggregate already exists for the tenant",
+    "app_settings_pkey": "the tenant already has a settings tree",
+    "rate_limit_counters_pkey": "this rate-limit window is already counted",
 }
 
 # Constraint name → what a foreign-key violation means to the caller.
