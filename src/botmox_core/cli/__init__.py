@@ -7,23 +7,12 @@ Every command that prints results accepts ``--json`` so operators can script it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
+from botmox_core.cli._group import BotmoxGroup
 from botmox_core.errors import BotmoxError
 
-__all__ = ["cli", "main"]
-
-
-class BotmoxGroup(click.Group):
-    """A click group that reports botmox errors as clean CLI errors."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except BotmoxError as exc:
-            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+__all__ = ["BotmoxGroup", "cli", "main"]
 
 
 @click.group(cls=BotmoxGroup)

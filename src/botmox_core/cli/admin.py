@@ -13,7 +13,7 @@ import click
 
 from botmox_core.backends.sqlite import DEFAULT_FILENAME
 from botmox_core.bootstrap import App, bootstrap
-from botmox_core.cli import BotmoxGroup
+from botmox_core.cli._group import BotmoxGroup
 from botmox_core.cli._output import byte_progress, emit
 from botmox_core.config import Settings, load_settings
 from botmox_core.converter import parse_timestamp

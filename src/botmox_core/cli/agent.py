@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from botmox_core.cli import BotmoxGroup
+from botmox_core.cli._group import BotmoxGroup
 from botmox_core.cli._output import emit
 from botmox_core.errors import ConfigurationError
 

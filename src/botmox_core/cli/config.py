@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import click
 
 from botmox_core.backends.signed_urls import URL_KEY_FILE
-from botmox_core.cli import BotmoxGroup
+from botmox_core.cli._group import BotmoxGroup
 from botmox_core.cli._output import emit
 from botmox_core.config import (
     ENVIRONMENT_ONLY,
