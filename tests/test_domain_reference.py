@@ -100,3 +100,8 @@ def test_generated_ids_are_valid_unique_and_time_ordered() -> None:
     assert first[:8] < later[:8]
     assert len({new_record_id() for _ in range(1000)}) == 1000
     assert new_record_id()[:8] >= new_record_id(int(time.time() * 1000) - 1000)[:8]
+
+
+def test_ids_made_in_one_millisecond_keep_their_order() -> None:
+    made = [new_record_id(1_700_000_000_123) for _ in range(500)]
+    assert made == sorted(made) and len(set(made)) == 500

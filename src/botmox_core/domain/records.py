@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import re
 import secrets
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -64,16 +65,34 @@ def now_ms() -> int:
 _PUSH_CHARS = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 
 
+_last_push: tuple[int, list[int]] = (-1, [])
+_push_lock = threading.Lock()
+
+
 def new_record_id(at_ms: int | None = None) -> str:
     """A new id in the form of a Firebase push id: 20 characters, 8 encoding the time in
-    milliseconds (so ids sort by creation time) and 12 random ones."""
+    milliseconds and 12 random ones. Ids made by this process sort in the order they were made:
+    within one millisecond the random part of the previous id is incremented (as Firebase's
+    clients do)."""
+    global _last_push
     stamp = now_ms() if at_ms is None else at_ms
+    with _push_lock:
+        last_stamp, last_tail = _last_push
+        if stamp == last_stamp:
+            tail = list(last_tail)
+            for position in range(11, -1, -1):  # add one, carrying
+                if tail[position] < 63:
+                    tail[position] += 1
+                    break
+                tail[position] = 0
+        else:
+            tail = [secrets.randbelow(64) for _ in range(12)]
+        _last_push = (stamp, tail)
     head = []
     for _ in range(8):
         head.append(_PUSH_CHARS[stamp % 64])
         stamp //= 64
-    tail = "".join(secrets.choice(_PUSH_CHARS) for _ in range(12))
-    return "".join(reversed(head)) + tail
+    return "".join(reversed(head)) + "".join(_PUSH_CHARS[index] for index in tail)
 
 
 @attrs.frozen
