@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from botmox_supabase import domain_repositories
 from botmox_supabase.backend import PostgresDataBackend
 from botmox_supabase.domain_repositories import COLLECTION_TABLES, dump_json, list_statement
 
@@ -86,13 +87,24 @@ def test_backend_declares_domains(backend: PostgresDataBackend) -> None:
         assert uow.records is not None and uow.settings is not None
 
 
-def test_list_matches_the_reference(backend: PostgresDataBackend) -> None:
+@pytest.mark.parametrize("few_matches", [5000, 0], ids=["among-matches", "in-sort-order"])
+def test_list_matches_the_reference(
+    backend: PostgresDataBackend, few_matches: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways of choosing a filtered page (among the matching ids, or in sort-index order
+    skipping non-matches) give the reference's records, order and total."""
+    monkeypatch.setattr(domain_repositories, "FEW_MATCHES", few_matches)
     rng = random.Random(1234)
     records: list[DomainRecord] = []
     with backend.unit_of_work() as uow:
         for index in range(160):
             record_id = rng.choice(["", "A", "a", "_", "-", "9"]) + f"{index:03d}"
-            record = DomainRecord(T1, Collection.BOTS, record_id, _random_data(rng))
+            data = _random_data(rng)
+            if index % 20 == 0:  # search texts too long for the covering index
+                data["notes"] = "long " * 300 + rng.choice(["alpha", "%", "x" * 300])
+            if index % 7 == 0:  # LIKE's wildcards and escape character, as plain text
+                data["odd"] = rng.choice(["50%", "a%b", "snake_case", "back\\slash", "_"])
+            record = DomainRecord(T1, Collection.BOTS, record_id, data)
             uow.records.add(record)
             records.append(record)
             # The other tenant holds records with the same ids: never listed for T1.
@@ -101,7 +113,23 @@ def test_list_matches_the_reference(backend: PostgresDataBackend) -> None:
     queries = [ListQuery()]
     for sort in [None, "id", "name", "status", "level", "tags", "missing", "created_at"]:
         for descending in (False, True):
-            for q in [None, "a", "alpha", "1", "true", "fals", "e+", "1e+16", "é", "\U0001f600"]:
+            for q in [
+                None,
+                "a",
+                "alpha",
+                "1",
+                "true",
+                "fals",
+                "e+",
+                "1e+16",
+                "é",
+                "\U0001f600",
+                "%",
+                "_",
+                "\\",
+                "a%b",
+                "x" * 300,
+            ]:
                 queries.append(ListQuery(sort=sort, descending=descending, q=q, limit=17))
     queries += [ListQuery(page=page, limit=7, sort="name") for page in range(1, 30)]
     queries += [ListQuery(page=1000, limit=200, q="a"), ListQuery(page=2, limit=200)]
@@ -404,7 +432,7 @@ def test_bot_sorts_use_their_index(
         row[0]
         for row in sql.execute(
             b"explain " + list_statement(Collection.BOTS, query).as_bytes(sql),
-            {"tenant": T1, "q": None, "limit": 50, "offset": 0},
+            {"tenant": T1, "pattern": None, "limit": 50, "offset": 0},
         ).fetchall()
     )
     assert f"bots_sort_{sort}_idx" in plan, plan

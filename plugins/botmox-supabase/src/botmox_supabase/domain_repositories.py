@@ -29,7 +29,13 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
-from botmox_core.domain.listing import SORT_FIELD_PATTERN, ListPage, ListQuery, search_text
+from botmox_core.domain.listing import (
+    SEARCH_SEPARATOR,
+    SORT_FIELD_PATTERN,
+    ListPage,
+    ListQuery,
+    search_text,
+)
 from botmox_core.domain.records import (
     AggregateKey,
     ArchiveEntry,
@@ -48,7 +54,11 @@ __all__ = [
     "PostgresBotHistoryRepository",
     "PostgresRecordRepository",
     "PostgresSettingsRepository",
+    "FEW_MATCHES",
+    "INDEXED_SORTS",
+    "SEARCH_INDEX_MAX_BYTES",
     "dump_json",
+    "like_pattern",
     "list_statement",
 ]
 
@@ -174,20 +184,74 @@ def _order_by(query: ListQuery) -> sql.Composable:
     return sql.SQL(", ").join(sql.SQL("{}{}").format(part, direction) for part in parts)
 
 
-def _where(query: ListQuery) -> sql.Composable:
-    if query.q is None:
-        return sql.SQL("tenant_id = %(tenant)s")
-    return sql.SQL("tenant_id = %(tenant)s and strpos(search, %(q)s) > 0")
+#: Search texts up to this many bytes are in the covering index ``<table>_search_idx``
+#: (the migration's partial index predicate; the planner needs the same expression).
+SEARCH_INDEX_MAX_BYTES = 1024
+
+#: Sort fields with an expression index per table (migration 20261201000000): a sorted page
+#: is read in index order. Without ``q`` (or with many matches) that reads about a page of rows.
+INDEXED_SORTS: Mapping[Collection, frozenset[str]] = {
+    Collection.BOTS: frozenset({"name", "status", "project_id", "created_at", "updated_at"}),
+}
+
+#: With ``q`` matching at most this many records (or a sort without an index), the page is
+#: chosen among the matches found in the covering index; with more, it is read in sort-index
+#: order, skipping non-matches (dense matches: few rows are read before a page is full).
+FEW_MATCHES = 5000
 
 
-def list_statement(collection: Collection, query: ListQuery) -> sql.Composed:
-    """The one statement of :meth:`PostgresRecordRepository.list` (parameters ``tenant``,
-    ``q``, ``limit``, ``offset``): the page's ``id, data`` and on every row the total."""
-    table, where = _table(collection), _where(query)
+def like_pattern(q: str) -> str:
+    """``q`` as a LIKE pattern matching any text that contains it (``\\``, ``%``, ``_``
+    escaped; LIKE's default escape character is the backslash)."""
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _count_statement(table: sql.Identifier) -> sql.Composed:
+    """How many rows of the tenant match ``%(pattern)s``: an index-only scan over the covering
+    index, plus the (rare) rows with a longer search text."""
     return sql.SQL(
-        "select id, data, (select count(*) from {table} where {where}) as total"
-        " from {table} where {where} order by {order} limit %(limit)s offset %(offset)s"
-    ).format(table=table, where=where, order=_order_by(query))
+        "select (select count(*) from {table} where tenant_id = %(tenant)s"
+        " and octet_length(search) <= {max} and search like %(pattern)s)"
+        " + (select count(*) from {table} where tenant_id = %(tenant)s"
+        " and octet_length(search) > {max} and search like %(pattern)s)"
+    ).format(table=table, max=sql.Literal(SEARCH_INDEX_MAX_BYTES))
+
+
+def _matching_ids(table: sql.Identifier) -> sql.Composed:
+    return sql.SQL(
+        "select id from {table} where tenant_id = %(tenant)s"
+        " and octet_length(search) <= {max} and search like %(pattern)s"
+        " union all select id from {table} where tenant_id = %(tenant)s"
+        " and octet_length(search) > {max} and search like %(pattern)s"
+    ).format(table=table, max=sql.Literal(SEARCH_INDEX_MAX_BYTES))
+
+
+def list_statement(collection: Collection, query: ListQuery, *, few: bool = False) -> sql.Composed:
+    """The page statement of :meth:`PostgresRecordRepository.list` (parameters ``tenant``,
+    ``pattern``, ``limit``, ``offset``), rows ``(id, data, total)``.
+
+    Without ``q`` the total is an uncorrelated sub-select on every row (one statement). With
+    ``q`` the total is counted first (:func:`_count_statement`) and ``total`` is null here;
+    ``few`` picks the page among the matching ids (found in the covering index) instead of
+    reading in sort order and skipping the rows that do not match.
+    """
+    table, order = _table(collection), _order_by(query)
+    if query.q is None:
+        return sql.SQL(
+            "select id, data, (select count(*) from {table} where tenant_id = %(tenant)s)"
+            " from {table} where tenant_id = %(tenant)s order by {order}"
+            " limit %(limit)s offset %(offset)s"
+        ).format(table=table, order=order)
+    if few:
+        return sql.SQL(
+            "select id, data, null::bigint from {table} where tenant_id = %(tenant)s"
+            " and id in ({ids}) order by {order} limit %(limit)s offset %(offset)s"
+        ).format(table=table, ids=_matching_ids(table), order=order)
+    return sql.SQL(
+        "select id, data, null::bigint from {table} where tenant_id = %(tenant)s"
+        " and search like %(pattern)s order by {order} limit %(limit)s offset %(offset)s"
+    ).format(table=table, order=order)
 
 
 # -- records ----------------------------------------------------------------------------------
@@ -270,20 +334,36 @@ class PostgresRecordRepository(_Repository):
         return bool(rows)
 
     def list(self, tenant_id: str, collection: Collection, query: ListQuery) -> ListPage:
-        params = {"tenant": tenant_id, "q": query.q, "limit": query.limit, "offset": query.offset}
-        rows = self._rows(list_statement(collection, query), params)
-        if rows:
-            total = int(rows[0][2])
-        elif query.offset == 0:
-            total = 0  # nothing matches at all
-        else:  # a page past the end: no row carried the total
-            counted = self._rows(
-                sql.SQL("select count(*) from {} where {}").format(
-                    _table(collection), _where(query)
-                ),
-                params,
-            )
+        params: dict[str, Any] = {
+            "tenant": tenant_id,
+            "pattern": None if query.q is None else like_pattern(query.q),
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+        if query.q is None:
+            rows = self._rows(list_statement(collection, query), params)
+            if rows:
+                total = int(rows[0][2])
+            else:  # an empty collection, or a page past the end (no row carried the total)
+                counted = self._rows(
+                    sql.SQL("select count(*) from {} where tenant_id = %(tenant)s").format(
+                        _table(collection)
+                    ),
+                    params,
+                )
+                total = int(counted[0][0])
+        elif SEARCH_SEPARATOR in query.q:  # never in a search text's values (the reference)
+            return ListPage([], 0)
+        else:
+            counted = self._rows(_count_statement(_table(collection)), params)
             total = int(counted[0][0])
+            if total == 0 or query.offset >= total:
+                return ListPage([], total)
+            indexed = query.sort in (None, "id") or query.sort in INDEXED_SORTS.get(
+                Collection(collection), frozenset()
+            )
+            few = total <= FEW_MATCHES or not indexed
+            rows = self._rows(list_statement(collection, query, few=few), params)
         return ListPage([self._record(tenant_id, collection, row) for row in rows], total)
 
     def scan(

@@ -8,8 +8,8 @@
 --   its id (it holds the entity's own created_at/updated_at, epoch ms); the timestamptz columns
 --   only say when the row was written.
 -- * `search` is botmox_core.domain.listing.search_text(id, data), written by the server with
---   every row: the list filter `q` is one substring test on it (strpos), the same definition as
---   every other backend. `id` is COLLATE "C" so the primary key orders ids by code point, as the
+--   every row: the list filter `q` is one substring test on it (`search like '%q%'`, q's
+--   wildcards escaped), the same definition as every other backend, read from a covering index. `id` is COLLATE "C" so the primary key orders ids by code point, as the
 --   list and scan order requires.
 -- * Ordering by a field uses botmox.domain_rank/_number/_text (immutable, inlined by the planner):
 --   type rank (null/missing, false, true, number, string, object/array), the number as numeric,
@@ -20,104 +20,104 @@ create table if not exists botmox.resources_licenses (
   tenant_id   text               not null,
   id          text collate "C"   not null,
   data        jsonb              not null,
-  search      text               not null,
+  search      text collate "C"   not null,
   created_at  timestamptz        not null default now(),
   updated_at  timestamptz        not null default now(),
   constraint resources_licenses_pkey primary key (tenant_id, id),
   constraint resources_licenses_id_check check (id ~ '^[A-Za-z0-9_:@-]{1,128}$'),
   constraint resources_licenses_data_check check (jsonb_typeof(data) = 'object'),
-  constraint resources_licenses_tenant_id_check check (tenant_id <> '')
+  constraint resources_licenses_tenant_id_check check (tenant_id <> '' and octet_length(tenant_id) <= 256)
 );
 
 create table if not exists botmox.resources_proxies (
   tenant_id   text               not null,
   id          text collate "C"   not null,
   data        jsonb              not null,
-  search      text               not null,
+  search      text collate "C"   not null,
   created_at  timestamptz        not null default now(),
   updated_at  timestamptz        not null default now(),
   constraint resources_proxies_pkey primary key (tenant_id, id),
   constraint resources_proxies_id_check check (id ~ '^[A-Za-z0-9_:@-]{1,128}$'),
   constraint resources_proxies_data_check check (jsonb_typeof(data) = 'object'),
-  constraint resources_proxies_tenant_id_check check (tenant_id <> '')
+  constraint resources_proxies_tenant_id_check check (tenant_id <> '' and octet_length(tenant_id) <= 256)
 );
 
 create table if not exists botmox.resources_subscriptions (
   tenant_id   text               not null,
   id          text collate "C"   not null,
   data        jsonb              not null,
-  search      text               not null,
+  search      text collate "C"   not null,
   created_at  timestamptz        not null default now(),
   updated_at  timestamptz        not null default now(),
   constraint resources_subscriptions_pkey primary key (tenant_id, id),
   constraint resources_subscriptions_id_check check (id ~ '^[A-Za-z0-9_:@-]{1,128}$'),
   constraint resources_subscriptions_data_check check (jsonb_typeof(data) = 'object'),
-  constraint resources_subscriptions_tenant_id_check check (tenant_id <> '')
+  constraint resources_subscriptions_tenant_id_check check (tenant_id <> '' and octet_length(tenant_id) <= 256)
 );
 
 create table if not exists botmox.workspace_notes (
   tenant_id   text               not null,
   id          text collate "C"   not null,
   data        jsonb              not null,
-  search      text               not null,
+  search      text collate "C"   not null,
   created_at  timestamptz        not null default now(),
   updated_at  timestamptz        not null default now(),
   constraint workspace_notes_pkey primary key (tenant_id, id),
   constraint workspace_notes_id_check check (id ~ '^[A-Za-z0-9_:@-]{1,128}$'),
   constraint workspace_notes_data_check check (jsonb_typeof(data) = 'object'),
-  constraint workspace_notes_tenant_id_check check (tenant_id <> '')
+  constraint workspace_notes_tenant_id_check check (tenant_id <> '' and octet_length(tenant_id) <= 256)
 );
 
 create table if not exists botmox.workspace_calendar_events (
   tenant_id   text               not null,
   id          text collate "C"   not null,
   data        jsonb              not null,
-  search      text               not null,
+  search      text collate "C"   not null,
   created_at  timestamptz        not null default now(),
   updated_at  timestamptz        not null default now(),
   constraint workspace_calendar_events_pkey primary key (tenant_id, id),
   constraint workspace_calendar_events_id_check check (id ~ '^[A-Za-z0-9_:@-]{1,128}$'),
   constraint workspace_calendar_events_data_check check (jsonb_typeof(data) = 'object'),
-  constraint workspace_calendar_events_tenant_id_check check (tenant_id <> '')
+  constraint workspace_calendar_events_tenant_id_check check (tenant_id <> '' and octet_length(tenant_id) <= 256)
 );
 
 create table if not exists botmox.workspace_kanban_tasks (
   tenant_id   text               not null,
   id          text collate "C"   not null,
   data        jsonb              not null,
-  search      text               not null,
+  search      text collate "C"   not null,
   created_at  timestamptz        not null default now(),
   updated_at  timestamptz        not null default now(),
   constraint workspace_kanban_tasks_pkey primary key (tenant_id, id),
   constraint workspace_kanban_tasks_id_check check (id ~ '^[A-Za-z0-9_:@-]{1,128}$'),
   constraint workspace_kanban_tasks_data_check check (jsonb_typeof(data) = 'object'),
-  constraint workspace_kanban_tasks_tenant_id_check check (tenant_id <> '')
+  constraint workspace_kanban_tasks_tenant_id_check check (tenant_id <> '' and octet_length(tenant_id) <= 256)
 );
 
 create table if not exists botmox.bots (
   tenant_id   text               not null,
   id          text collate "C"   not null,
   data        jsonb              not null,
-  search      text               not null,
+  search      text collate "C"   not null,
   created_at  timestamptz        not null default now(),
   updated_at  timestamptz        not null default now(),
   constraint bots_pkey primary key (tenant_id, id),
   constraint bots_id_check check (id ~ '^[A-Za-z0-9_:@-]{1,128}$'),
   constraint bots_data_check check (jsonb_typeof(data) = 'object'),
-  constraint bots_tenant_id_check check (tenant_id <> '')
+  constraint bots_tenant_id_check check (tenant_id <> '' and octet_length(tenant_id) <= 256)
 );
 
 create table if not exists botmox.finance_operations (
   tenant_id   text               not null,
   id          text collate "C"   not null,
   data        jsonb              not null,
-  search      text               not null,
+  search      text collate "C"   not null,
   created_at  timestamptz        not null default now(),
   updated_at  timestamptz        not null default now(),
   constraint finance_operations_pkey primary key (tenant_id, id),
   constraint finance_operations_id_check check (id ~ '^[A-Za-z0-9_:@-]{1,128}$'),
   constraint finance_operations_data_check check (jsonb_typeof(data) = 'object'),
-  constraint finance_operations_tenant_id_check check (tenant_id <> '')
+  constraint finance_operations_tenant_id_check check (tenant_id <> '' and octet_length(tenant_id) <= 256)
 );
 
 create table if not exists botmox.bot_lifecycle_log (
@@ -214,6 +214,31 @@ revoke all on function botmox.domain_text(jsonb) from public, anon;
 grant execute on function botmox.domain_rank(jsonb) to authenticated, service_role;
 grant execute on function botmox.domain_number(jsonb) to authenticated, service_role;
 grant execute on function botmox.domain_text(jsonb) to authenticated, service_role;
+
+-- Every collection: the filter `q` reads `search` from a covering index (an index-only scan over
+-- the tenant's entries, the table itself is not read). A btree entry holds at most ~2.7 kB, so
+-- the index covers the rows whose search text is at most 1024 bytes (nearly all); the others are
+-- found through a second, small partial index and read from the table.
+do $$
+declare
+  t text;
+begin
+  foreach t in array array[
+    'resources_licenses', 'resources_proxies', 'resources_subscriptions', 'workspace_notes',
+    'workspace_calendar_events', 'workspace_kanban_tasks', 'bots', 'finance_operations'
+  ] loop
+    execute format(
+      'create index if not exists %I on botmox.%I (tenant_id, search) include (id)'
+      ' where octet_length(search) <= 1024',
+      t || '_search_idx', t
+    );
+    execute format(
+      'create index if not exists %I on botmox.%I (tenant_id) where octet_length(search) > 1024',
+      t || '_long_search_idx', t
+    );
+  end loop;
+end
+$$;
 
 -- Bots: the sort orders the web client uses on its bot tables, served in index order (a page
 -- of a sorted list reads about a page of rows, not the whole collection).
