@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ ADDRESS_LIMIT = 5
 class _FakeMinio(http.server.BaseHTTPRequestHandler):
     """Stands in for MinIO behind the files site (labelled fake: it only records Host)."""
 
-    hosts: list[str] = []
+    hosts: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         self.hosts.append(self.headers.get("Host", ""))
@@ -91,7 +92,7 @@ def caddy(
     }
     log_path = home / "caddy.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - the caddy binary found above
+        process = subprocess.Popen(
             [binary, "run", "--config", str(DEPLOY / "Caddyfile"), "--adapter", "caddyfile"],
             env=env,
             stdout=log,
