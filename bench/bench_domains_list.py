@@ -14,12 +14,13 @@ by adding a target to :data:`TARGETS`.
 ``BOTMOX_BENCH_QUICK=1`` shrinks the dataset to 10,000 bots per tenant; figures are printed
 (``--json`` for machines), never asserted.
 
-    python bench/bench_domains_list.py [--backend sqlite] [--json] [--rounds 200]
+    python bench/bench_domains_list.py [--backend sqlite|postgres] [--json] [--rounds 200]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -171,8 +172,82 @@ class SqliteTarget:
         return [DomainRecord(tenant, Collection.BOTS, row[0], json.loads(row[1])) for row in rows]
 
 
+class PostgresTarget:
+    """The Supabase backend on a real PostgreSQL (``--backend postgres``): a scratch database
+    on ``BOTMOX_BENCH_POSTGRES_DSN`` / ``BOTMOX_TEST_POSTGRES_DSN`` (a superuser DSN), else a
+    throwaway cluster (``initdb``/``pg_ctl``; shared_buffers 256MB, the load unlogged by
+    ``fsync=off``: reads are what is measured). Loaded with ``COPY`` through the backend's own
+    encoding (``dump_json``, ``search_text``), then ``VACUUM ANALYZE`` as autovacuum would."""
+
+    name = "postgres"
+
+    def __init__(self) -> None:
+        self._reader: Any = None
+
+    @contextmanager
+    def open(self, workdir: Path) -> Iterator[DomainDataBackend]:
+        from botmox_supabase.backend import PostgresDataBackend
+        from botmox_supabase.migrations import apply_migrations
+        from botmox_supabase.options import SupabaseOptions
+        from botmox_supabase.testing import TemporaryPostgres, create_database, drop_database
+
+        with contextlib.ExitStack() as stack:
+            admin = os.environ.get("BOTMOX_BENCH_POSTGRES_DSN") or os.environ.get(
+                "BOTMOX_TEST_POSTGRES_DSN"
+            )
+            if not admin:
+                server = stack.enter_context(
+                    TemporaryPostgres(settings={"shared_buffers": "256MB"})
+                )
+                admin = server.dsn
+            dsn = create_database(admin)
+            stack.callback(drop_database, admin, dsn.rsplit("/", 1)[1])
+            apply_migrations(dsn)
+            backend = PostgresDataBackend(
+                SupabaseOptions(database_url=dsn, pool_min_size=1, pool_max_size=4)
+            )
+            stack.callback(backend.close)
+            stack.callback(lambda: self._reader is not None and self._reader.close())
+            yield backend
+
+    def load(
+        self, backend: DomainDataBackend, rows: Iterator[tuple[str, str, dict[str, Any]]]
+    ) -> int:
+        import psycopg
+        from botmox_supabase.backend import PostgresDataBackend
+        from botmox_supabase.domain_repositories import dump_json
+
+        from botmox_core.domain.listing import search_text
+
+        assert isinstance(backend, PostgresDataBackend)
+        count = 0
+        with psycopg.connect(backend.options.database_url, autocommit=True) as connection:
+            with connection.cursor().copy(
+                "copy botmox.bots (tenant_id, id, data, search) from stdin"
+            ) as copy:
+                for tenant, record_id, data in rows:
+                    copy.write_row(
+                        (tenant, record_id, dump_json(data), search_text(record_id, data))
+                    )
+                    count += 1
+            connection.execute("vacuum analyze botmox.bots")
+        return count
+
+    def load_all(self, backend: DomainDataBackend, tenant: str) -> list[DomainRecord]:
+        import psycopg
+        from botmox_supabase.backend import PostgresDataBackend
+
+        assert isinstance(backend, PostgresDataBackend)
+        if self._reader is None:
+            self._reader = psycopg.connect(backend.options.database_url, autocommit=True)
+        rows = self._reader.execute(
+            "select id, data from botmox.bots where tenant_id = %s", (tenant,)
+        ).fetchall()
+        return [DomainRecord(tenant, Collection.BOTS, row[0], row[1]) for row in rows]
+
+
 #: The backends this bench knows, by ``--backend`` name.
-TARGETS: dict[str, Callable[[], Target]] = {"sqlite": SqliteTarget}
+TARGETS: dict[str, Callable[[], Target]] = {"sqlite": SqliteTarget, "postgres": PostgresTarget}
 
 
 def percentile(samples: list[float], fraction: float) -> float:

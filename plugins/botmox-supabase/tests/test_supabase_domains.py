@@ -87,13 +87,13 @@ def test_backend_declares_domains(backend: PostgresDataBackend) -> None:
         assert uow.records is not None and uow.settings is not None
 
 
-@pytest.mark.parametrize("few_matches", [5000, 0], ids=["among-matches", "in-sort-order"])
+@pytest.mark.parametrize("factor", [0.0, 1e9], ids=["among-matches", "in-sort-order"])
 def test_list_matches_the_reference(
-    backend: PostgresDataBackend, few_matches: int, monkeypatch: pytest.MonkeyPatch
+    backend: PostgresDataBackend, factor: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both ways of choosing a filtered page (among the matching ids, or in sort-index order
     skipping non-matches) give the reference's records, order and total."""
-    monkeypatch.setattr(domain_repositories, "FEW_MATCHES", few_matches)
+    monkeypatch.setattr(domain_repositories, "FEW_MATCHES_FACTOR", factor)
     rng = random.Random(1234)
     records: list[DomainRecord] = []
     with backend.unit_of_work() as uow:

@@ -54,7 +54,7 @@ __all__ = [
     "PostgresBotHistoryRepository",
     "PostgresRecordRepository",
     "PostgresSettingsRepository",
-    "FEW_MATCHES",
+    "FEW_MATCHES_FACTOR",
     "INDEXED_SORTS",
     "SEARCH_INDEX_MAX_BYTES",
     "dump_json",
@@ -194,10 +194,19 @@ INDEXED_SORTS: Mapping[Collection, frozenset[str]] = {
     Collection.BOTS: frozenset({"name", "status", "project_id", "created_at", "updated_at"}),
 }
 
-#: With ``q`` matching at most this many records (or a sort without an index), the page is
-#: chosen among the matches found in the covering index; with more, it is read in sort-index
-#: order, skipping non-matches (dense matches: few rows are read before a page is full).
-FEW_MATCHES = 5000
+#: Per-row cost of choosing a page among the matching ids, against reading in sort-index order
+#: (both read a row per step; the first also hashes the ids): see :func:`_among_matches`.
+FEW_MATCHES_FACTOR = 1.0
+
+
+def _among_matches(query: ListQuery, matches: int, rows: int, indexed: bool) -> bool:
+    """Whether to choose the page among the ``matches`` matching ids (found in the covering
+    index: about ``matches`` rows read) rather than in sort-index order, skipping non-matches
+    (about ``(offset + limit) * rows / matches`` rows read, ``rows`` the tenant's collection)."""
+    if not indexed:
+        return True
+    in_order = (query.offset + query.limit) * rows / max(matches, 1)
+    return matches * FEW_MATCHES_FACTOR <= in_order
 
 
 def like_pattern(q: str) -> str:
@@ -208,13 +217,16 @@ def like_pattern(q: str) -> str:
 
 
 def _count_statement(table: sql.Identifier) -> sql.Composed:
-    """How many rows of the tenant match ``%(pattern)s``: an index-only scan over the covering
-    index, plus the (rare) rows with a longer search text."""
+    """``(matches, rows)``: how many of the tenant's rows match ``%(pattern)s`` and how many
+    there are, in one index-only scan of the covering index (plus the rare rows whose search
+    text is longer, read from the table)."""
     return sql.SQL(
-        "select (select count(*) from {table} where tenant_id = %(tenant)s"
-        " and octet_length(search) <= {max} and search like %(pattern)s)"
-        " + (select count(*) from {table} where tenant_id = %(tenant)s"
-        " and octet_length(search) > {max} and search like %(pattern)s)"
+        "select coalesce(sum(matches), 0), coalesce(sum(rows), 0) from ("
+        "select count(*) filter (where search like %(pattern)s) as matches, count(*) as rows"
+        " from {table} where tenant_id = %(tenant)s and octet_length(search) <= {max}"
+        " union all"
+        " select count(*) filter (where search like %(pattern)s), count(*)"
+        " from {table} where tenant_id = %(tenant)s and octet_length(search) > {max}) as parts"
     ).format(table=table, max=sql.Literal(SEARCH_INDEX_MAX_BYTES))
 
 
@@ -356,13 +368,13 @@ class PostgresRecordRepository(_Repository):
             return ListPage([], 0)
         else:
             counted = self._rows(_count_statement(_table(collection)), params)
-            total = int(counted[0][0])
+            total, size = int(counted[0][0]), int(counted[0][1])
             if total == 0 or query.offset >= total:
                 return ListPage([], total)
             indexed = query.sort in (None, "id") or query.sort in INDEXED_SORTS.get(
                 Collection(collection), frozenset()
             )
-            few = total <= FEW_MATCHES or not indexed
+            few = _among_matches(query, total, size, indexed)
             rows = self._rows(list_statement(collection, query, few=few), params)
         return ListPage([self._record(tenant_id, collection, row) for row in rows], total)
 
