@@ -264,8 +264,12 @@ _V3 = (
         UNIQUE (tenant_id, collection, id)
     ) STRICT
     """,
-    # q: a substring test over this covering index reads no table row that does not match.
-    "CREATE INDEX domain_records_search ON domain_records (tenant_id, collection, search)",
+    # A list reads only this covering index (the filter, the sort keys, the ids) until it has
+    # chosen its page: no table row is read for a record that is not on the page.
+    """
+    CREATE INDEX domain_records_search
+        ON domain_records (tenant_id, collection, search, sort_keys, id)
+    """,
     """
     CREATE TABLE bot_lifecycle_log (
         tenant_id  TEXT NOT NULL,
