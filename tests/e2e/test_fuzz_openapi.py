@@ -57,7 +57,7 @@ pytestmark = pytest.mark.e2e
 SCALE = max(1, int(os.environ.get("BOTMOX_FUZZ_EXAMPLES", "1")))
 #: Examples per operation and generation mode, by role: the roles that reach the most code get
 #: the most (a CI budget of about a minute for the schema-driven part on 2 cores).
-EXAMPLES = {"admin": 25, "user": 20, "agent": 15, "infra": 6, "api": 6, "other": 6, None: 6}
+EXAMPLES = {"admin": 12, "user": 10, "agent": 8, "infra": 4, "api": 4, "other": 4, None: 4}
 ROLES = list(EXAMPLES)
 MB = 1024 * 1024
 
@@ -297,7 +297,8 @@ def test_hostile_routes_cover_every_json_body(target: FuzzTarget, openapi: dict[
             schema = content["application/json"]["schema"]
             if "$ref" in schema:
                 schema = components[schema["$ref"].rsplit("/", 1)[-1]]
-            assert set(schema.get("properties", {})) == set(route.body), (path, schema)
+            if schema.get("properties"):  # free-form bodies (domain records) have none
+                assert set(schema["properties"]) == set(route.body), (path, schema)
 
 
 DEPTHS = [17, 200, 1_000, 100_000]
@@ -327,6 +328,11 @@ def test_deeply_nested_bodies(target: FuzzTarget, name: str) -> None:
     findings.assert_none()
 
 
+#: A settings path holds any JSON value, and the tenant's settings tree may hold 2 MiB
+#: (docs/domains.md): a 1 MB value there is legitimately stored, and a bare array is a value.
+SETTINGS_ROUTES = {"settings/put", "settings/patch"}
+
+
 @pytest.mark.parametrize("name", JSON_ROUTE_NAMES)
 def test_huge_strings(target: FuzzTarget, name: str) -> None:
     """A 1 MB string (just under the 1 MiB body limit) in each field, directly and nested in a
@@ -343,7 +349,8 @@ def test_huge_strings(target: FuzzTarget, name: str) -> None:
         ):
             response = _send(target, route, body_with(route.body, field, raw))
             findings.check(f"{name} {field}=1MB {label}", response)
-            if response.status_code < 400 and len(response.content) > 64 * 1024:
+            stored = response.status_code < 400 and len(response.content) > 64 * 1024
+            if stored and name not in SETTINGS_ROUTES:
                 findings.items.append(f"{name} {field}=1MB {label}: accepted and echoed")
         findings.check(
             f"{name} {field}=1.1MB string",
@@ -509,7 +516,10 @@ def test_malformed_json(target: FuzzTarget, name: str) -> None:
     findings = Findings()
     for label, content in MALFORMED:
         # an empty body is a valid "no body" for routes whose fields are all optional
-        statuses = None if label in ("empty", "whitespace", "null") else (400,)
+        lenient = ("empty", "whitespace", "null")
+        if name in SETTINGS_ROUTES:
+            lenient += ("array", "string", "number")
+        statuses = None if label in lenient else (400,)
         findings.check(f"{name} {label}", _send(target, route, content), statuses)
     for field, value in route.body.items():
         duplicate = body_with(route.body, field, json.dumps(value))[:-1] + b', "'
@@ -574,6 +584,12 @@ def _sane_parameters(target: FuzzTarget) -> dict[str, str]:
         "command_id": target.command_id or NO_SUCH_ID,
         "key": f"{TENANT}/x.bin",
         "storage_name": "localfs",
+        "kind": "licenses",
+        "record_id": "fuzz-absent-record",
+        "path": "fuzz/alerts",
+        "sort": "name",
+        "order": "asc",
+        "q": "x",
         "storage": "localfs",
         "platform": PLATFORM,
         "channel": CHANNEL,
