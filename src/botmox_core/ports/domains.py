@@ -90,14 +90,27 @@ class BotHistoryRepository(Protocol):
         """Add a ban archive entry (ids are unique per tenant)."""
 
     def log(
-        self, tenant_id: str, bot_id: str | None = None, *, limit: int = 500
+        self,
+        tenant_id: str,
+        bot_id: str | None = None,
+        *,
+        limit: int = 500,
+        after: tuple[int, str] | None = None,
     ) -> Sequence[LifecycleLogEntry]:
-        """Log entries of the tenant (of one bot), oldest first by (timestamp, id)."""
+        """Log entries of the tenant (of one bot), oldest first by (timestamp, id); with
+        ``after`` only those after that (timestamp, id): how export and migration read the
+        whole log page by page."""
 
     def archive(
-        self, tenant_id: str, bot_id: str | None = None, *, limit: int = 500
+        self,
+        tenant_id: str,
+        bot_id: str | None = None,
+        *,
+        limit: int = 500,
+        after: tuple[int, str] | None = None,
     ) -> Sequence[ArchiveEntry]:
-        """Archive entries of the tenant (of one bot), oldest first by (archived_at, id)."""
+        """Archive entries of the tenant (of one bot), oldest first by (archived_at, id); with
+        ``after`` only those after that (archived_at, id)."""
 
 
 class AggregateRepository(Protocol):

@@ -614,7 +614,12 @@ class RtdbBotHistoryRepository:
                 if bot_id is None or entry.get("bot_id") == bot_id}
 
     def log(
-        self, tenant_id: str, bot_id: str | None = None, *, limit: int = 500
+        self,
+        tenant_id: str,
+        bot_id: str | None = None,
+        *,
+        limit: int = 500,
+        after: tuple[int, str] | None = None,
     ) -> Sequence[LifecycleLogEntry]:
         """Entries of the tenant (of one bot: an ``orderByChild`` query), oldest first."""
         found = [
@@ -625,10 +630,17 @@ class RtdbBotHistoryRepository:
             .items()
         ]
         found.sort(key=lambda entry: (entry.timestamp, entry.id))
+        if after is not None:
+            found = [entry for entry in found if (entry.timestamp, entry.id) > after]
         return found[:max(limit, 0)]
 
     def archive(
-        self, tenant_id: str, bot_id: str | None = None, *, limit: int = 500
+        self,
+        tenant_id: str,
+        bot_id: str | None = None,
+        *,
+        limit: int = 500,
+        after: tuple[int, str] | None = None,
     ) -> Sequence[ArchiveEntry]:
         """Archive entries of the tenant (of one bot), oldest first."""
         found = [
@@ -638,6 +650,8 @@ class RtdbBotHistoryRepository:
             for key, entry in self._entries(tenant_id, ARCHIVE, bot_id, "read archive").items()
         ]
         found.sort(key=lambda entry: (entry.archived_at, entry.id))
+        if after is not None:
+            found = [entry for entry in found if (entry.archived_at, entry.id) > after]
         return found[:max(limit, 0)]
 
 

@@ -450,23 +450,22 @@ class PostgresBotHistoryRepository(_Repository):
             )
 
     def log(
-        self, tenant_id: str, bot_id: str | None = None, *, limit: int = 500
+        self,
+        tenant_id: str,
+        bot_id: str | None = None,
+        *,
+        limit: int = 500,
+        after: tuple[int, str] | None = None,
     ) -> Sequence[LifecycleLogEntry]:
         if limit < 1:
             return []
         columns = "id, bot_id, type, message, details, timestamp_ms"
-        if bot_id is None:
-            rows = self._rows(
-                f"select {columns} from botmox.bot_lifecycle_log where tenant_id = %s"  # noqa: S608
-                " order by timestamp_ms, id limit %s",
-                (tenant_id, limit),
-            )
-        else:
-            rows = self._rows(
-                f"select {columns} from botmox.bot_lifecycle_log"  # noqa: S608 - fixed names
-                " where tenant_id = %s and bot_id = %s order by timestamp_ms, id limit %s",
-                (tenant_id, bot_id, limit),
-            )
+        where, params = _history_filter("timestamp_ms", tenant_id, bot_id, after)
+        rows = self._rows(
+            f"select {columns} from botmox.bot_lifecycle_log where {where}"  # noqa: S608
+            " order by timestamp_ms, id limit %s",
+            (*params, limit),
+        )
         return [
             LifecycleLogEntry(
                 tenant_id=tenant_id,
@@ -481,23 +480,22 @@ class PostgresBotHistoryRepository(_Repository):
         ]
 
     def archive(
-        self, tenant_id: str, bot_id: str | None = None, *, limit: int = 500
+        self,
+        tenant_id: str,
+        bot_id: str | None = None,
+        *,
+        limit: int = 500,
+        after: tuple[int, str] | None = None,
     ) -> Sequence[ArchiveEntry]:
         if limit < 1:
             return []
         columns = "id, bot_id, reason, archived_at_ms, ban_details, snapshot"
-        if bot_id is None:
-            rows = self._rows(
-                f"select {columns} from botmox.bot_archive where tenant_id = %s"  # noqa: S608
-                " order by archived_at_ms, id limit %s",
-                (tenant_id, limit),
-            )
-        else:
-            rows = self._rows(
-                f"select {columns} from botmox.bot_archive"  # noqa: S608 - fixed names
-                " where tenant_id = %s and bot_id = %s order by archived_at_ms, id limit %s",
-                (tenant_id, bot_id, limit),
-            )
+        where, params = _history_filter("archived_at_ms", tenant_id, bot_id, after)
+        rows = self._rows(
+            f"select {columns} from botmox.bot_archive where {where}"  # noqa: S608
+            " order by archived_at_ms, id limit %s",
+            (*params, limit),
+        )
         return [
             ArchiveEntry(
                 tenant_id=tenant_id,
@@ -510,6 +508,21 @@ class PostgresBotHistoryRepository(_Repository):
             )
             for entry_id, entry_bot, reason, archived_at, ban_details, snapshot in rows
         ]
+
+
+def _history_filter(
+    time_column: str, tenant_id: str, bot_id: str | None, after: tuple[int, str] | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The where clause (fixed text) and parameters of a log or archive read."""
+    where = "tenant_id = %s"
+    params: list[Any] = [tenant_id]
+    if bot_id is not None:
+        where += " and bot_id = %s"
+        params.append(bot_id)
+    if after is not None:
+        where += f" and ({time_column}, id) > (%s, %s)"
+        params.extend(after)
+    return where, tuple(params)
 
 
 # -- aggregates and settings ------------------------------------------------------------------

@@ -314,10 +314,16 @@ class SqliteBotHistoryRepository:
             raise DuplicateError(f"a {table} entry with id {entry_id!r} already exists")
 
     def log(
-        self, tenant_id: str, bot_id: str | None = None, *, limit: int = 500
+        self,
+        tenant_id: str,
+        bot_id: str | None = None,
+        *,
+        limit: int = 500,
+        after: tuple[int, str] | None = None,
     ) -> Sequence[LifecycleLogEntry]:
-        """The tenant's (one bot's) log entries, oldest first by (timestamp, id)."""
-        rows = self._rows("bot_lifecycle_log", "timestamp", tenant_id, bot_id, limit)
+        """The tenant's (one bot's) log entries, oldest first by (timestamp, id), after
+        ``after`` when given."""
+        rows = self._rows("bot_lifecycle_log", "timestamp", tenant_id, bot_id, limit, after)
         entries = []
         for row in rows:
             values = dict(zip(row.keys(), row, strict=True))
@@ -326,10 +332,16 @@ class SqliteBotHistoryRepository:
         return entries
 
     def archive(
-        self, tenant_id: str, bot_id: str | None = None, *, limit: int = 500
+        self,
+        tenant_id: str,
+        bot_id: str | None = None,
+        *,
+        limit: int = 500,
+        after: tuple[int, str] | None = None,
     ) -> Sequence[ArchiveEntry]:
-        """The tenant's (one bot's) archive entries, oldest first by (archived_at, id)."""
-        rows = self._rows("bot_archive", "archived_at", tenant_id, bot_id, limit)
+        """The tenant's (one bot's) archive entries, oldest first by (archived_at, id), after
+        ``after`` when given."""
+        rows = self._rows("bot_archive", "archived_at", tenant_id, bot_id, limit, after)
         entries = []
         for row in rows:
             values = dict(zip(row.keys(), row, strict=True))
@@ -339,12 +351,21 @@ class SqliteBotHistoryRepository:
         return entries
 
     def _rows(
-        self, table: str, time_column: str, tenant_id: str, bot_id: str | None, limit: int
+        self,
+        table: str,
+        time_column: str,
+        tenant_id: str,
+        bot_id: str | None,
+        limit: int,
+        after: tuple[int, str] | None,
     ) -> list[sqlite3.Row]:
         where, params = "tenant_id = ?", [tenant_id]
         if bot_id is not None:
             where += " AND bot_id = ?"
             params.append(bot_id)
+        if after is not None:
+            where += f" AND ({time_column}, id) > (?, ?)"
+            params.extend(after)
         return self._sql.rows(
             f"SELECT * FROM {table} WHERE {where} ORDER BY {time_column}, id LIMIT ?",  # noqa: S608 - fixed names
             [*params, limit],

@@ -4,6 +4,7 @@ written in one unit of work (record, archive entry and log entry: all or nothing
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -49,6 +50,14 @@ def _appending_log(entry: LifecycleLogEntry) -> Callable[[DomainUnitOfWork], Non
 
 def _appending_archive(entry: ArchiveEntry) -> Callable[[DomainUnitOfWork], None]:
     return lambda uow: uow.bot_history.append_archive(entry)
+
+
+def _call_with(
+    read: Callable[[DomainUnitOfWork, tuple[int, str] | None], list[Any]],
+    cursor: tuple[int, str] | None,
+    uow: DomainUnitOfWork,
+) -> list[Any]:
+    return read(uow, cursor)
 
 
 class BotHistoryConformance(DomainConformanceBase[B]):
@@ -103,6 +112,70 @@ class BotHistoryConformance(DomainConformanceBase[B]):
         assert [entry.id for entry in of_bot] == ["arc-0", "arc-1"]
         one = self.read_unit(backend, lambda uow: uow.bot_history.archive(tenant, limit=1))
         assert [entry.id for entry in one] == ["arc-0"]
+
+    def test_log_and_archive_are_read_page_by_page_after_a_cursor(
+        self, backend: B, tenant: str, other_tenant: str
+    ) -> None:
+        """``after=(time, id)`` continues strictly after that entry (ties on time by id), so
+        the whole log and archive are read in pages without repeats or gaps."""
+        stamps = [T0_MS, T0_MS, T0_MS + 1, T0_MS + 1, T0_MS + 1, T0_MS + 7]
+        for index, stamp in enumerate(stamps):
+            self.write_unit(
+                backend, _appending_log(make_log_entry(tenant, "bot-a", stamp, id=f"log-{index}"))
+            )
+            self.write_unit(
+                backend,
+                _appending_archive(make_archive_entry(tenant, "bot-b", stamp, id=f"arc-{index}")),
+            )
+        self.write_unit(
+            backend, _appending_log(make_log_entry(other_tenant, "bot-a", T0_MS + 2, id="log-x"))
+        )
+        log_ids = self._paged(
+            backend,
+            lambda uow, cursor: [
+                ((entry.timestamp, entry.id), entry.id)
+                for entry in uow.bot_history.log(tenant, limit=2, after=cursor)
+            ],
+        )
+        archive_ids = self._paged(
+            backend,
+            lambda uow, cursor: [
+                ((entry.archived_at, entry.id), entry.id)
+                for entry in uow.bot_history.archive(tenant, limit=2, after=cursor)
+            ],
+        )
+        assert log_ids == [f"log-{index}" for index in range(6)]
+        assert archive_ids == [f"arc-{index}" for index in range(6)]
+        after_tie = self.read_unit(
+            backend, lambda uow: uow.bot_history.log(tenant, after=(T0_MS + 1, "log-2"))
+        )
+        assert [entry.id for entry in after_tie] == ["log-3", "log-4", "log-5"]
+        after_tie_archive = self.read_unit(
+            backend, lambda uow: uow.bot_history.archive(tenant, after=(T0_MS + 1, "arc-3"))
+        )
+        assert [entry.id for entry in after_tie_archive] == ["arc-4", "arc-5"]
+        of_bot = self.read_unit(
+            backend, lambda uow: uow.bot_history.log(tenant, "bot-a", after=(T0_MS + 1, "log-4"))
+        )
+        assert [entry.id for entry in of_bot] == ["log-5"]
+
+    def _paged(
+        self,
+        backend: B,
+        read: Callable[
+            [DomainUnitOfWork, tuple[int, str] | None], list[tuple[tuple[int, str], str]]
+        ],
+    ) -> list[str]:
+        """Every id ``read`` gives, page after page, each page after the last one's cursor."""
+        seen: list[str] = []
+        cursor: tuple[int, str] | None = None
+        for _ in range(20):
+            page = self.read_unit(backend, functools.partial(_call_with, read, cursor))
+            if not page:
+                return seen
+            seen.extend(entry_id for _, entry_id in page)
+            cursor = page[-1][0]
+        raise AssertionError("paging did not end")
 
     def test_a_ban_is_written_whole(self, backend: B, tenant: str) -> None:
         """Record patch, archive entry and log entry committed together are all there."""
