@@ -357,6 +357,11 @@ def test_lease_owner_rules_for_agents_and_tokens_without_a_user(core: App) -> No
     # holding the lease's token is the proof a caller without a user gives
     beat = core.leases.heartbeat(service, lease_id, issued.token)
     assert core.leases.heartbeat(agent, lease_id, beat.token).lease.id == lease_id
+    # a token that is sent must be the lease's, whoever sends it
+    with pytest.raises(errors.LeaseOwnerMismatchError):
+        core.leases.heartbeat(ALICE, lease_id, "bml1.forged.token")
+    with pytest.raises(errors.BadRequestError):
+        core.leases.heartbeat(ALICE, lease_id, "x" * 5000)
     # resolve: a user-bound caller only for its own user's leases, whoever holds the token
     with pytest.raises(errors.LeaseOwnerMismatchError):
         resolve(core, beat.token, principal=Principal(T, Role.API, user_id="bob"))

@@ -38,6 +38,7 @@ from botmox_core.errors import (
 from botmox_core.models import Lease, LeaseStatus, Role, VmStatus
 from botmox_core.ports import DataBackend
 from botmox_core.security import LeaseTokenSigner, hash_secret, hashes_match
+from botmox_core.security.lease_tokens import MAX_TOKEN_LENGTH
 from botmox_core.services import validation as check
 from botmox_core.services.principal import Clock, Principal, utcnow
 
@@ -54,7 +55,10 @@ def holds_token(lease: Lease, token: Any) -> bool:
 def check_lease_owner(principal: Principal, lease: Lease, *, token: Any = None) -> None:
     """Raise ``LEASE_OWNER_MISMATCH`` (403) unless ``principal`` may act on ``lease`` (same
     tenant assumed): operators always; a user-bound caller for its own user's leases; a caller
-    bound to no user only with the lease's token (``token``)."""
+    bound to no user only with the lease's token (``token``). A ``token`` that is given must be
+    the lease's, whoever sends it."""
+    if token is not None and not holds_token(lease, token):
+        raise LeaseOwnerMismatchError("lease_token is not a token of this lease")
     if principal.is_operator:
         return
     if principal.user_id is not None:
@@ -170,8 +174,10 @@ class LeaseService:
         stays valid until its own expiry. ``lease_token`` proves ownership for callers bound to
         no user (see :func:`check_lease_owner`)."""
         lid = self._lease_id(lease_id)
-        if lease_token is not None and not isinstance(lease_token, str):
-            raise check.invalid("lease_token", "must be a string")
+        if lease_token is not None and (
+            not isinstance(lease_token, str) or len(lease_token) > MAX_TOKEN_LENGTH
+        ):
+            raise check.invalid("lease_token", f"must be a string of at most {MAX_TOKEN_LENGTH}")
         now = self._clock()
         issued: dict[str, str] = {}
 
