@@ -319,6 +319,7 @@ POLLERS_PER_REPLICA = 3
 ENQUEUERS = 6
 
 
+@pytest.mark.timeout(900)  # about 3.5 minutes alone; CI runs suites side by side
 def test_ten_thousand_commands_over_three_replicas_zero_double_claims(
     postgres_url: str, tmp_path: Path
 ) -> None:
