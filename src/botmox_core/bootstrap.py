@@ -13,10 +13,10 @@ from collections.abc import Mapping
 import attrs
 
 from botmox_core.backends.signed_urls import (
-    URL_KEY_FILE,
     DownloadUrlSigner,
     ServerSignedStorage,
-    load_url_key,
+    load_url_keys,
+    url_key_ring_path,
 )
 from botmox_core.config import Settings
 from botmox_core.errors import ConfigurationError
@@ -105,8 +105,9 @@ def _safe_health(component: DataBackend | ObjectStorage) -> HealthReport:
 
 
 def load_signer(settings: Settings) -> LeaseTokenSigner:
-    """The lease signing key: ``lease_signing_key_file`` (``BOTMOX_LEASE_SIGNING_KEY_FILE``) or
-    ``<data_dir>/lease-signing.pem``, created on first use.
+    """The lease signing key ring: ``lease_signing_key_file`` (``BOTMOX_LEASE_SIGNING_KEY_FILE``)
+    or ``<data_dir>/lease-signing.pem``, created on first use as a single PEM key (the ring's
+    legacy key; ``botmox keys rotate --lease`` turns the file into a ring).
 
     A key created here on a shared data backend (not the embedded SQLite one) is logged as a
     warning: replicas that each create their own refuse each other's lease tokens.
@@ -209,22 +210,24 @@ def deliverable_storage(storage: ObjectStorage, settings: Settings) -> ObjectSto
 
     A storage declaring ``capabilities.presign`` is returned as it is; one that cannot presign
     is wrapped in :class:`ServerSignedStorage`, so the server signs its URLs (with the
-    ``localfs`` URL key, see :func:`load_url_key`) and serves its objects. Closes ``storage``
+    ``localfs`` URL key ring, see :func:`load_url_keys`) and serves its objects. Closes ``storage``
     when it fails.
     """
     try:
         _declared(storage, StorageCapabilities, "storage")
         if storage.capabilities.presign:
             return storage
-        configured = settings.plugin_options("localfs").get("url_key")
-        fresh = not configured and not (settings.data_dir / URL_KEY_FILE).exists()
-        key = load_url_key(settings.data_dir, configured)
+        options = settings.plugin_options("localfs")
+        configured = options.get("url_key")
+        ring_path = url_key_ring_path(settings.data_dir, options.get("url_key_file"))
+        fresh = not configured and not ring_path.exists()
+        key = load_url_keys(settings.data_dir, configured, options.get("url_key_file"))
         if fresh and settings.data_backend != EMBEDDED_DATA_BACKEND:
             log.warning(
                 "created a new download URL key in %s for storage %r; every replica must use "
-                "the same key (set BOTMOX_LOCALFS_URL_KEY, or url_key in [plugins.localfs]), "
-                "or replicas refuse each other's download URLs",
-                settings.data_dir / URL_KEY_FILE,
+                "the same key (set BOTMOX_LOCALFS_URL_KEY_FILE to one shared ring file, or "
+                "BOTMOX_LOCALFS_URL_KEY), or replicas refuse each other's download URLs",
+                ring_path,
                 storage.name,
             )
         return ServerSignedStorage(storage, DownloadUrlSigner(base_url=settings.base_url, key=key))

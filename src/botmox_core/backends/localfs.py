@@ -16,8 +16,9 @@ and finally removes the previous version. Readers therefore see the old object o
 whole, and a failed upload changes nothing.
 
 Options (``[plugins.localfs]`` or ``BOTMOX_LOCALFS_*``): ``root`` (object directory) and
-``url_key`` (hex HMAC key for download URLs; by default a random key kept in
-``<data_dir>/localfs-url.key``, which replicas sharing the directory also share).
+``url_key`` (hex HMAC key for download URLs; by default a random key kept in the key ring file
+``url_key_file``, default ``<data_dir>/localfs-url.key``, which replicas sharing it also share;
+``botmox keys rotate --url`` rotates it, see docs/operations.md).
 
 Download URLs are the server's own (:mod:`botmox_core.backends.signed_urls`): ``localfs`` is one
 user of the signer that also delivers every storage declaring ``capabilities.presign = False``.
@@ -46,6 +47,7 @@ from botmox_core.backends.signed_urls import (
     URL_KEY_FILE,
     DownloadUrlSigner,
     load_url_key,
+    load_url_keys,
 )
 from botmox_core.errors import (
     ArtifactObjectNotFoundError,
@@ -62,6 +64,7 @@ from botmox_core.ports.storage import (
     StorageCapabilities,
     validate_object_key,
 )
+from botmox_core.security.key_ring import KeyRing
 
 if TYPE_CHECKING:
     from botmox_core.config import Settings
@@ -168,10 +171,10 @@ class LocalFsStorage:
         root: str | os.PathLike[str],
         *,
         base_url: str,
-        url_key: bytes,
+        url_key: bytes | KeyRing[bytes],
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
-        if len(url_key) < MIN_URL_KEY_BYTES:
+        if isinstance(url_key, bytes) and len(url_key) < MIN_URL_KEY_BYTES:
             raise ConfigurationError(f"localfs URL key must be at least {MIN_URL_KEY_BYTES} bytes")
         if chunk_size < CHUNK_SIZE:
             raise ConfigurationError(f"localfs chunk size must be at least {CHUNK_SIZE} bytes")
@@ -469,12 +472,15 @@ class LocalFsStorage:
 
 def create_localfs_storage(settings: Settings) -> LocalFsStorage:
     """Build the storage from settings: root from option ``root`` (default
-    ``data_dir/objects``), URL key from :func:`load_url_key`, base URL ``settings.base_url``."""
+    ``data_dir/objects``), URL key ring from :func:`load_url_keys`, base URL
+    ``settings.base_url``."""
     options = settings.plugin_options("localfs")
     root_option = options.get("root")
     root = Path(root_option) if root_option else Path(settings.data_dir) / "objects"
-    url_key = load_url_key(Path(settings.data_dir), options.get("url_key"))
-    return LocalFsStorage(root, base_url=settings.base_url, url_key=url_key)
+    url_keys = load_url_keys(
+        Path(settings.data_dir), options.get("url_key"), options.get("url_key_file")
+    )
+    return LocalFsStorage(root, base_url=settings.base_url, url_key=url_keys)
 
 
 @hookimpl

@@ -13,9 +13,15 @@ breaks the signature. The server's route ``GET|HEAD /api/v1/storage/{storage}/{k
 (:mod:`botmox_server.routes.localfs_download`) checks it with :meth:`DownloadUrlSigner.verify`
 and streams the object, with ``Range``/``If-Range`` support.
 
-The key is the one ``localfs`` has always used: the ``url_key`` option (``BOTMOX_LOCALFS_URL_KEY``,
-hex) or the file ``<data_dir>/localfs-url.key`` created on first use; replicas sharing the data
-directory share it, replicas that do not must be given the same ``url_key``.
+``signature`` is ``<kid>.<hex>`` when the signing key is a key ring's (rotated) key, and plain hex
+for the legacy key, so URLs made before key rings look as they always did.
+
+The keys are the ones ``localfs`` has always used: the ``url_key`` option
+(``BOTMOX_LOCALFS_URL_KEY``, hex; one fixed key) or the key ring file — ``url_key_file``
+(``BOTMOX_LOCALFS_URL_KEY_FILE``), by default ``<data_dir>/localfs-url.key``, created on first
+use as a single key — which ``botmox keys rotate --url`` turns into a ring
+(:mod:`botmox_core.security.key_ring`). Replicas sharing the ring file share the keys; replicas
+that do not must be given the same ``url_key``.
 
 :class:`ServerSignedStorage` wraps a storage that cannot presign so that the rest of botmox sees
 one that can; the composition root does that by itself.
@@ -43,6 +49,7 @@ from botmox_core.errors import (
     DownloadUrlExpiredError,
     DownloadUrlInvalidError,
     StorageError,
+    UnauthorizedError,
 )
 from botmox_core.models import ObjectInfo
 from botmox_core.ports.health import HealthReport
@@ -53,6 +60,7 @@ from botmox_core.ports.storage import (
     StorageCapabilities,
     validate_object_key,
 )
+from botmox_core.security.key_ring import URL_KEYS, KeyRing, KeyRingFile, parse_ring
 
 __all__ = [
     "DOWNLOAD_ROUTE_PREFIX",
@@ -62,6 +70,8 @@ __all__ = [
     "ServerSignedStorage",
     "ServesSignedDownloads",
     "load_url_key",
+    "load_url_keys",
+    "url_key_ring_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,44 +88,24 @@ _MAX_EXPIRES_DIGITS = 15
 
 def _parse_url_key(text: str, source: str) -> bytes:
     try:
-        key = bytes.fromhex(text.strip())
-    except ValueError:
-        raise ConfigurationError(f"download URL key from {source} is not hexadecimal") from None
-    if len(key) < MIN_URL_KEY_BYTES:
-        raise ConfigurationError(
-            f"download URL key from {source} is too short: use at least {MIN_URL_KEY_BYTES} "
-            f"bytes ({2 * MIN_URL_KEY_BYTES} hex characters)"
-        )
-    return key
+        return URL_KEYS.load(text)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc.message} (from {source})") from None
 
 
-def _read_url_key_file(path: Path) -> bytes:
-    try:
-        text = path.read_text(encoding="ascii", errors="replace")
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise StorageError(f"could not read the download URL key: {exc.strerror}") from exc
-    if mode & 0o077:
-        log.warning("%s is readable by other users; restrict it with chmod 600", path)
-    return _parse_url_key(text, str(path))
+def url_key_ring_path(data_dir: Path, configured_file: str | None = None) -> Path:
+    """Where the download URL key ring lives: the ``url_key_file`` option
+    (``BOTMOX_LOCALFS_URL_KEY_FILE``) or ``data_dir/localfs-url.key``."""
+    if configured_file is not None and configured_file.strip():
+        return Path(configured_file.strip())
+    return data_dir / URL_KEY_FILE
 
 
-def load_url_key(data_dir: Path, configured: str | None = None) -> bytes:
-    """The HMAC key that signs download URLs.
-
-    ``configured`` (hex, the ``url_key`` option) wins. Otherwise the key is read from
-    ``data_dir/localfs-url.key``, which is created on first use with 32 random bytes and mode
-    0600. Creation is atomic (a fully written temporary file is hard-linked into place), so
-    processes starting together all end up with the same key.
-    """
-    if configured is not None and configured.strip():
-        return _parse_url_key(configured, "the url_key option")
-    path = data_dir / URL_KEY_FILE
-    if path.exists():
-        return _read_url_key_file(path)
+def _create_url_key_file(path: Path) -> None:
+    data_dir = path.parent
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temp_name = tempfile.mkstemp(dir=data_dir, prefix=f".{URL_KEY_FILE}.")
+        fd, temp_name = tempfile.mkstemp(dir=data_dir, prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "w", encoding="ascii") as handle:  # mkstemp made it 0600
                 handle.write(secrets.token_bytes(32).hex() + "\n")
@@ -133,7 +123,32 @@ def load_url_key(data_dir: Path, configured: str | None = None) -> bytes:
                 os.close(fd)
     except OSError as exc:
         raise StorageError(f"could not create the download URL key: {exc.strerror}") from exc
-    return _read_url_key_file(path)
+
+
+def load_url_keys(
+    data_dir: Path, configured: str | None = None, configured_file: str | None = None
+) -> KeyRing[bytes]:
+    """The key ring that signs download URLs.
+
+    ``configured`` (hex, the ``url_key`` option) wins: a ring of that one key, which cannot be
+    rotated. Otherwise the ring file (:func:`url_key_ring_path`), created on first use as a
+    single random 32-byte key (mode 0600; atomically, so processes starting together all end up
+    with the same key), re-read when it changes (see :mod:`botmox_core.security.key_ring`).
+    """
+    if configured is not None and configured.strip():
+        return KeyRing(URL_KEYS, parse_ring(configured, URL_KEYS, "the url_key option"))
+    path = url_key_ring_path(data_dir, configured_file)
+    if not path.exists():
+        _create_url_key_file(path)
+    try:
+        return KeyRing.from_file(KeyRingFile(path, URL_KEYS))
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"download URL key: {exc.message}") from None
+
+
+def load_url_key(data_dir: Path, configured: str | None = None) -> bytes:
+    """The active HMAC key of :func:`load_url_keys` (the one new URLs are signed with)."""
+    return load_url_keys(data_dir, configured).active()[1]
 
 
 class DownloadUrlSigner:
@@ -141,23 +156,27 @@ class DownloadUrlSigner:
 
     Args:
         base_url: the server's public base URL (``Settings.base_url``).
-        key: the HMAC key, at least 16 bytes.
+        key: the HMAC key (at least 16 bytes), or a ring of them: the active key signs, and
+            a URL signed by a key that still verifies is accepted.
     """
 
-    def __init__(self, *, base_url: str, key: bytes) -> None:
-        if len(key) < MIN_URL_KEY_BYTES:
-            raise ConfigurationError(
-                f"the download URL key must be at least {MIN_URL_KEY_BYTES} bytes"
-            )
+    def __init__(self, *, base_url: str, key: bytes | KeyRing[bytes]) -> None:
+        if isinstance(key, bytes):
+            if len(key) < MIN_URL_KEY_BYTES:
+                raise ConfigurationError(
+                    f"the download URL key must be at least {MIN_URL_KEY_BYTES} bytes"
+                )
+            key = KeyRing.single(URL_KEYS, key.hex())
         self.base_url = base_url.rstrip("/")
-        self._key = key
+        self.ring = key
 
     def __repr__(self) -> str:
         return f"DownloadUrlSigner(base_url={self.base_url!r})"
 
-    def _signature(self, storage_name: str, key: str, expires: int) -> str:
+    @staticmethod
+    def _signature(secret: bytes, storage_name: str, key: str, expires: int) -> str:
         message = f"botmox-{storage_name}-download-v1\n{key}\n{expires}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
     def sign(
         self, storage_name: str, key: str, *, ttl_seconds: int, now: float | None = None
@@ -168,10 +187,13 @@ class DownloadUrlSigner:
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
             raise BadRequestError("ttl_seconds must be a positive whole number of seconds")
         expires = int(time.time() if now is None else now) + ttl_seconds
+        signing_key, secret = self.ring.active()
+        signature = self._signature(secret, storage_name, key, expires)
+        if not signing_key.legacy:  # URLs of the legacy key stay as they always were
+            signature = f"{signing_key.kid}.{signature}"
         url = (
             f"{self.base_url}{DOWNLOAD_ROUTE_PREFIX}{quote(storage_name, safe='')}/"
-            f"{quote(key, safe='/')}?expires={expires}"
-            f"&signature={self._signature(storage_name, key, expires)}"
+            f"{quote(key, safe='/')}?expires={expires}&signature={signature}"
         )
         return PresignedUrl(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
 
@@ -185,8 +207,10 @@ class DownloadUrlSigner:
     ) -> str:
         """Check a URL's ``expires`` and ``signature`` for ``key``; return the key.
 
+        ``signature`` is ``<kid>.<hex>`` for a ring key, plain hex for the legacy key.
         Raises :class:`DownloadUrlInvalidError` (403) when a parameter is missing or malformed,
-        the key is not a valid object key, or the signature does not match (compared in
+        the key is not a valid object key, the signing key is unknown, retired or past its
+        ``verify_until``, or the signature does not match (compared in
         constant time); :class:`DownloadUrlExpiredError` (403) when it has expired.
         """
         if (
@@ -206,8 +230,13 @@ class DownloadUrlSigner:
             expires_at = None
         if expires_at is None or not isinstance(signature, str) or not signature:
             raise DownloadUrlInvalidError("download URL is malformed or incomplete")
-        expected = self._signature(storage_name, key, expires_at).encode("ascii")
-        if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
+        kid, _, digest = signature.rpartition(".")
+        try:
+            secret = self.ring.verifier(kid or None)
+        except UnauthorizedError as exc:
+            raise DownloadUrlInvalidError(f"download URL {exc.message}") from None
+        expected = self._signature(secret, storage_name, key, expires_at).encode("ascii")
+        if not hmac.compare_digest(expected, digest.encode("utf-8", "replace")):
             raise DownloadUrlInvalidError("download URL signature is invalid")
         if (time.time() if now is None else now) > expires_at:
             raise DownloadUrlExpiredError("download URL has expired")
@@ -259,9 +288,7 @@ class ServerSignedStorage:
         content_type: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> ObjectInfo:
-        return self.inner.put(
-            key, stream, size=size, content_type=content_type, progress=progress
-        )
+        return self.inner.put(key, stream, size=size, content_type=content_type, progress=progress)
 
     def open(self, key: str, *, start: int = 0, end: int | None = None) -> BinaryIO:
         return self.inner.open(key, start=start, end=end)

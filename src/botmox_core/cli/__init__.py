@@ -1,5 +1,5 @@
 """The ``botmox`` command line: ``serve``, ``admin ...``, ``runner ...``, ``agent ...``,
-``config show`` and plugin commands.
+``config show``, ``data export|import`` and plugin commands.
 
 Every command that prints results accepts ``--json`` so operators can script it. Errors print
 ``Error: CODE: message`` on stderr and exit 1, without a traceback.
@@ -25,6 +25,8 @@ def _add_commands() -> None:
     from botmox_core.cli.admin import admin_group
     from botmox_core.cli.agent import agent_group
     from botmox_core.cli.config import config_group
+    from botmox_core.cli.data import data_group
+    from botmox_core.cli.keys import keys_group
     from botmox_core.cli.runner import runner_group
     from botmox_core.cli.serve import serve_command
     from botmox_core.plugin import build_plugin_manager
@@ -35,6 +37,8 @@ def _add_commands() -> None:
     cli.add_command(runner_group)
     cli.add_command(agent_group)
     cli.add_command(config_group)
+    cli.add_command(data_group)
+    cli.add_command(keys_group)
     register_commands(build_plugin_manager(), cli)
 
 

@@ -1,10 +1,12 @@
 """Ed25519-signed lease tokens.
 
 Format: ``bml1.<payload>.<signature>``, both parts unpadded URL-safe base64; the payload is JSON
-``{"lid", "tid", "vm", "mod", "iat", "exp", "jti"}``. A runner can verify a token offline with the
-server's public key (``GET /api/v1/license/public-key``). The server additionally stores only the
-token's hash and compares it in constant time, so a token that was rotated away is refused even
-though its signature is valid.
+``{"lid", "tid", "vm", "mod", "iat", "exp", "jti", "kid"}``; ``kid`` names the key of the lease key
+ring that signed it (tokens from before key rings have none and verify against the ring's legacy
+key). A runner can verify a token offline with the server's public keys
+(``GET /api/v1/license/public-key``: the active key, and ``keys``, every key that still
+verifies). The server additionally stores only the token's hash and compares it in constant
+time, so a token that was rotated away is refused even though its signature is valid.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
 from cryptography.exceptions import InvalidSignature
@@ -24,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from botmox_core.errors import ConfigurationError, UnauthorizedError
+from botmox_core.security.key_ring import LEASE_KEYS, KeyRing, KeyRingFile
 
 PREFIX = "bml1"
 MAX_TOKEN_LENGTH = 2048
@@ -60,14 +64,25 @@ class LeaseClaims:
 
 
 class LeaseTokenSigner:
-    """Signs and verifies lease tokens with one Ed25519 key."""
+    """Signs lease tokens with the active key of a lease key ring and verifies them with any
+    key of the ring that still verifies (see :mod:`botmox_core.security.key_ring`).
 
-    def __init__(self, private_key: Ed25519PrivateKey) -> None:
-        self._private_key = private_key
-        self._public_key = private_key.public_key()
+    The key id of the signing key is in the payload (``kid``); a token without one (issued
+    before key rings) is checked against the ring's legacy key.
+    """
+
+    def __init__(self, keys: Ed25519PrivateKey | KeyRing[Ed25519PrivateKey]) -> None:
+        if isinstance(keys, Ed25519PrivateKey):
+            pem = keys.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ).decode("ascii")
+            keys = KeyRing.single(LEASE_KEYS, pem)
+        self.ring = keys
 
     def __repr__(self) -> str:
-        return "LeaseTokenSigner(<key hidden>)"
+        return f"LeaseTokenSigner({self.ring!r})"
 
     @classmethod
     def generate(cls) -> LeaseTokenSigner:
@@ -75,7 +90,8 @@ class LeaseTokenSigner:
 
     @classmethod
     def from_file(cls, path: Path) -> LeaseTokenSigner:
-        """Load the PEM key at ``path``, creating it (mode 0600) on first use."""
+        """Load the key ring at ``path`` (a JSON ring, or a single PEM key which is the ring's
+        legacy key), creating a PEM key (mode 0600) on first use."""
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             pem = Ed25519PrivateKey.generate().private_bytes(
@@ -94,23 +110,36 @@ class LeaseTokenSigner:
             finally:
                 temp.unlink()
         try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"cannot load lease signing key {path}: {exc}") from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ConfigurationError(f"lease signing key {path} is not an Ed25519 key")
-        return cls(key)
+            return cls(KeyRing.from_file(KeyRingFile(path, LEASE_KEYS)))
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"cannot load lease signing key: {exc.message}") from None
 
     @property
     def public_key(self) -> Ed25519PublicKey:
-        return self._public_key
+        """The active key's public key."""
+        return self.ring.active()[1].public_key()
+
+    @property
+    def key_id(self) -> str:
+        """The id of the active key."""
+        return self.ring.active()[0].kid
 
     def public_key_b64(self) -> str:
-        """The raw 32-byte public key, URL-safe base64."""
-        raw = self._public_key.public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        return _b64encode(raw)
+        """The active key's raw 32-byte public key, URL-safe base64."""
+        return _public_b64(self.public_key)
+
+    def public_keys(self) -> list[dict[str, Any]]:
+        """Every key that verifies now, the active one first: ``kid``, ``state``,
+        ``verify_until`` and ``public_key`` (raw, URL-safe base64)."""
+        return [
+            {
+                "kid": key.kid,
+                "state": key.state.value,
+                "verify_until": key.describe(datetime.now(UTC))["verify_until"],
+                "public_key": _public_b64(material.public_key()),
+            }
+            for key, material in self.ring.verifying_keys()
+        ]
 
     def sign(
         self,
@@ -122,7 +151,8 @@ class LeaseTokenSigner:
         issued_at: datetime,
         expires_at: datetime,
     ) -> str:
-        """A new token for the lease, valid until ``expires_at``."""
+        """A new token for the lease, valid until ``expires_at``, signed by the active key."""
+        key, private_key = self.ring.active()
         payload = {
             "lid": lease_id,
             "tid": tenant_id,
@@ -131,13 +161,15 @@ class LeaseTokenSigner:
             "iat": int(issued_at.timestamp()),
             "exp": int(expires_at.timestamp()),
             "jti": secrets.token_hex(16),
+            "kid": key.kid,
         }
         body = _b64encode(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
         signing_input = f"{PREFIX}.{body}".encode("ascii")
-        return f"{PREFIX}.{body}.{_b64encode(self._private_key.sign(signing_input))}"
+        return f"{PREFIX}.{body}.{_b64encode(private_key.sign(signing_input))}"
 
     def verify(self, token: str) -> LeaseClaims:
-        """The claims of a token whose signature verifies; :class:`UnauthorizedError` otherwise.
+        """The claims of a token whose signature verifies; :class:`UnauthorizedError` otherwise
+        (also when its key is unknown, retired or past its ``verify_until``).
 
         Expiry is *not* checked here: callers decide (the contract reports ``LEASE_EXPIRED``).
         """
@@ -147,9 +179,15 @@ class LeaseTokenSigner:
         if len(parts) != 3 or parts[0] != PREFIX:
             raise UnauthorizedError("lease token is malformed")
         try:
-            signature = _b64decode(parts[2])
-            self._public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
             payload = json.loads(_b64decode(parts[1]))
+            if not isinstance(payload, dict):
+                raise UnauthorizedError("lease token is malformed")
+            kid = payload.get("kid")
+            if kid is not None and not isinstance(kid, str):
+                raise UnauthorizedError("lease token key id is malformed")
+            public_key = self.ring.verifier(kid).public_key()
+            signature = _b64decode(parts[2])
+            public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
             return LeaseClaims(
                 lease_id=str(payload["lid"]),
                 tenant_id=str(payload["tid"]),
@@ -171,6 +209,10 @@ class LeaseTokenSigner:
             RecursionError,
         ):
             raise UnauthorizedError("lease token is malformed") from None
+
+
+def _public_b64(key: Ed25519PublicKey) -> str:
+    return _b64encode(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 
 _LEASE_ID = re.compile(r"^lease_[0-9a-f]{32}$")

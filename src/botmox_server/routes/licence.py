@@ -61,5 +61,14 @@ def revoke(data: JSONBody[RevokeBody], core: Core, principal: Caller) -> Respons
 
 @get("/api/v1/license/public-key", tags=["license"])
 async def public_key(core: Core) -> Response[Any]:
-    """The Ed25519 public key lease tokens are signed with (raw 32 bytes, base64url)."""
-    return ok({"algorithm": "Ed25519", "public_key": core.signer.public_key_b64()})
+    """The Ed25519 public key new lease tokens are signed with (raw 32 bytes, base64url), its
+    key id, and ``keys``: every key that still verifies tokens (active first)."""
+    keys = core.signer.public_keys()
+    return ok(
+        {
+            "algorithm": "Ed25519",
+            "public_key": keys[0]["public_key"],
+            "kid": keys[0]["kid"],
+            "keys": keys,
+        }
+    )
