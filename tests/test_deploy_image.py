@@ -32,6 +32,9 @@ from tests.deploy_support import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
 
+# Building every wheel of the image from the index takes minutes on a cold pip cache.
+pytestmark = pytest.mark.timeout(900)
+
 
 def _instructions() -> list[tuple[str, str, str]]:
     """(stage, instruction, arguments) of the Dockerfile, continuation lines joined."""
