@@ -20,12 +20,14 @@ registered for the code it receives.
     ├── NotFoundError              404 NOT_FOUND and the 404 lookup codes
     │   ├── VmNotRegisteredError, LeaseNotFoundError, ArtifactAssignmentNotFoundError,
     │   ├── ArtifactReleaseNotFoundError, ArtifactObjectNotFoundError
-    │   └── AgentNotFoundError, PairingNotFoundError, CommandNotFoundError
+    │   ├── AgentNotFoundError, PairingNotFoundError, CommandNotFoundError
+    │   └── SecretNotFoundError
     ├── ConflictError              409 CONFLICT and the 409 state codes
     │   ├── LeaseInactiveError, LeaseExpiredError, ArtifactScopeMismatchError,
     │   ├── ArtifactReleaseNotActiveError, ArtifactIntegrityError, DuplicateError
     │   ├── AgentRevokedError, AgentNotActiveError, AlreadyRevokedError, AgentOfflineError
-    │   └── InvalidCommandTransitionError, IdempotencyKeyReusedError
+    │   ├── InvalidCommandTransitionError, IdempotencyKeyReusedError
+    │   └── SecretVersionConflictError
     ├── GoneError                  410 GONE
     │   └── PairingExpiredError
     ├── PayloadTooLargeError       413 PAYLOAD_TOO_LARGE
@@ -34,7 +36,8 @@ registered for the code it receives.
     ├── UpstreamError              502 STORAGE_ERROR / DATABASE_ERROR (retryable)
     ├── NotSupportedError          501 NOT_SUPPORTED
     │   ├── AgentsNotSupportedError (the data backend has no agent/command repositories)
-    │   └── DomainsNotSupportedError (the data backend has no domain data repositories)
+    │   ├── DomainsNotSupportedError (the data backend has no domain data repositories)
+    │   └── VaultNotSupportedError (the data backend has no vault repositories)
     └── ServiceUnavailableError    503 SERVICE_UNAVAILABLE (retryable)
 """
 
@@ -92,6 +95,9 @@ __all__ = [
     "VmNotRegisteredError",
     "VmOwnerMismatchError",
     "VmUuidMismatchError",
+    "SecretNotFoundError",
+    "SecretVersionConflictError",
+    "VaultNotSupportedError",
     "error_class_for_code",
 ]
 
@@ -411,3 +417,24 @@ class DomainsNotSupportedError(NotSupportedError):
     bots, finance, settings)."""
 
     default_code = "DOMAINS_NOT_SUPPORTED"
+
+
+# -- secret vault -----------------------------------------------------------------------------
+
+
+class SecretNotFoundError(NotFoundError):
+    """No such secret in the caller's tenant (also for a malformed or another tenant's id)."""
+
+    default_code = "SECRET_NOT_FOUND"
+
+
+class SecretVersionConflictError(ConflictError):
+    """A rotation's ``expected_version`` is not the secret's current version."""
+
+    default_code = "SECRET_VERSION_CONFLICT"
+
+
+class VaultNotSupportedError(NotSupportedError):
+    """The configured data backend has no vault repositories (secrets, bindings)."""
+
+    default_code = "VAULT_NOT_SUPPORTED"

@@ -62,6 +62,9 @@ class BackendCapabilities:
             ``aggregates``, ``settings``; the backend is a
             :class:`~botmox_core.ports.domains.DomainDataBackend`); without it the server
             answers the domain routes with 501 ``DOMAINS_NOT_SUPPORTED``.
+        vault: units of work carry the vault repositories (``secrets``, ``bindings``; the
+            backend is a :class:`~botmox_core.ports.vault.VaultDataBackend`); without it the
+            server answers the vault routes with 501 ``VAULT_NOT_SUPPORTED``.
         preferred_agent_transport: the agent transport that fits this backend when replicas
             share it (e.g. ``postgres`` for Supabase), used unless ``BOTMOX_AGENT_TRANSPORT``
             says otherwise and only when that transport is installed.
@@ -69,6 +72,7 @@ class BackendCapabilities:
 
     agents: bool = False
     domains: bool = False
+    vault: bool = False
     rollback: bool = False
     multi_record_transactions: bool = False
     microsecond_timestamps: bool = False
