@@ -72,15 +72,69 @@ def run_pytest(session: nox.Session, where: str, *targets: str) -> None:
         session.run("python", "-m", "pytest", *targets, *session.posargs)
 
 
+def run_suites_in_parallel(session: nox.Session, suites: list[tuple[str, list[str]]]) -> None:
+    """Run pytest suites side by side (``BOTMOX_TEST_JOBS`` at a time, default 4), each in its
+    own folder with its output in a log; print every log when its suite ends, then fail the
+    session if any suite failed. The suites are independent: each starts its own servers on free
+    loopback ports and cleans them up."""
+    import subprocess
+    import time
+
+    jobs = max(1, int(os.environ.get("BOTMOX_TEST_JOBS", "4")))
+    logs = ROOT / ".nox" / "test-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    python = str(Path(session.bin) / "python")
+    env = {**os.environ, "PATH": f"{session.bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+    pending = list(suites)
+    running: list[tuple[str, subprocess.Popen[bytes], Path, float]] = []
+    failed: list[str] = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            where, args = pending.pop(0)
+            log = logs / (where.strip("./").replace("/", "_") or "core")
+            log = log.with_suffix(".log")
+            handle = log.open("wb")
+            command = [python, "-m", "pytest", *args, *session.posargs]
+            session.log(f"start {where}: pytest {' '.join(args)}")
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter
+                command, cwd=ROOT / where, stdout=handle, stderr=subprocess.STDOUT, env=env
+            )
+            handle.close()
+            running.append((where, process, log, time.monotonic()))
+        time.sleep(0.5)
+        for entry in list(running):
+            where, process, log, started = entry
+            if process.poll() is None:
+                continue
+            running.remove(entry)
+            print(f"\n===== {where} (exit {process.returncode}, "
+                  f"{time.monotonic() - started:.0f} s) =====", flush=True)
+            print(log.read_text(errors="replace"), flush=True)
+            if process.returncode not in (0,):
+                failed.append(where)
+    if failed:
+        session.error(f"test suites failed: {', '.join(failed)}")
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """All tests: core, embedded backends, end-to-end, and every plugin."""
+    """All tests: core, embedded backends, end-to-end, and every plugin, suites side by side
+    (the core's own suite spread over ``BOTMOX_CORE_WORKERS`` pytest-xdist workers, default 3)."""
     install(session, *PLUGINS)
+    workers = os.environ.get("BOTMOX_CORE_WORKERS", "3")
     # The deploy tests need caddy and the linters: `deploy_lint` installs them and runs them.
-    run_pytest(session, ".", "--ignore-glob=tests/test_deploy_*")
-    for project in PLUGINS:
-        if present(project):
-            run_pytest(session, project)
+    core = ["--ignore-glob=tests/test_deploy_*", "-n", workers, "--dist", "loadfile"]
+    suites = [(".", core)]
+    # Longest first, so the slowest suite starts at once.
+    order = [
+        "plugins/botmox-supabase",
+        "plugins/botmox-rtdb",
+        "plugins/botmox-s3",
+        "plugins/botmox-minio",
+        "examples/storage-plugin",
+    ]
+    suites += [(project, []) for project in order if project in PLUGINS and present(project)]
+    run_suites_in_parallel(session, suites)
 
 
 @nox.session(python=PYTHON)
