@@ -117,10 +117,10 @@ def test_a_version_2_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> 
             "INSERT INTO licences (tenant_id, status, updated_at)"
             " VALUES ('t', 'active', '2026-01-01T00:00:00.000000Z')"
         )
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     with closing(sqlite3.connect(path, isolation_level=None)) as raw:
         assert migrate(raw) == 2
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert raw.execute("SELECT count(*) FROM licences").fetchone()[0] == 1
     backend = SqliteBackend(path)
     try:

@@ -215,6 +215,15 @@ class VaultConformanceBase(RepositoryConformanceBase[B]):
         self.write_unit(backend, add)
         return version
 
+    def secret_ref(self, backend: DataBackend, tenant: str, secret_id: str | None = None) -> str:
+        """Store a secret of ``tenant`` (with ``secret_id``, else a new id); its id (bindings
+        reference stored secrets, so a backend may enforce the reference)."""
+        secret = make_secret(tenant)
+        if secret_id is not None:
+            secret = attrs.evolve(secret, id=secret_id)
+        self.store(backend, secret)
+        return secret.id
+
     def test_declares_vault_and_units_carry_it(self, backend: B) -> None:
         with backend.unit_of_work() as uow:
             missing = [name for name in VAULT_REPOSITORIES if not hasattr(uow, name)]
@@ -503,7 +512,7 @@ class SecretBindingConformance(VaultConformanceBase[B]):
     """Pytest mixin: what ``uow.bindings`` must do."""
 
     def test_upsert_creates_and_reads_back(self, backend: B, tenant: str) -> None:
-        binding = make_binding(tenant, str(uuid.uuid4()))
+        binding = make_binding(tenant, self.secret_ref(backend, tenant))
         assert self.write_unit(backend, lambda u: u.bindings.upsert(binding)) == binding
         got = self.read_unit(
             backend,
@@ -514,10 +523,12 @@ class SecretBindingConformance(VaultConformanceBase[B]):
         assert got == binding
 
     def test_upsert_repoints_and_keeps_id_and_created_at(self, backend: B, tenant: str) -> None:
-        first = make_binding(tenant, str(uuid.uuid4()))
+        first = make_binding(tenant, self.secret_ref(backend, tenant))
         self.write_unit(backend, lambda u: u.bindings.upsert(first))
         later = T0 + timedelta(hours=1)
-        again = make_binding(tenant, str(uuid.uuid4()), created_at=later, updated_at=later)
+        again = make_binding(
+            tenant, self.secret_ref(backend, tenant), created_at=later, updated_at=later
+        )
         stored = self.write_unit(backend, lambda u: u.bindings.upsert(again))
         expected = attrs.evolve(first, secret_ref=again.secret_ref, updated_at=later)
         assert stored == expected
@@ -526,7 +537,8 @@ class SecretBindingConformance(VaultConformanceBase[B]):
     def test_the_unique_key_has_four_parts(
         self, backend: B, tenant: str, other_tenant: str
     ) -> None:
-        ref = str(uuid.uuid4())
+        ref = self.secret_ref(backend, tenant)
+        self.secret_ref(backend, other_tenant, ref)
         variants = [
             make_binding(tenant, ref),
             make_binding(tenant, ref, scope_type=ScopeType.VM),
@@ -542,7 +554,7 @@ class SecretBindingConformance(VaultConformanceBase[B]):
         ]
 
     def test_list_filters_and_orders(self, backend: B, tenant: str) -> None:
-        ref_a, ref_b = str(uuid.uuid4()), str(uuid.uuid4())
+        ref_a, ref_b = self.secret_ref(backend, tenant), self.secret_ref(backend, tenant)
         made = []
         for index, (scope_type, scope_id, field, ref) in enumerate(
             [
@@ -582,8 +594,10 @@ class SecretBindingConformance(VaultConformanceBase[B]):
         assert listed(scope_type=ScopeType.AGENT) == []
 
     def test_delete(self, backend: B, tenant: str, other_tenant: str) -> None:
-        binding = make_binding(tenant, str(uuid.uuid4()))
-        theirs = make_binding(other_tenant, binding.secret_ref)
+        binding = make_binding(tenant, self.secret_ref(backend, tenant))
+        theirs = make_binding(
+            other_tenant, self.secret_ref(backend, other_tenant, binding.secret_ref)
+        )
         for item in (binding, theirs):
             self.write_unit(backend, _upserter(item))
         key = (ScopeType.VM_SETTINGS, "vmgenerator", "proxmox.password")
@@ -595,7 +609,7 @@ class SecretBindingConformance(VaultConformanceBase[B]):
     def test_texts_round_trip(self, backend: B, tenant: str) -> None:
         binding = make_binding(
             tenant,
-            str(uuid.uuid4()),
+            self.secret_ref(backend, tenant),
             scope_id="vm ünï/#$[].x" + "y" * 180,
             field_name="services.tinyFmPassword ✓",
         )

@@ -49,6 +49,10 @@ from botmox_core.backends.sqlite.schema import (
     migrate,
     schema_version,
 )
+from botmox_core.backends.sqlite.vault import (
+    SqliteSecretBindingRepository,
+    SqliteSecretRepository,
+)
 from botmox_core.errors import (
     BotmoxError,
     ConfigurationError,
@@ -73,6 +77,7 @@ from botmox_core.ports.repositories import (
     ReleaseRepository,
     VmRepository,
 )
+from botmox_core.ports.vault import SecretBindingRepository, SecretRepository
 
 __all__ = ["MEMORY", "SqliteBackend", "SqliteUnitOfWork"]
 
@@ -101,11 +106,12 @@ class SqliteBackend:
     """
 
     name = "sqlite"
-    #: One SQLite transaction per unit, agents and domain data included; timestamps are stored
-    #: as ISO text with microseconds; CHECK constraints refuse invalid release values.
+    #: One SQLite transaction per unit, agents, domain data and the vault included; timestamps
+    #: are stored as ISO text with microseconds; CHECK constraints refuse invalid release values.
     capabilities = BackendCapabilities(
         agents=True,
         domains=True,
+        vault=True,
         rollback=True,
         multi_record_transactions=True,
         microsecond_timestamps=True,
@@ -337,6 +343,8 @@ class SqliteUnitOfWork:
         self.bot_history: BotHistoryRepository = SqliteBotHistoryRepository(statements)
         self.aggregates: AggregateRepository = SqliteAggregateRepository(statements)
         self.settings: SettingsRepository = SqliteSettingsRepository(statements)
+        self.secrets: SecretRepository = SqliteSecretRepository(statements)
+        self.bindings: SecretBindingRepository = SqliteSecretBindingRepository(statements)
 
     def __enter__(self) -> SqliteUnitOfWork:
         if self._entered:

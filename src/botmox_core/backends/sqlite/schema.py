@@ -322,8 +322,64 @@ _V3 = (
     """,
 )
 
+#: Version 4: the secret vault (secrets, their versions with the stored envelopes, bindings);
+#: see :mod:`botmox_core.backends.sqlite.vault`.
+_V4 = (
+    """
+    CREATE TABLE vault_secrets (
+        tenant_id   TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        label       TEXT NOT NULL,
+        alg         TEXT NOT NULL,
+        version     INTEGER NOT NULL CONSTRAINT secret_version_positive CHECK (version >= 1),
+        key_id      TEXT,
+        recipients  TEXT NOT NULL DEFAULT '[]'
+            CONSTRAINT secret_recipients_array CHECK (json_type(recipients) = 'array'),
+        aad_meta    TEXT NOT NULL DEFAULT '{}'
+            CONSTRAINT secret_aad_meta_object CHECK (json_type(aad_meta) = 'object'),
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        rotated_at  TEXT,
+        created_by  TEXT,
+        PRIMARY KEY (tenant_id, id)
+    ) STRICT, WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE vault_secret_versions (
+        tenant_id   TEXT NOT NULL,
+        secret_id   TEXT NOT NULL,
+        version     INTEGER NOT NULL CONSTRAINT secret_version_positive CHECK (version >= 1),
+        alg         TEXT NOT NULL,
+        recipients  TEXT NOT NULL DEFAULT '[]'
+            CONSTRAINT version_recipients_array CHECK (json_type(recipients) = 'array'),
+        key_id      TEXT,
+        created_at  TEXT NOT NULL,
+        created_by  TEXT,
+        envelope    TEXT
+            CONSTRAINT version_envelope_object
+            CHECK (envelope IS NULL OR json_type(envelope) = 'object'),
+        PRIMARY KEY (tenant_id, secret_id, version)
+    ) STRICT, WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE vault_bindings (
+        tenant_id   TEXT NOT NULL,
+        scope_type  TEXT NOT NULL,
+        scope_id    TEXT NOT NULL,
+        field_name  TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        secret_ref  TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, scope_type, scope_id, field_name)
+    ) STRICT, WITHOUT ROWID
+    """,
+    "CREATE INDEX vault_bindings_by_time ON vault_bindings (tenant_id, created_at, id)",
+    "CREATE INDEX vault_bindings_by_secret ON vault_bindings (tenant_id, secret_ref)",
+)
+
 #: Forward migrations: entry ``n`` takes a database from version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
