@@ -42,6 +42,7 @@ from botmox_core.services.agents import AgentService
 from botmox_core.services.commands import CommandService
 from botmox_core.services.domains import DomainServices
 from botmox_core.services.principal import Clock, utcnow
+from botmox_core.services.vault import VaultService
 
 log = logging.getLogger("botmox.config")
 
@@ -65,6 +66,8 @@ class App:
             backend has no agent repositories; their calls then raise 501).
         domains: the domain data services (resources, workspace, bots, finance, settings;
             501 ``DOMAINS_NOT_SUPPORTED`` when the data backend has no domain data).
+        vault: the secret vault (501 ``VAULT_NOT_SUPPORTED`` when the data backend has no
+            vault repositories).
         command_sweep_interval: seconds between the server's command sweeps.
     """
 
@@ -83,6 +86,7 @@ class App:
     agents: AgentService
     commands: CommandService
     domains: DomainServices
+    vault: VaultService
     command_sweep_interval: float = 1.0
 
     def health(self) -> dict[str, HealthReport]:
@@ -187,6 +191,9 @@ def bootstrap(
         agents=agents,
         commands=commands,
         domains=DomainServices.build(backend, clock),
+        vault=VaultService(
+            backend, keep_old_ciphertexts=settings.vault_keep_old_ciphertexts, clock=clock
+        ),
         command_sweep_interval=settings.command_sweep_interval_seconds,
     )
 

@@ -260,6 +260,8 @@ class Settings:
             delivered again.
         command_max_attempts: deliveries before a command fails (dead letter).
         command_sweep_interval_seconds: seconds between the server's command sweeps.
+        vault_keep_old_ciphertexts: how many versions before a secret's current one keep
+            their envelope after a rotation (older ones keep only their metadata).
         enabled_plugins: allow list of entry-point plugins (``BOTMOX_PLUGINS``; environment
             only); None = every installed plugin.
         disabled_plugins: block list (``BOTMOX_DISABLE_PLUGINS``; environment only).
@@ -328,6 +330,9 @@ class Settings:
         1.0,
         "BOTMOX_COMMAND_SWEEP_INTERVAL_SECONDS",
         validator=_seconds(MIN_SWEEP_INTERVAL, MAX_SWEEP_INTERVAL),
+    )
+    vault_keep_old_ciphertexts: int = _setting(
+        2, "BOTMOX_VAULT_KEEP_OLD_CIPHERTEXTS", validator=_integer(0)
     )
     enabled_plugins: tuple[str, ...] | None = _setting(
         None, "BOTMOX_PLUGINS", converter=_names, name="enabled_plugins"

@@ -27,6 +27,7 @@ from botmox_server.routes import agents, artifacts, health, licence, vm_ops, vms
 from botmox_server.routes.agent_ws import agent_connect
 from botmox_server.routes.domains import ROUTES as DOMAIN_ROUTES
 from botmox_server.routes.localfs_download import localfs_download_routes
+from botmox_server.routes.vault import SecretController
 
 __all__ = ["create_app"]
 
@@ -65,6 +66,7 @@ ROUTES: list[Any] = [
     openapi_document,
     *localfs_download_routes,
     *DOMAIN_ROUTES,
+    SecretController,
 ]
 
 #: WebSocket routes (documented in docs/agent-protocol.md, not in OpenAPI).

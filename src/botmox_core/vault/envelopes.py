@@ -42,6 +42,7 @@ __all__ = [
     "INFO_LABEL",
     "KEY_ID_PREFIX",
     "MAX_PLAINTEXT_BYTES",
+    "MAX_ENVELOPE_BYTES",
     "MAX_RECIPIENTS",
     "AesGcmEnvelope",
     "Envelope",
@@ -70,6 +71,9 @@ ALGORITHMS = (ALG_HPKE, ALG_AES_GCM)
 MAX_PLAINTEXT_BYTES = 64 * 1024
 #: The most recipient agents one HPKE envelope may name.
 MAX_RECIPIENTS = 32
+#: The most ciphertext (decoded bytes, every copy together) one envelope may hold: requests
+#: stay under the server's 1 MiB body limit with room for the base64 and the JSON around it.
+MAX_ENVELOPE_BYTES = 640 * 1024
 #: Size of the HPKE encapsulated key (``enc``) of DHKEM(X25519): a raw X25519 public key.
 HPKE_ENC_BYTES = 32
 #: Size of the authentication tag of ChaCha20-Poly1305 and of AES-GCM.
@@ -235,6 +239,8 @@ def seal(
         raise ValueError(f"at most {MAX_RECIPIENTS} recipient agents")
     if len({recipient.agent_id for recipient in recipients}) != len(recipients):
         raise ValueError("each recipient agent once")
+    if (len(plaintext) + AEAD_TAG_BYTES) * len(recipients) > MAX_ENVELOPE_BYTES:
+        raise ValueError(f"the sealed copies would exceed {MAX_ENVELOPE_BYTES} bytes")
     copies = []
     for recipient in recipients:
         key = X25519PublicKey.from_public_bytes(_public_key_bytes(recipient.public_key))
@@ -365,6 +371,7 @@ def _copies(value: Any) -> tuple[SealedCopy, ...]:
         raise _invalid("recipients", f"at most {MAX_RECIPIENTS} recipients")
     copies: list[SealedCopy] = []
     seen: set[str] = set()
+    total = 0
     for index, item in enumerate(value):
         where = f"recipients[{index}]"
         if not isinstance(item, Mapping):
@@ -390,6 +397,9 @@ def _copies(value: Any) -> tuple[SealedCopy, ...]:
             minimum=AEAD_TAG_BYTES + 1,
             maximum=MAX_PLAINTEXT_BYTES + AEAD_TAG_BYTES,
         )
+        total += len(ciphertext) * 3 // 4 - ciphertext.count("=")
+        if total > MAX_ENVELOPE_BYTES:
+            raise _invalid("recipients", f"the copies hold at most {MAX_ENVELOPE_BYTES} bytes")
         copies.append(SealedCopy(agent_id=agent_id, key_id=key_id, enc=enc, ciphertext=ciphertext))
     return tuple(copies)
 
