@@ -24,6 +24,7 @@ def cli() -> None:
 def _add_commands() -> None:
     from botmox_core.cli.admin import admin_group
     from botmox_core.cli.agent import agent_group
+    from botmox_core.cli.backup import backup_group
     from botmox_core.cli.config import config_group
     from botmox_core.cli.data import data_group
     from botmox_core.cli.keys import keys_group
@@ -39,6 +40,7 @@ def _add_commands() -> None:
     cli.add_command(config_group)
     cli.add_command(data_group)
     cli.add_command(keys_group)
+    cli.add_command(backup_group)
     register_commands(build_plugin_manager(), cli)
 
 
