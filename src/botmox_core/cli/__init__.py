@@ -29,6 +29,7 @@ def _add_commands() -> None:
     from botmox_core.cli.data import data_group
     from botmox_core.cli.keys import keys_group
     from botmox_core.cli.runner import runner_group
+    from botmox_core.cli.secret import secret_group
     from botmox_core.cli.serve import serve_command
     from botmox_core.plugin import build_plugin_manager
     from botmox_core.plugin.manager import register_commands
@@ -36,6 +37,7 @@ def _add_commands() -> None:
     cli.add_command(serve_command)
     cli.add_command(admin_group)
     cli.add_command(runner_group)
+    cli.add_command(secret_group)
     cli.add_command(agent_group)
     cli.add_command(config_group)
     cli.add_command(data_group)

@@ -12,7 +12,8 @@ httpx.AsyncClient) share one implementation of request building, envelope parsin
 and retry policy (:mod:`botmox_core.client._rules`) and of the resumable verified download
 (:mod:`botmox_core.client._download`). Failures raise the :mod:`botmox_core.errors` class for the
 server's error code, plus the client-only errors listed in :mod:`botmox_core.client._errors`.
-See ``docs/runner-client.md``.
+See ``docs/runner-client.md``. :class:`VaultClient` seals secrets locally to agents' public
+keys and sends only envelopes (``docs/vault.md``).
 """
 
 from botmox_core.client._async import AsyncLeaseSession, AsyncRunnerClient
@@ -35,6 +36,7 @@ from botmox_core.client._models import (
 from botmox_core.client._redact import redact_url
 from botmox_core.client._rules import RetryPolicy, parse_retry_after
 from botmox_core.client._sync import LeaseSession, ProgressCallback, RunnerClient
+from botmox_core.client._vault import VaultClient
 
 __all__ = [
     "CHUNK_SIZE",
@@ -55,6 +57,7 @@ __all__ = [
     "RetryPolicy",
     "RunnerClient",
     "ServerError",
+    "VaultClient",
     "machine_vm_uuid",
     "parse_retry_after",
     "redact_url",
