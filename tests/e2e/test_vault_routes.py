@@ -10,7 +10,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -114,7 +113,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _cli(stack: Stack, *args: str, token: str | None = None, stdin: str | None = None) -> Any:
-    done = subprocess.run(  # noqa: S603 - our own interpreter and module
+    done = subprocess.run(
         [sys.executable, "-m", "botmox_core", "secret", *args, "--json"],
         env={
             **stack.server.env,

@@ -21,6 +21,9 @@ Mixins:
 * :class:`DomainRepositoryConformance` — fixture ``backend`` yields a fresh, empty backend that
   declares ``capabilities.domains`` (:mod:`botmox_core.ports.domains`; one mixin per domain
   repository in :mod:`botmox_core.testing.domains`).
+* :class:`VaultRepositoryConformance` — fixture ``backend`` yields a fresh, empty backend that
+  declares ``capabilities.vault`` (:mod:`botmox_core.ports.vault`; in
+  :mod:`botmox_core.testing.vault`).
 
 What a backend can do is read from its declaration (``backend.capabilities`` /
 ``storage.capabilities``): the tests of every claimed capability run, the others skip with the
@@ -36,6 +39,7 @@ __all__ = [
     "DomainRepositoryConformance",
     "ObjectStorageConformance",
     "RepositoryConformance",
+    "VaultRepositoryConformance",
 ]
 
 
@@ -56,4 +60,8 @@ def __getattr__(name: str) -> Any:
         from botmox_core.testing.domains import DomainRepositoryConformance
 
         return DomainRepositoryConformance
+    if name == "VaultRepositoryConformance":
+        from botmox_core.testing.vault import VaultRepositoryConformance
+
+        return VaultRepositoryConformance
     raise AttributeError(name)
