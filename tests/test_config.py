@@ -131,6 +131,7 @@ SAMPLES: dict[str, tuple[str, str, object]] = {
     "command_ack_timeout_seconds": ("7", "7", 7),
     "command_max_attempts": ("2", "2", 2),
     "command_sweep_interval_seconds": ("0.25", "0.25", 0.25),
+    "vault_keep_old_ciphertexts": ("0", "0", 0),
     "enabled_plugins": ("s3, minio", "", ("s3", "minio")),
     "disabled_plugins": ("rtdb", "", ("rtdb",)),
     "config_file": ("", "", None),  # BOTMOX_CONFIG names the file itself: tested below
@@ -241,6 +242,7 @@ _OTHER: dict[str, str] = {
     "agent_token_ttl_days": "2",
     "command_ack_timeout_seconds": "2",
     "command_max_attempts": "9",
+    "vault_keep_old_ciphertexts": "5",
     "command_sweep_interval_seconds": "2.5",
 }
 
