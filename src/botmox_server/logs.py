@@ -12,7 +12,8 @@ uvicorn's start-up and error lines take the same path). Two formats:
 Whatever a client controls (a percent-decoded path may hold ``\\n`` or NUL) is escaped before it
 reaches a log: every message is passed through :func:`escape` by both formatters, so one record is
 always one line. The access log never carries query strings (where download signatures travel),
-and tokens are never logged.
+and tokens are never logged: the handler carries :class:`~botmox_core.logging_redaction.
+RedactingFilter`, which redacts tokens, signatures and secret-like fields in every record.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ class JsonFormatter(logging.Formatter):
                 entry[field] = escape(value) if isinstance(value, str) else value
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # the redacting filter leaves the traceback as text
+            entry["exc_info"] = record.exc_text
         return json.dumps(entry, ensure_ascii=True, default=str)
 
 
@@ -121,14 +124,17 @@ def logging_config(level: str = "info", log_format: str = "text") -> dict[str, A
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
+        "filters": {
+            "request_id": {"()": RequestIdFilter},
+            "redact": {"()": "botmox_core.logging_redaction.RedactingFilter"},
+        },
         "formatters": {"botmox": {"()": formatter}},
         "handlers": {
             "botmox": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "botmox",
-                "filters": ["request_id"],
+                "filters": ["request_id", "redact"],
             }
         },
         "root": {"handlers": ["botmox"], "level": numeric},

@@ -48,6 +48,9 @@ def _add_commands() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from botmox_core.logging_redaction import install_redaction
+
+    install_redaction()  # whatever any command logs goes through the redacting filter
     try:
         _add_commands()
     except BotmoxError as exc:

@@ -149,6 +149,7 @@ def run_command(
     logging.basicConfig(
         level=getattr(logging, log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,  # replaces the CLI's fallback handler; the runtime re-attaches redaction
     )
     agent = load_app(app)
     if concurrency is not None:
