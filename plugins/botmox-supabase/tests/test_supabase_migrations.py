@@ -47,6 +47,10 @@ TABLES = {
     "bot_archive",
     "finance_aggregates",
     "app_settings",
+    # the vault (20261202000000)
+    "vault_secrets",
+    "vault_secret_versions",
+    "vault_bindings",
 }
 
 
@@ -100,6 +104,13 @@ def test_domain_tables_are_the_backends() -> None:
 
     assert set(DOMAIN_TABLES) <= TABLES
     assert len(set(DOMAIN_TABLES)) == len(DOMAIN_TABLES) == 12
+
+
+def test_vault_tables_are_the_backends() -> None:
+    from botmox_supabase.vault_repositories import VAULT_TABLES
+
+    assert set(VAULT_TABLES) <= TABLES
+    assert len(set(VAULT_TABLES)) == len(VAULT_TABLES) == 3
 
 
 def test_shipped_migrations_use_the_supabase_cli_layout() -> None:

@@ -125,6 +125,33 @@ TABLES.update(
         ),
     }
 )
+# The vault (migration 20261202000000): secrets, their versions, bindings (in this order: a
+# version and a binding reference a secret of their tenant).
+TABLES.update(
+    {
+        "vault_secrets": (
+            "insert into botmox.vault_secrets (tenant_id, id, label, alg, version, created_at,"
+            " updated_at) values (%(tenant)s, gen_random_uuid()::text, %(key)s, 'aes-256-gcm', 1,"
+            " now(), now())",
+            "update botmox.vault_secrets set label = 'x' where tenant_id = %(tenant)s",
+        ),
+        "vault_secret_versions": (
+            "insert into botmox.vault_secret_versions (tenant_id, secret_id, version, alg,"
+            " created_at, envelope) values (%(tenant)s, (select min(id) from botmox.vault_secrets"
+            " where tenant_id = %(tenant)s), (select count(*) + 1 from"
+            " botmox.vault_secret_versions where tenant_id = %(tenant)s), 'aes-256-gcm', now(),"
+            " '{}')",
+            "update botmox.vault_secret_versions set envelope = null where tenant_id = %(tenant)s",
+        ),
+        "vault_bindings": (
+            "insert into botmox.vault_bindings (tenant_id, scope_type, scope_id, field_name, id,"
+            " secret_ref, created_at, updated_at) values (%(tenant)s, 'vm_settings',"
+            " 'vmgenerator', %(key)s, %(key)s, (select min(id) from botmox.vault_secrets where"
+            " tenant_id = %(tenant)s), now(), now())",
+            "update botmox.vault_bindings set scope_id = 'x' where tenant_id = %(tenant)s",
+        ),
+    }
+)
 #: Tables holding one row per tenant.
 SINGLE_ROW = {"licences", "app_settings"}
 

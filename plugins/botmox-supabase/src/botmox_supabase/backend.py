@@ -36,6 +36,7 @@ from botmox_core.ports.repositories import (
     ReleaseRepository,
     VmRepository,
 )
+from botmox_core.ports.vault import SecretBindingRepository, SecretRepository
 from botmox_supabase.agent_repositories import PostgresAgentRepository, PostgresCommandRepository
 from botmox_supabase.domain_repositories import (
     PostgresAggregateRepository,
@@ -53,6 +54,10 @@ from botmox_supabase.repositories import (
     PostgresLicenceRepository,
     PostgresReleaseRepository,
     PostgresVmRepository,
+)
+from botmox_supabase.vault_repositories import (
+    PostgresSecretBindingRepository,
+    PostgresSecretRepository,
 )
 
 __all__ = ["PostgresDataBackend", "PostgresUnitOfWork"]
@@ -81,7 +86,8 @@ class PostgresUnitOfWork:
     bus repositories (``agents``, ``commands``) as well: an
     :class:`~botmox_core.ports.AgentUnitOfWork`; and the domain data repositories (``records``,
     ``bot_history``, ``aggregates``, ``settings``): a
-    :class:`~botmox_core.ports.domains.DomainUnitOfWork`.
+    :class:`~botmox_core.ports.domains.DomainUnitOfWork`; and the vault (``secrets``,
+    ``bindings``): a :class:`~botmox_core.ports.vault.VaultUnitOfWork`.
     """
 
     tokens: ApiTokenRepository
@@ -97,6 +103,8 @@ class PostgresUnitOfWork:
     bot_history: BotHistoryRepository
     aggregates: AggregateRepository
     settings: SettingsRepository
+    secrets: SecretRepository
+    bindings: SecretBindingRepository
 
     def __init__(self, backend: PostgresDataBackend) -> None:
         self._backend = backend
@@ -120,6 +128,8 @@ class PostgresUnitOfWork:
         self.bot_history = PostgresBotHistoryRepository(self._connection)
         self.aggregates = PostgresAggregateRepository(self._connection)
         self.settings = PostgresSettingsRepository(self._connection)
+        self.secrets = PostgresSecretRepository(self._connection)
+        self.bindings = PostgresSecretBindingRepository(self._connection)
         return self
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -170,12 +180,14 @@ class PostgresDataBackend:
     name = "supabase"
     #: One PostgreSQL transaction per unit, agents included; ``timestamptz`` keeps microseconds;
     #: CHECK constraints refuse invalid release values; the domain data (records, bot history,
-    #: aggregates, settings) is listed in the database. The agent transport that fits when
+    #: aggregates, settings) is listed in the database; the vault (secrets, versions, bindings)
+    #: stores envelopes it never opens. The agent transport that fits when
     #: several server replicas share the database is this plugin's ``postgres`` LISTEN/NOTIFY
     #: one; the composition root picks it unless ``BOTMOX_AGENT_TRANSPORT`` says otherwise.
     capabilities = BackendCapabilities(
         agents=True,
         domains=True,
+        vault=True,
         rollback=True,
         multi_record_transactions=True,
         microsecond_timestamps=True,

@@ -73,12 +73,18 @@ UNIQUE_RULES: dict[str, str] = {
     "finance_aggregates_pkey": "this finance aggregate already exists for the tenant",
     "app_settings_pkey": "the tenant already has a settings tree",
     "rate_limit_counters_pkey": "this rate-limit window is already counted",
+    # the vault (secrets are per tenant and id; versions per secret; bindings per field)
+    "vault_secrets_pkey": "a secret with this id already exists",
+    "vault_secret_versions_pkey": "this version of the secret already exists",
+    "vault_bindings_pkey": "this field of the scope is already bound to a secret",
 }
 
 # Constraint name → what a foreign-key violation means to the caller.
 FOREIGN_KEY_RULES: dict[str, str] = {
     "assignments_release_fkey": "the assigned release does not exist for the tenant",
     "command_output_command_fkey": "the output's command does not exist for the tenant",
+    "vault_secret_versions_secret_fkey": "the version's secret does not exist for the tenant",
+    "vault_bindings_secret_fkey": "the bound secret (secret_ref) does not exist for the tenant",
 }
 
 #: Raised by the commands' final-state guard trigger (a final state was to change).
