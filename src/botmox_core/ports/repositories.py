@@ -65,6 +65,10 @@ class BackendCapabilities:
         vault: units of work carry the vault repositories (``secrets``, ``bindings``; the
             backend is a :class:`~botmox_core.ports.vault.VaultDataBackend`); without it the
             server answers the vault routes with 501 ``VAULT_NOT_SUPPORTED``.
+        control: units of work carry ``control``, the deployment's shared control entries
+            (write freeze, migration lock and checkpoints; the backend is a
+            :class:`~botmox_core.ports.control.ControlDataBackend`); without it the server
+            cannot be frozen and the backend cannot be a migration's target.
         preferred_agent_transport: the agent transport that fits this backend when replicas
             share it (e.g. ``postgres`` for Supabase), used unless ``BOTMOX_AGENT_TRANSPORT``
             says otherwise and only when that transport is installed.
@@ -73,6 +77,7 @@ class BackendCapabilities:
     agents: bool = False
     domains: bool = False
     vault: bool = False
+    control: bool = False
     rollback: bool = False
     multi_record_transactions: bool = False
     microsecond_timestamps: bool = False

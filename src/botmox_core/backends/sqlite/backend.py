@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from botmox_core.backends.sqlite.agents import SqliteAgentRepository, SqliteCommandRepository
+from botmox_core.backends.sqlite.control import SqliteControlRepository
 from botmox_core.backends.sqlite.domains import (
     SqliteAggregateRepository,
     SqliteBotHistoryRepository,
@@ -60,6 +61,7 @@ from botmox_core.errors import (
     ServiceUnavailableError,
 )
 from botmox_core.ports.agents import AgentRepository, CommandRepository
+from botmox_core.ports.control import ControlRepository
 from botmox_core.ports.domains import (
     AggregateRepository,
     BotHistoryRepository,
@@ -112,6 +114,7 @@ class SqliteBackend:
         agents=True,
         domains=True,
         vault=True,
+        control=True,
         rollback=True,
         multi_record_transactions=True,
         microsecond_timestamps=True,
@@ -345,6 +348,7 @@ class SqliteUnitOfWork:
         self.settings: SettingsRepository = SqliteSettingsRepository(statements)
         self.secrets: SecretRepository = SqliteSecretRepository(statements)
         self.bindings: SecretBindingRepository = SqliteSecretBindingRepository(statements)
+        self.control: ControlRepository = SqliteControlRepository(statements)
 
     def __enter__(self) -> SqliteUnitOfWork:
         if self._entered:

@@ -378,8 +378,21 @@ _V4 = (
     "CREATE INDEX vault_bindings_by_secret ON vault_bindings (tenant_id, secret_ref)",
 )
 
+#: Version 5: the deployment's control entries (write freeze, migration lock and checkpoints);
+#: see :mod:`botmox_core.backends.sqlite.control`.
+_V5 = (
+    """
+    CREATE TABLE control (
+        key         TEXT NOT NULL PRIMARY KEY,
+        value       TEXT NOT NULL
+            CONSTRAINT control_value_object CHECK (json_type(value) = 'object'),
+        updated_at  TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID
+    """,
+)
+
 #: Forward migrations: entry ``n`` takes a database from version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
