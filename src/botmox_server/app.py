@@ -21,9 +21,11 @@ from botmox_server.auth import Authenticator
 from botmox_server.bounded_json import BoundedRequest
 from botmox_server.dependencies import provide_core, provide_principal
 from botmox_server.errors import EXCEPTION_HANDLERS
+from botmox_server.metrics import install_metrics
 from botmox_server.middleware import RequestIdMiddleware
 from botmox_server.ratelimit import install_rate_limiter
 from botmox_server.routes import agents, artifacts, health, licence, vm_ops, vms
+from botmox_server.routes.agent_secrets import AgentSecretController
 from botmox_server.routes.agent_ws import agent_connect
 from botmox_server.routes.domains import ROUTES as DOMAIN_ROUTES
 from botmox_server.routes.localfs_download import localfs_download_routes
@@ -67,6 +69,7 @@ ROUTES: list[Any] = [
     *localfs_download_routes,
     *DOMAIN_ROUTES,
     SecretController,
+    AgentSecretController,
 ]
 
 #: WebSocket routes (documented in docs/agent-protocol.md, not in OpenAPI).
@@ -138,6 +141,7 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
         logging_config=None,  # one log format: `botmox serve` configures logging (logs.py)
     )
     app = install_rate_limiter(app, core)
+    app = install_metrics(app, core)  # outside the limiter: its 429s are counted
     # Outermost, around routing: unknown paths (404) and refused requests (429) get a request id
     # and an access-log line too.
     app.asgi_handler = RequestIdMiddleware(app.asgi_handler)

@@ -19,6 +19,12 @@ delivers at least once; duplicates are answered from the journal); results are r
 the server confirms them; an agent restarted after a crash reports the commands it was running
 as failed instead of running them again; on shutdown running commands get ``shutdown_grace``
 seconds to finish, then are handed back to the server (re-queued).
+
+Secrets: a payload value ``{"secret_ref": "<secret id>"}`` reaches the handler as the secret's
+plaintext, opened here with the agent's private key (:mod:`botmox_core.agent.secrets`); the
+plaintext is registered with the log redaction while the handler runs and scrubbed from its
+output, result and error. A reference that does not resolve fails the command with a
+``SECRET_...`` code and the handler does not run.
 """
 
 from __future__ import annotations
@@ -40,8 +46,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from botmox_core.agent.journal import ACCEPTED, FINISHED, CommandJournal
+from botmox_core.agent.secrets import SecretResolutionError, resolve_secret_refs, scrub
 from botmox_core.agent.state import AgentState, load_state
 from botmox_core.errors import ConflictError, UnauthorizedError
+from botmox_core.logging_redaction import install_redaction, registered_secrets
 
 __all__ = ["Agent", "AgentStats", "CommandContext", "Handler"]
 
@@ -99,6 +107,8 @@ class CommandContext:
         self._seq = 0
         self.chunks: list[tuple[int, str]] = []
         self._flushing: asyncio.Task[None] | None = None
+        #: Plaintexts of the secrets resolved into :attr:`payload` (scrubbed from output).
+        self._secrets: list[str] = []
 
     @property
     def is_cancelled(self) -> bool:
@@ -117,6 +127,7 @@ class CommandContext:
             raise TypeError("output must be text")
         if not text or self.output_refused:
             return
+        text = scrub(text, self._secrets)
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -205,6 +216,7 @@ class Agent:
         self._stopping: asyncio.Event | None = None
         self._journal: CommandJournal | None = None
         self._releasing: set[str] = set()
+        self._state: AgentState | None = None
         self.connected = asyncio.Event()
 
     @property
@@ -253,6 +265,8 @@ class Agent:
         Raises :class:`UnauthorizedError` when the server refuses the agent for good (token
         revoked or unknown): reconnecting cannot help then.
         """
+        install_redaction()
+        self._state = state
         self._stopping = stop or asyncio.Event()
         self._slots = asyncio.Semaphore(self.concurrency)
         if journal_path is not None:
@@ -514,9 +528,12 @@ class Agent:
                 if handler is None:
                     error = f"this agent has no handler for {ctx.command_type}"
                 else:
+                    assert self._state is not None
+                    ctx.payload, ctx._secrets = await resolve_secret_refs(ctx.payload, self._state)
                     self.stats.runs[ctx.id] = self.stats.runs.get(ctx.id, 0) + 1
                     ctx.interruptible = inspect.iscoroutinefunction(handler)
-                    value = await _call(handler, ctx)
+                    with registered_secrets(ctx._secrets):
+                        value = await _call(handler, ctx)
                     status = "succeeded"
                     result = value if isinstance(value, dict) or value is None else {"value": value}
         except asyncio.CancelledError:
@@ -534,8 +551,11 @@ class Agent:
             else:
                 self._journal.finish(ctx.id, "failed", error="stopped by the server")
             return
+        except SecretResolutionError as exc:  # its text never carries secret material
+            log.warning("command %s: %s", ctx.id, exc)
+            error = str(exc)
         except Exception as exc:  # a handler's failure is the command's failure
-            error = f"{type(exc).__name__}: {exc}"
+            error = scrub(f"{type(exc).__name__}: {exc}", ctx._secrets)
         if ctx.aborted is not None:  # a plain handler finished after the server's abort
             self._journal.finish(ctx.id, ctx.aborted[0], error=ctx.aborted[1])
             self._journal.result_acked(ctx.id)
@@ -545,6 +565,8 @@ class Agent:
             json.dumps(result)
         except (TypeError, ValueError):
             status, result, error = "failed", None, "the handler returned a non-JSON result"
+        result = scrub(result, ctx._secrets)  # a handler never echoes a secret back
+        ctx._secrets = []
         self._journal.finish(ctx.id, status, result, error)
         await self._send_result(ctx.id, status, result, error)
 

@@ -5,7 +5,8 @@ The server validates and stores envelopes and never opens them: every envelope g
 :func:`~botmox_core.vault.envelopes.parse_envelope`, and no view built here carries ciphertext,
 ``enc`` or nonce. Roles: reading metadata and bindings needs ``api``, ``admin`` or ``infra``;
 creating, rotating and binding need ``admin`` or ``infra`` (:data:`READ_SECRETS`,
-:data:`WRITE_SECRETS`). Agents use neither (their envelope route is theirs alone).
+:data:`WRITE_SECRETS`). Agents use neither: :meth:`VaultService.agent_envelope` (role ``agent``
+only, :data:`FETCH_OWN_ENVELOPE`) hands an agent the copy sealed to its own key.
 
 Every lookup is in the caller's tenant: another tenant's secret id, a malformed id and an
 unknown id are all 404 ``SECRET_NOT_FOUND``, so nothing tells them apart.
@@ -54,6 +55,7 @@ from botmox_core.vault.models import (
 
 __all__ = [
     "DEFAULT_KEEP_OLD_CIPHERTEXTS",
+    "FETCH_OWN_ENVELOPE",
     "MAX_AAD_META_BYTES",
     "MAX_LABEL",
     "READ_SECRETS",
@@ -69,6 +71,10 @@ READ_SECRETS = Permission(frozenset({Role.API, Role.ADMIN, Role.INFRA}))
 WRITE_SECRETS = Permission(
     frozenset({Role.ADMIN, Role.INFRA}),
     "creating, rotating and binding secrets needs role admin or infra",
+)
+#: Fetch the envelope copy sealed to oneself (agents only).
+FETCH_OWN_ENVELOPE = Permission(
+    frozenset({Role.AGENT}), "only agents fetch the envelope sealed to them"
 )
 #: Versions before the current one that keep their envelope after a rotation.
 DEFAULT_KEEP_OLD_CIPHERTEXTS = 2
@@ -383,6 +389,47 @@ class VaultService:
         uow = self._unit()
         with uow:
             return uow.bindings.get(tenant_id, scope_type, scope_id, field_name)
+
+    # -- agents ----------------------------------------------------------------------------
+
+    def agent_envelope(self, principal: Principal, secret_id: Any) -> dict[str, Any]:
+        """The copy of a secret's current version sealed to the calling agent
+        (``GET /api/v1/agents/me/secrets/{id}``): the only answer that carries ciphertext.
+
+        404 ``SECRET_NOT_FOUND`` unless the caller is an active agent of the secret's tenant,
+        the current version is an HPKE envelope with a copy for this agent sealed to its
+        registered key, and the secret is bound to a scope the agent serves (any binding of
+        the tenant, except ``agent`` bindings of other agents). Other roles: 403."""
+        principal.authorize(FETCH_OWN_ENVELOPE)
+        tenant_id, agent_id = principal.tenant_id, principal.subject
+        uow = self._unit()
+        with uow:
+            if agent_id is None or not supports_agents(self._backend):
+                raise SecretNotFoundError("secret not found")
+            agent = cast(AgentUnitOfWork, uow).agents.get(tenant_id, agent_id)
+            if agent is None or agent.status is not AgentStatus.ACTIVE or not agent.public_key:
+                raise SecretNotFoundError("secret not found")
+            secret = self._secret(uow, tenant_id, secret_id)
+            version = uow.secrets.get_version(tenant_id, secret.id, secret.version)
+            envelope = None if version is None else version.envelope
+            copy = envelope.copy_for(agent.id) if isinstance(envelope, HpkeEnvelope) else None
+            if copy is None or copy.key_id != key_id_of(agent.public_key):
+                raise SecretNotFoundError("secret not found")
+            bound = uow.bindings.list(tenant_id, secret_ref=secret.id, limit=MAX_BINDINGS_LISTED)
+            if not any(
+                b.scope_type is not ScopeType.AGENT or b.scope_id == agent.id for b in bound
+            ):
+                raise SecretNotFoundError("secret not found")
+        return {
+            "secret_id": secret.id,
+            "tenant_id": tenant_id,
+            "version": secret.version,
+            "alg": secret.alg,
+            "agent_id": copy.agent_id,
+            "key_id": copy.key_id,
+            "enc": copy.enc,
+            "ciphertext": copy.ciphertext,
+        }
 
     # -- helpers ---------------------------------------------------------------------------
 
