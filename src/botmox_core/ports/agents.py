@@ -15,7 +15,7 @@ replicas never claim the same command twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, TypeGuard, runtime_checkable
 
@@ -73,6 +73,10 @@ class CommandRepository(Protocol):
 
     def count(self, tenant_id: str, agent_id: str, statuses: Sequence[CommandStatus]) -> int:
         """How many of the agent's commands are in one of ``statuses``."""
+
+    def count_by_status(self) -> Mapping[CommandStatus, int]:
+        """How many commands every tenant holds in each state (states with none may be
+        absent); read by ``/metrics`` (commands by state, queue depth)."""
 
     def modify(
         self, tenant_id: str, command_id: str, change: Callable[[Command], Command]

@@ -154,6 +154,11 @@ class PostgresCommandRepository(_Repository):
         )
         return int(rows[0]["n"])
 
+    def count_by_status(self) -> dict[CommandStatus, int]:
+        """How many commands every tenant holds in each state."""
+        rows = self._rows("select status, count(*) as n from botmox.commands group by status", ())
+        return {CommandStatus(row["status"]): int(row["n"]) for row in rows}
+
     def modify(
         self, tenant_id: str, command_id: str, change: Callable[[Command], Command]
     ) -> Command | None:

@@ -171,6 +171,11 @@ class SqliteCommandRepository:
         )
         return int(found[0][0])
 
+    def count_by_status(self) -> dict[CommandStatus, int]:
+        """How many commands every tenant holds in each state."""
+        found = self._sql.rows("SELECT status, count(*) FROM commands GROUP BY status", ())
+        return {CommandStatus(status): int(n) for status, n in found}
+
     def modify(
         self, tenant_id: str, command_id: str, change: Callable[[Command], Command]
     ) -> Command | None:
