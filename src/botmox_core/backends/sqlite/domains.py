@@ -359,7 +359,8 @@ class SqliteBotHistoryRepository:
         limit: int,
         after: tuple[int, str] | None,
     ) -> list[sqlite3.Row]:
-        where, params = "tenant_id = ?", [tenant_id]
+        where = "tenant_id = ?"
+        params: list[Any] = [tenant_id]
         if bot_id is not None:
             where += " AND bot_id = ?"
             params.append(bot_id)
