@@ -15,20 +15,21 @@ UTF-8 without ``. # $ [ ]``, control characters, or an empty segment (:func:`key
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["MAX_KEY_BYTES", "apply_patch", "key_error", "set_at_path"]
 
 MAX_KEY_BYTES = 768
-_FORBIDDEN = frozenset(".#$[]/")
+_FORBIDDEN = re.compile(r"[.#$\[\]/\x00-\x1f\x7f]")
 
 
 def key_error(key: Any) -> str | None:
     """Why ``key`` cannot be a record or settings key on every backend, or ``None``."""
     if not isinstance(key, str) or not key:
         return "keys must be non-empty strings"
-    if any(ch in _FORBIDDEN or ord(ch) < 32 or ord(ch) == 0x7F for ch in key):
+    if _FORBIDDEN.search(key):
         return f"key {key[:40]!r} contains a character that is not allowed (. # $ [ ] / control)"
     try:
         size = len(key.encode("utf-8"))
