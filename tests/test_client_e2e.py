@@ -136,12 +136,14 @@ def test_a_service_token_without_a_user_keeps_its_lease_alive(deployment: Deploy
             assert client.resolve_download(lease, PLATFORM, CHANNEL).sha256 == deployment.sha256
 
     async def run() -> None:
-        async with AsyncRunnerClient(deployment.url, service) as client:
-            async with client.lease(MODULE, vm, user_id=USER, heartbeat_interval=0.3) as lease:
-                deadline = time.monotonic() + 10
-                while lease.heartbeats < 2 and time.monotonic() < deadline:
-                    await asyncio.sleep(0.05)
-                assert lease.heartbeats >= 2, lease.heartbeat_error
+        async with (
+            AsyncRunnerClient(deployment.url, service) as client,
+            client.lease(MODULE, vm, user_id=USER, heartbeat_interval=0.3) as lease,
+        ):
+            deadline = time.monotonic() + 10
+            while lease.heartbeats < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert lease.heartbeats >= 2, lease.heartbeat_error
 
     asyncio.run(run())
 
