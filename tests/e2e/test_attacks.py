@@ -351,9 +351,7 @@ def test_revoke_is_for_operators_of_the_tenant(cast: Cast) -> None:
     lease = new_lease(d, new_vm(d))
     for caller in (d.user_token, cast.agent, cast.service):
         assert_error(
-            d.call(
-                "POST", "/api/v1/license/revoke", caller, json={"lease_id": lease["lease_id"]}
-            ),
+            d.call("POST", "/api/v1/license/revoke", caller, json={"lease_id": lease["lease_id"]}),
             403,
             "FORBIDDEN",
         )

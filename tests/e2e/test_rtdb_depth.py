@@ -38,21 +38,37 @@ def test_vm_metadata_past_the_limit_is_400_and_never_written(tmp_path: Path) -> 
     try:
         env = {**emulator_environ(emulator.host_port, "depth"), "BOTMOX_STORAGE": "localfs"}
         with running_server(tmp_path / "data", env) as server:
-            tokens = {tenant: admin_cli(server, "token", "create", "--tenant", tenant,
-                                        "--role", "admin")["token"]
-                      for tenant in ("acme", "other")}
+            tokens = {
+                tenant: admin_cli(server, "token", "create", "--tenant", tenant, "--role", "admin")[
+                    "token"
+                ]
+                for tenant in ("acme", "other")
+            }
 
-            def call(tenant: str, method: str, path: str,
-                     headers_extra: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+            def call(
+                tenant: str,
+                method: str,
+                path: str,
+                headers_extra: dict[str, str] | None = None,
+                **kwargs: Any,
+            ) -> httpx.Response:
                 headers = {"Authorization": f"Bearer {tokens[tenant]}", **(headers_extra or {})}
-                return httpx.request(method, server.url + path, timeout=30, headers=headers,
-                                     **kwargs)
+                return httpx.request(
+                    method, server.url + path, timeout=30, headers=headers, **kwargs
+                )
 
             deepest_accepted = nested(16)
             for tenant in ("acme", "other"):
-                created = call(tenant, "POST", "/api/v1/vm/register",
-                               json={"vm_uuid": "vm-depth-0001", "user_id": "u1",
-                                     "metadata": deepest_accepted})
+                created = call(
+                    tenant,
+                    "POST",
+                    "/api/v1/vm/register",
+                    json={
+                        "vm_uuid": "vm-depth-0001",
+                        "user_id": "u1",
+                        "metadata": deepest_accepted,
+                    },
+                )
                 assert created.status_code == 201, created.text
             stored = emulator.read("depth", "/")
             assert _depth_of_deepest_key(stored) <= 32
@@ -63,10 +79,20 @@ def test_vm_metadata_past_the_limit_is_400_and_never_written(tmp_path: Path) -> 
             for levels in (17, 28, 40, 1000):
                 for vm_uuid in ("vm-depth-0001", "vm-depth-0002"):
                     # written by hand: json.dumps cannot encode 1000 levels
-                    body_text = (f'{{"vm_uuid": "{vm_uuid}", "user_id": "u1", "metadata": '
-                                 + '{"k": ' * levels + '"leaf"' + "}" * levels + "}")
-                    refused = call("acme", "POST", "/api/v1/vm/register", content=body_text,
-                                   headers_extra={"Content-Type": "application/json"})
+                    body_text = (
+                        f'{{"vm_uuid": "{vm_uuid}", "user_id": "u1", "metadata": '
+                        + '{"k": ' * levels
+                        + '"leaf"'
+                        + "}" * levels
+                        + "}"
+                    )
+                    refused = call(
+                        "acme",
+                        "POST",
+                        "/api/v1/vm/register",
+                        content=body_text,
+                        headers_extra={"Content-Type": "application/json"},
+                    )
                     assert refused.status_code == 400, (levels, refused.text)
                     body = refused.json()
                     assert body["success"] is False
