@@ -63,6 +63,8 @@ class ControlUnitOfWork(UnitOfWork, Protocol):
 
     control: ControlRepository
 
+    def __enter__(self) -> ControlUnitOfWork: ...
+
 
 @runtime_checkable
 class ControlDataBackend(DataBackend, Protocol):

@@ -40,12 +40,14 @@ TENANT_TABLES = (
 )
 
 
+_UNION = " UNION ".join(f"SELECT tenant_id FROM {t}" for t in TENANT_TABLES)  # noqa: S608
+_TENANTS_SQL = f"SELECT tenant_id FROM ({_UNION}) WHERE tenant_id > ? ORDER BY tenant_id LIMIT ?"  # noqa: S608
+
+
 def checked_control_key(key: object) -> str:
     """``key`` when it matches :data:`CONTROL_KEY_PATTERN`, else :class:`BadRequestError`."""
     if not isinstance(key, str) or not CONTROL_KEY_PATTERN.fullmatch(key):
-        raise BadRequestError(
-            "a control key is 1-64 of a-z 0-9 _ -", details={"field": "key"}
-        )
+        raise BadRequestError("a control key is 1-64 of a-z 0-9 _ -", details={"field": "key"})
     return key
 
 
@@ -94,10 +96,8 @@ class SqliteControlRepository:
     def tenants(self, *, after: str | None = None, limit: int = 1000) -> Sequence[str]:
         if limit <= 0:
             return []
-        union = " UNION ".join(f"SELECT tenant_id FROM {table}" for table in TENANT_TABLES)
         rows = self._sql.rows(
-            f"SELECT tenant_id FROM ({union}) WHERE tenant_id > ? "  # noqa: S608 - fixed names
-            "ORDER BY tenant_id COLLATE BINARY LIMIT ?",
+            _TENANTS_SQL,
             (after if after is not None else "", limit),
         )
         return [row["tenant_id"] for row in rows]

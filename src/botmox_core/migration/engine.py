@@ -1,0 +1,478 @@
+"""``botmox migrate``: copy every stream (:mod:`botmox_core.migration.streams`) of some or all
+tenants from one data backend to another, through the repository ports.
+
+How a stream is copied: the source and the target are read side by side in the stream's order,
+page by page (bounded memory), and merged by key. A key only at the source is created at the
+target; a key on both sides whose canonical forms differ
+(:mod:`botmox_core.migration.canonical`) is replaced; an equal one is left alone (so a run over
+unchanged data writes nothing); a key only at the target is deleted with ``prune``. Records are
+written as they are (``created_at``, ``updated_at``, ids: everything the port returns), in
+batches of one unit of work each. Before a write each record is checked with the services'
+rules; one the target cannot hold is reported with its tenant, stream, id and reason, never
+silently dropped, and the rest is copied (the run then ends non-zero). A batch the target
+refuses is written again one record per unit, so the refused records are named.
+
+Resumable: after each committed batch the key reached is stored in the *target*'s control
+entries (``migration_checkpoint``); a run with the same source and options goes on after it.
+One migration at a time writes into a target (``migration_lock``); see
+:mod:`botmox_core.migration.control`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+import attrs
+
+from botmox_core.errors import BotmoxError, ConfigurationError
+from botmox_core.migration.control import (
+    MigrationLock,
+    clear_checkpoint,
+    control_backend,
+    read_checkpoint,
+    write_checkpoint,
+)
+from botmox_core.migration.streams import (
+    STREAMS,
+    Item,
+    Key,
+    NotPrunable,
+    Stream,
+    Unrepresentable,
+)
+from botmox_core.ports import DataBackend
+from botmox_core.ports.control import supports_control
+
+__all__ = [
+    "MigrationOptions",
+    "MigrationReport",
+    "Problem",
+    "Progress",
+    "StreamReport",
+    "list_tenants",
+    "migrate",
+    "read_stream",
+]
+
+#: Records read per port call.
+PAGE_SIZE = 500
+#: Writes per unit of work.
+BATCH_SIZE = 200
+#: Problems listed in a report (all are counted).
+MAX_LISTED_PROBLEMS = 1000
+
+
+class Progress(Protocol):
+    """Where a run reports progress (the CLI draws a bar per stream)."""
+
+    def start(self, label: str, total: int | None) -> None: ...
+
+    def advance(self, label: str, amount: int = 1) -> None: ...
+
+
+class _Silent:
+    def start(self, label: str, total: int | None) -> None:
+        pass
+
+    def advance(self, label: str, amount: int = 1) -> None:
+        pass
+
+
+@attrs.define
+class StreamReport:
+    """What a run did to one stream of one tenant (with ``dry_run``: would do)."""
+
+    tenant: str
+    stream: str
+    source: int = 0
+    target: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    not_pruned: int = 0
+    failed: int = 0
+    resumed_after: list[Any] | None = None
+
+    @property
+    def writes(self) -> int:
+        return self.created + self.updated + self.deleted
+
+
+@attrs.frozen
+class Problem:
+    """A record not copied (or not pruned): where and why."""
+
+    tenant: str
+    stream: str
+    id: str
+    reason: str
+
+
+@attrs.frozen
+class MigrationOptions:
+    """What a run copies and how.
+
+    Attributes:
+        tenants: the tenants (``None``: every tenant of the source, and with ``prune`` of the
+            target too).
+        streams: the stream names (``None``: all the two backends store).
+        prune: delete at the target what the source does not hold.
+        dry_run: read and compare only; no lock, no checkpoint, no write.
+        since: epoch ms; records on both sides that the source last changed before this are
+            left alone (creates and prunes still apply): a rollback replays what changed after
+            the switch.
+        batch_size, page_size: writes per unit, records per read.
+        wait_seconds: how long to wait for another migration's lock.
+        resume: go on after a stored checkpoint of the same source and options.
+    """
+
+    tenants: Sequence[str] | None = None
+    streams: Sequence[str] | None = None
+    prune: bool = False
+    dry_run: bool = False
+    since: int | None = None
+    batch_size: int = BATCH_SIZE
+    page_size: int = PAGE_SIZE
+    wait_seconds: float = 0.0
+    resume: bool = True
+
+
+@attrs.define
+class MigrationReport:
+    """A run's outcome."""
+
+    source: str
+    target: str
+    dry_run: bool
+    prune: bool
+    since: int | None
+    resumed: bool = False
+    tenants: list[str] = attrs.field(factory=list)
+    streams: list[StreamReport] = attrs.field(factory=list)
+    problems: list[Problem] = attrs.field(factory=list)
+    problem_count: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    @property
+    def writes(self) -> int:
+        return sum(s.writes for s in self.streams)
+
+    @property
+    def records(self) -> int:
+        return sum(s.source for s in self.streams)
+
+    def problem(self, tenant: str, stream: str, item_id: str, reason: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_LISTED_PROBLEMS:
+            self.problems.append(Problem(tenant, stream, item_id, reason))
+
+
+def read_stream(
+    backend: DataBackend, stream: Stream, tenant: str, after: Key | None, page_size: int
+) -> Iterator[Item]:
+    """Every item of the stream after ``after``, one unit of work per page."""
+    for _ in range(10**9):
+        with backend.unit_of_work() as uow:
+            page = list(stream.read(uow, tenant, after, page_size))
+        yield from page
+        if len(page) < page_size:
+            return
+        after = page[-1].key
+
+
+def list_tenants(backend: DataBackend, role: str) -> list[str]:
+    """Every tenant holding data in ``backend`` (its control port's list)."""
+    if not supports_control(backend):
+        raise ConfigurationError(
+            f"the {role} backend {backend.name!r} cannot list its tenants; name them with --tenant"
+        )
+    found: list[str] = []
+    after: str | None = None
+    for _ in range(10**6):
+        with backend.unit_of_work() as uow:
+            page = list(uow.control.tenants(after=after, limit=1000))
+        found += page
+        if len(page) < 1000:
+            break
+        after = page[-1]
+    return found
+
+
+@attrs.frozen
+class _Action:
+    kind: str  # create | update | delete
+    source: Item | None
+    target: Item | None
+
+    @property
+    def item(self) -> Item:
+        found = self.source or self.target
+        assert found is not None
+        return found
+
+
+def _merge(
+    source: Iterator[Item], target: Iterator[Item]
+) -> Iterator[tuple[Item | None, Item | None]]:
+    left, right = next(source, None), next(target, None)
+    while left is not None or right is not None:
+        if right is None or (left is not None and left.key < right.key):
+            yield left, None
+            left = next(source, None)
+        elif left is None or right.key < left.key:
+            yield None, right
+            right = next(target, None)
+        else:
+            yield left, right
+            left, right = next(source, None), next(target, None)
+
+
+class _Run:
+    def __init__(
+        self,
+        source: DataBackend,
+        target: DataBackend,
+        options: MigrationOptions,
+        report: MigrationReport,
+        progress: Progress,
+        lock: MigrationLock | None,
+        state: dict[str, Any],
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.options = options
+        self.report = report
+        self.progress = progress
+        self.lock = lock
+        self.state = state
+
+    def _save(self) -> None:
+        if self.lock is not None:
+            self.lock.renew()
+            write_checkpoint(control_backend(self.target, "target"), self.state)
+
+    def copy(self, tenant: str, stream: Stream) -> None:
+        entry_key = f"{tenant}\x00{stream.name}"
+        saved = self.state["streams"].get(entry_key, {})
+        if saved.get("done"):
+            return
+        after = tuple(saved["after"]) if saved.get("after") is not None else None
+        result = StreamReport(
+            tenant, stream.name, resumed_after=None if after is None else list(after)
+        )
+        self.report.streams.append(result)
+        label = f"{tenant} {stream.name}"
+        self.progress.start(label, None)
+        if not stream.available(self.source):
+            self.state["streams"][entry_key] = {"after": None, "done": True}
+            return
+        sources = read_stream(self.source, stream, tenant, after, self.options.page_size)
+        if not stream.available(self.target):
+            for unstorable in sources:
+                result.source += 1
+                result.failed += 1
+                self.report.problem(
+                    tenant,
+                    stream.name,
+                    unstorable.label,
+                    f"the target backend {self.target.name!r} does not store {stream.name}",
+                )
+            self.state["streams"][entry_key] = {"after": None, "done": True}
+            return
+        targets = read_stream(self.target, stream, tenant, after, self.options.page_size)
+        batch: list[_Action] = []
+        reached: Key | None = after
+        since = self.options.since
+        pending_reads = 0
+        for left, right in _merge(sources, targets):
+            current = left or right
+            assert current is not None
+            if left is not None:
+                result.source += 1
+                self.progress.advance(label)
+            if right is not None:
+                result.target += 1
+            if left is not None and right is None:
+                batch.append(_Action("create", left, None))
+            elif left is None and right is not None:
+                if self.options.prune:
+                    batch.append(_Action("delete", None, right))
+            elif left is not None and right is not None:
+                old = since is not None and left.stamp is not None and left.stamp < since
+                if old or left.hash == right.hash:
+                    result.unchanged += 1
+                else:
+                    batch.append(_Action("update", left, right))
+            reached = current.key
+            pending_reads += 1
+            if len(batch) >= self.options.batch_size or pending_reads >= self.options.page_size:
+                self._flush(tenant, stream, batch, result)
+                batch = []
+                pending_reads = 0
+                self.state["streams"][entry_key] = {"after": list(reached), "done": False}
+                self._save()
+        self._flush(tenant, stream, batch, result)
+        self.state["streams"][entry_key] = {"after": None, "done": True}
+        self._save()
+
+    def _flush(
+        self, tenant: str, stream: Stream, batch: list[_Action], result: StreamReport
+    ) -> None:
+        writable: list[_Action] = []
+        for action in batch:
+            if action.kind == "delete":
+                writable.append(action)
+                continue
+            assert action.source is not None
+            try:
+                stream.check(action.source)
+            except Unrepresentable as exc:
+                result.failed += 1
+                self.report.problem(tenant, stream.name, action.source.label, str(exc))
+                continue
+            writable.append(action)
+        if not writable:
+            return
+        if self.options.dry_run:
+            for action in writable:
+                self._count(action, result)
+            return
+        try:
+            with self.target.unit_of_work() as uow:
+                for action in writable:
+                    self._apply(uow, tenant, stream, action)
+                uow.commit()
+        except (BotmoxError, Unrepresentable, NotPrunable):
+            if len(writable) > 1:
+                for action in writable:
+                    self._single(tenant, stream, action, result)
+                return
+            self._single(tenant, stream, writable[0], result)
+            return
+        for action in writable:
+            self._count(action, result)
+
+    def _single(self, tenant: str, stream: Stream, action: _Action, result: StreamReport) -> None:
+        try:
+            with self.target.unit_of_work() as uow:
+                self._apply(uow, tenant, stream, action)
+                uow.commit()
+        except NotPrunable as exc:
+            result.not_pruned += 1
+            self.report.problem(
+                tenant, stream.name, action.item.label, f"extra at the target, not pruned: {exc}"
+            )
+            return
+        except Unrepresentable as exc:
+            result.failed += 1
+            self.report.problem(tenant, stream.name, action.item.label, str(exc))
+            return
+        except BotmoxError as exc:
+            result.failed += 1
+            self.report.problem(
+                tenant,
+                stream.name,
+                action.item.label,
+                f"the target refused it: {exc.code}: {exc.message}",
+            )
+            return
+        self._count(action, result)
+
+    @staticmethod
+    def _apply(uow: Any, tenant: str, stream: Stream, action: _Action) -> None:
+        if action.kind == "delete":
+            assert action.target is not None
+            stream.delete(uow, tenant, action.target)
+        else:
+            assert action.source is not None
+            stream.write(uow, tenant, action.source, action.target)
+
+    @staticmethod
+    def _count(action: _Action, result: StreamReport) -> None:
+        if action.kind == "create":
+            result.created += 1
+        elif action.kind == "update":
+            result.updated += 1
+        else:
+            result.deleted += 1
+
+
+def _selected(options: MigrationOptions) -> list[Stream]:
+    if options.streams is None:
+        return list(STREAMS)
+    wanted = set(options.streams)
+    unknown = wanted - {s.name for s in STREAMS}
+    if unknown:
+        known = ", ".join(s.name for s in STREAMS)
+        raise BotmoxError(
+            f"unknown stream {sorted(unknown)[0]!r} (known: {known})", code="BAD_REQUEST"
+        )
+    return [s for s in STREAMS if s.name in wanted]
+
+
+def _tenants(source: DataBackend, target: DataBackend, options: MigrationOptions) -> list[str]:
+    if options.tenants is not None:
+        return sorted(set(options.tenants))
+    found = set(list_tenants(source, "source"))
+    if options.prune:
+        found |= set(list_tenants(target, "target"))
+    return sorted(found)
+
+
+def migrate(
+    source: DataBackend,
+    target: DataBackend,
+    options: MigrationOptions,
+    *,
+    source_id: str,
+    target_id: str = "",
+    progress: Progress | None = None,
+) -> MigrationReport:
+    """Copy the selected streams of the selected tenants from ``source`` to ``target``.
+
+    ``source_id`` identifies the source (a fingerprint of its configuration): a checkpoint is
+    resumed only by a run from the same source with the same options. Raises
+    :class:`~botmox_core.migration.control.MigrationLockedError` when another migration holds
+    the target's lock.
+    """
+    started = time.perf_counter()
+    report = MigrationReport(source_id, target_id, options.dry_run, options.prune, options.since)
+    streams = _selected(options)
+    tenants = _tenants(source, target, options)
+    report.tenants = tenants
+    fingerprint = {
+        "source": source_id,
+        "tenants": tenants if options.tenants is not None else None,
+        "streams": [s.name for s in streams],
+        "prune": options.prune,
+        "since": options.since,
+    }
+    shown = progress or _Silent()
+    if options.dry_run:
+        run = _Run(source, target, options, report, shown, None, {"streams": {}})
+        for tenant in tenants:
+            for stream in streams:
+                run.copy(tenant, stream)
+        report.seconds = time.perf_counter() - started
+        return report
+    controlled = control_backend(target, "target")
+    with MigrationLock(controlled, source_id, options.wait_seconds) as lock:
+        state = read_checkpoint(controlled) if options.resume else None
+        if state is not None and state.get("run") == fingerprint:
+            report.resumed = True
+        else:
+            state = {"run": fingerprint, "streams": {}}
+        run = _Run(source, target, options, report, shown, lock, state)
+        for tenant in tenants:
+            for stream in streams:
+                run.copy(tenant, stream)
+        clear_checkpoint(controlled)
+    report.seconds = time.perf_counter() - started
+    return report

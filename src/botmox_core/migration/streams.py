@@ -1,0 +1,479 @@
+"""What a migration copies, one *stream* per kind of record of a tenant, each read in one order
+through the repository ports so two backends can be compared by a merge of two sorted streams.
+
+A :class:`Stream` reads a page of :class:`Item` after a cursor (the last item's ``key``),
+checks that an item can be stored at a target (the services' rules, so a value the target would
+refuse is named before anything is written), writes it (create or replace on its natural key,
+timestamps as they are) and deletes one (prune). Streams whose port has no delete (the
+append-only lifecycle log and archive, secrets, aggregates, the settings tree) raise
+:class:`NotPrunable`: the extra record is reported, never silently kept.
+
+Streams (names as reports show them): ``settings``, ``aggregates``, ``records/<collection>``
+for the 8 collections, ``lifecycle_log``, ``archive`` (domain data, ``capabilities.domains``);
+``secrets`` (metadata and every version with its envelope, ciphertext as stored) and
+``bindings`` (``capabilities.vault``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import cached_property
+from typing import Any, ClassVar, Protocol
+
+import attrs
+
+from botmox_core.converter import get_converter
+from botmox_core.domain.records import (
+    AggregateKey,
+    ArchiveEntry,
+    Collection,
+    DomainRecord,
+    LifecycleLogEntry,
+)
+from botmox_core.errors import BotmoxError
+from botmox_core.migration.canonical import canonical_text, digest
+from botmox_core.ports import DataBackend
+from botmox_core.ports.domains import DomainUnitOfWork, supports_domains
+from botmox_core.ports.vault import VaultUnitOfWork, supports_vault
+from botmox_core.services.domains import transfer
+from botmox_core.vault.envelopes import envelope_document
+from botmox_core.vault.models import Secret, SecretBinding, SecretVersion
+
+__all__ = [
+    "STREAMS",
+    "Item",
+    "NotPrunable",
+    "Stream",
+    "Unrepresentable",
+    "stream_named",
+]
+
+Key = tuple[Any, ...]
+
+
+class Unrepresentable(Exception):
+    """A source record the target cannot hold (the message says why)."""
+
+
+class NotPrunable(Exception):
+    """The stream's port has no delete: an extra record at the target stays (and is reported)."""
+
+
+@attrs.frozen(eq=False)
+class Item:
+    """One logical record of a stream.
+
+    Attributes:
+        key: its place in the stream's order (and the cursor after it).
+        label: how a report names it (the id, or ``timestamp/id`` for log and archive).
+        value: what the port returned (written to the other side as it is).
+        doc: its logical JSON (what is hashed).
+        stamp: its last change in epoch ms when it has one (``--since``).
+    """
+
+    key: Key
+    label: str
+    value: Any
+    doc: Any
+    stamp: int | None = None
+
+    @cached_property
+    def hash(self) -> bytes:
+        return digest(self.doc)
+
+    @cached_property
+    def text(self) -> str:
+        return canonical_text(self.doc)
+
+
+class Stream(Protocol):
+    """One kind of record of a tenant, read in ``key`` order."""
+
+    @property
+    def name(self) -> str:
+        """How reports and ``--stream`` name it."""
+
+    def available(self, backend: DataBackend) -> bool:
+        """Whether ``backend`` stores this kind of record."""
+
+    def read(self, uow: Any, tenant: str, after: Key | None, limit: int) -> Sequence[Item]:
+        """Up to ``limit`` items after ``after``, in key order."""
+
+    def check(self, item: Item) -> None:
+        """:class:`Unrepresentable` when a backend would refuse ``item``."""
+
+    def write(self, uow: Any, tenant: str, item: Item, current: Item | None) -> None:
+        """Make the target hold ``item`` (``current``: what it holds under that key now)."""
+
+    def delete(self, uow: Any, tenant: str, item: Item) -> None:
+        """Remove ``item`` from the target (:class:`NotPrunable` when the port cannot)."""
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _checked_line(line: dict[str, Any]) -> None:
+    """The services' rules for one record, as ``botmox data import`` applies them."""
+    try:
+        transfer._item(line)
+    except transfer._Bad as exc:
+        raise Unrepresentable(str(exc)) from None
+
+
+# -- domain data ------------------------------------------------------------------------------
+
+
+class _DomainStream:
+    def available(self, backend: DataBackend) -> bool:
+        return supports_domains(backend)
+
+
+@attrs.frozen
+class RecordStream(_DomainStream):
+    """A record collection, by id (code point order)."""
+
+    collection: Collection
+
+    @property
+    def name(self) -> str:
+        return f"records/{self.collection}"
+
+    def read(self, uow: DomainUnitOfWork, tenant: str, after: Key | None, limit: int) -> list[Item]:
+        page = uow.records.scan(
+            tenant, self.collection, after=None if after is None else str(after[0]), limit=limit
+        )
+        return [
+            Item(
+                key=(record.id,),
+                label=record.id,
+                value=record,
+                doc={"id": record.id, **record.data},
+                stamp=_int_or_none(record.data.get("updated_at")),
+            )
+            for record in page
+        ]
+
+    def check(self, item: Item) -> None:
+        record: DomainRecord = item.value
+        _checked_line(
+            {
+                "kind": "record",
+                "collection": str(self.collection),
+                "id": record.id,
+                "data": dict(record.data),
+            }
+        )
+
+    def write(self, uow: DomainUnitOfWork, tenant: str, item: Item, current: Item | None) -> None:
+        record: DomainRecord = item.value
+        data = dict(record.data)
+        if current is not None:
+            changed = uow.records.modify(
+                tenant, self.collection, record.id, lambda stored: attrs.evolve(stored, data=data)
+            )
+            if changed is not None:
+                return
+        uow.records.add(DomainRecord(tenant, self.collection, record.id, data))
+
+    def delete(self, uow: DomainUnitOfWork, tenant: str, item: Item) -> None:
+        uow.records.delete(tenant, self.collection, str(item.key[0]))
+
+
+class LogStream(_DomainStream):
+    """The bot lifecycle log, by (timestamp, id); append-only."""
+
+    name = "lifecycle_log"
+
+    def read(self, uow: DomainUnitOfWork, tenant: str, after: Key | None, limit: int) -> list[Item]:
+        cursor = None if after is None else (int(after[0]), str(after[1]))
+        return [
+            Item(
+                key=(entry.timestamp, entry.id),
+                label=entry.id,
+                value=entry,
+                doc=self._doc(entry),
+                stamp=entry.timestamp,
+            )
+            for entry in uow.bot_history.log(tenant, limit=limit, after=cursor)
+        ]
+
+    @staticmethod
+    def _doc(entry: LifecycleLogEntry) -> dict[str, Any]:
+        return {
+            "id": entry.id,
+            "bot_id": entry.bot_id,
+            "type": entry.type,
+            "message": entry.message,
+            "timestamp": entry.timestamp,
+            "details": dict(entry.details),
+        }
+
+    def check(self, item: Item) -> None:
+        _checked_line({"kind": transfer.LOG, **self._doc(item.value)})
+
+    def write(self, uow: DomainUnitOfWork, tenant: str, item: Item, current: Item | None) -> None:
+        if current is not None:
+            raise Unrepresentable(
+                "the target holds another version of this lifecycle log entry (entries never "
+                "change)"
+            )
+        uow.bot_history.append_log(attrs.evolve(item.value, tenant_id=tenant))
+
+    def delete(self, uow: DomainUnitOfWork, tenant: str, item: Item) -> None:
+        raise NotPrunable("the lifecycle log is append-only")
+
+
+class ArchiveStream(_DomainStream):
+    """The ban archive, by (archived_at, id); append-only."""
+
+    name = "archive"
+
+    def read(self, uow: DomainUnitOfWork, tenant: str, after: Key | None, limit: int) -> list[Item]:
+        cursor = None if after is None else (int(after[0]), str(after[1]))
+        return [
+            Item(
+                key=(entry.archived_at, entry.id),
+                label=entry.id,
+                value=entry,
+                doc=self._doc(entry),
+                stamp=entry.archived_at,
+            )
+            for entry in uow.bot_history.archive(tenant, limit=limit, after=cursor)
+        ]
+
+    @staticmethod
+    def _doc(entry: ArchiveEntry) -> dict[str, Any]:
+        return {
+            "id": entry.id,
+            "bot_id": entry.bot_id,
+            "reason": entry.reason,
+            "archived_at": entry.archived_at,
+            "ban_details": dict(entry.ban_details),
+            "snapshot": dict(entry.snapshot),
+        }
+
+    def check(self, item: Item) -> None:
+        _checked_line({"kind": transfer.ARCHIVE, **self._doc(item.value)})
+
+    def write(self, uow: DomainUnitOfWork, tenant: str, item: Item, current: Item | None) -> None:
+        if current is not None:
+            raise Unrepresentable(
+                "the target holds another version of this archive entry (entries never change)"
+            )
+        uow.bot_history.append_archive(attrs.evolve(item.value, tenant_id=tenant))
+
+    def delete(self, uow: DomainUnitOfWork, tenant: str, item: Item) -> None:
+        raise NotPrunable("the ban archive is append-only")
+
+
+class AggregateStream(_DomainStream):
+    """The finance aggregates (``daily_stats``, ``gold_price_history``), by key."""
+
+    name = "aggregates"
+
+    def read(self, uow: DomainUnitOfWork, tenant: str, after: Key | None, limit: int) -> list[Item]:
+        items: list[Item] = []
+        for key in sorted(AggregateKey, key=str):
+            if after is not None and str(key) <= str(after[0]):
+                continue
+            value = uow.aggregates.get(tenant, key)
+            if value is not None:
+                items.append(Item((str(key),), str(key), dict(value), {"key": str(key), **value}))
+        return items[:limit]
+
+    def check(self, item: Item) -> None:
+        _checked_line({"kind": "aggregate", "key": item.key[0], "value": item.value})
+
+    def write(self, uow: DomainUnitOfWork, tenant: str, item: Item, current: Item | None) -> None:
+        uow.aggregates.put(tenant, AggregateKey(item.key[0]), item.value)
+
+    def delete(self, uow: DomainUnitOfWork, tenant: str, item: Item) -> None:
+        raise NotPrunable("aggregates have no delete in the repository port")
+
+
+class SettingsStream(_DomainStream):
+    """The settings tree (one item)."""
+
+    name = "settings"
+
+    def read(self, uow: DomainUnitOfWork, tenant: str, after: Key | None, limit: int) -> list[Item]:
+        if after is not None or limit < 1:
+            return []
+        tree = uow.settings.get(tenant)
+        if tree is None:
+            return []
+        return [Item(("settings",), "settings", dict(tree), dict(tree))]
+
+    def check(self, item: Item) -> None:
+        _checked_line({"kind": "settings", "tree": item.value})
+
+    def write(self, uow: DomainUnitOfWork, tenant: str, item: Item, current: Item | None) -> None:
+        tree = item.value
+        uow.settings.modify(tenant, lambda stored: tree)
+
+    def delete(self, uow: DomainUnitOfWork, tenant: str, item: Item) -> None:
+        raise NotPrunable("a settings tree has no delete in the repository port")
+
+
+# -- vault ------------------------------------------------------------------------------------
+
+
+class _VaultStream:
+    def available(self, backend: DataBackend) -> bool:
+        return supports_vault(backend)
+
+
+def _unstructure(value: Any) -> Any:
+    return get_converter().unstructure(value)
+
+
+def _version_doc(version: SecretVersion) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "alg": version.alg,
+        "created_at": version.created_at,
+        "recipients": [_unstructure(r) for r in version.recipients],
+        "key_id": version.key_id,
+        "created_by": version.created_by,
+        "envelope": None if version.envelope is None else envelope_document(version.envelope),
+    }
+
+
+@attrs.frozen
+class _SecretValue:
+    secret: Secret
+    versions: tuple[SecretVersion, ...]
+
+
+class SecretStream(_VaultStream):
+    """Secrets with every version (envelopes as stored, never opened), by id."""
+
+    name = "secrets"
+
+    def read(self, uow: VaultUnitOfWork, tenant: str, after: Key | None, limit: int) -> list[Item]:
+        items = []
+        for secret in uow.secrets.scan(
+            tenant, after=None if after is None else after[0], limit=limit
+        ):
+            versions = tuple(
+                sorted(uow.secrets.versions(tenant, secret.id), key=lambda v: v.version)
+            )
+            doc = {
+                "id": secret.id,
+                "label": secret.label,
+                "alg": secret.alg,
+                "version": secret.version,
+                "key_id": secret.key_id,
+                "recipients": [_unstructure(r) for r in secret.recipients],
+                "aad_meta": dict(secret.aad_meta),
+                "created_at": secret.created_at,
+                "updated_at": secret.updated_at,
+                "rotated_at": secret.rotated_at,
+                "created_by": secret.created_by,
+                "versions": [_version_doc(v) for v in versions],
+            }
+            items.append(
+                Item(
+                    (secret.id,),
+                    secret.id,
+                    _SecretValue(secret, versions),
+                    doc,
+                    _ms(secret.updated_at),
+                )
+            )
+        return items
+
+    def check(self, item: Item) -> None:
+        return None
+
+    def write(self, uow: VaultUnitOfWork, tenant: str, item: Item, current: Item | None) -> None:
+        value: _SecretValue = item.value
+        secret = attrs.evolve(value.secret, tenant_id=tenant)
+        held: dict[int, SecretVersion] = {}
+        if current is None:
+            uow.secrets.add(secret)
+        else:
+            held = {v.version: v for v in current.value.versions}
+            uow.secrets.modify(tenant, secret.id, lambda stored: secret)
+        for version in value.versions:
+            mine = held.get(version.version)
+            if mine is None:
+                uow.secrets.add_version(attrs.evolve(version, tenant_id=tenant))
+            elif _version_doc(mine) != _version_doc(version) and not (
+                version.envelope is None
+                and _version_doc(attrs.evolve(mine, envelope=None)) == _version_doc(version)
+            ):
+                raise Unrepresentable(
+                    f"the target holds another version {version.version} of this secret "
+                    "(versions never change)"
+                )
+        kept = [v.version for v in value.versions if v.envelope is not None]
+        dropped_below = (
+            min(kept) if kept else (max((v.version for v in value.versions), default=0) + 1)
+        )
+        if any(v.envelope is None for v in value.versions):
+            uow.secrets.drop_envelopes(tenant, secret.id, below=dropped_below)
+
+    def delete(self, uow: VaultUnitOfWork, tenant: str, item: Item) -> None:
+        raise NotPrunable("secrets have no delete in the repository port")
+
+
+class BindingStream(_VaultStream):
+    """Bindings, by (scope_type, scope_id, field_name)."""
+
+    name = "bindings"
+    #: Bindings read at once (the port lists them, it has no cursor).
+    MAX_BINDINGS: ClassVar[int] = 1_000_000
+
+    def read(self, uow: VaultUnitOfWork, tenant: str, after: Key | None, limit: int) -> list[Item]:
+        bindings = uow.bindings.list(tenant, limit=self.MAX_BINDINGS)
+        items = []
+        for binding in bindings:
+            key = (str(binding.scope_type), binding.scope_id, binding.field_name)
+            if after is not None and key <= tuple(after):
+                continue
+            doc = {**_unstructure(binding), "tenant_id": None}
+            items.append(Item(key, "/".join(key), binding, doc, _ms(binding.updated_at)))
+        items.sort(key=lambda item: item.key)
+        return items[:limit]
+
+    def check(self, item: Item) -> None:
+        return None
+
+    def write(self, uow: VaultUnitOfWork, tenant: str, item: Item, current: Item | None) -> None:
+        binding: SecretBinding = attrs.evolve(item.value, tenant_id=tenant)
+        if current is not None:
+            uow.bindings.delete(tenant, binding.scope_type, binding.scope_id, binding.field_name)
+        uow.bindings.upsert(binding)
+
+    def delete(self, uow: VaultUnitOfWork, tenant: str, item: Item) -> None:
+        binding: SecretBinding = item.value
+        uow.bindings.delete(tenant, binding.scope_type, binding.scope_id, binding.field_name)
+
+
+STREAMS: tuple[Stream, ...] = (
+    SettingsStream(),
+    AggregateStream(),
+    *(RecordStream(collection) for collection in Collection),
+    LogStream(),
+    ArchiveStream(),
+    SecretStream(),
+    BindingStream(),
+)
+"""Every stream, in the order a migration copies them (secrets before the bindings naming
+them)."""
+
+
+def stream_named(name: str) -> Stream:
+    """The stream called ``name``; :class:`BotmoxError` naming the known ones otherwise."""
+    for stream in STREAMS:
+        if stream.name == name:
+            return stream
+    known = ", ".join(s.name for s in STREAMS)
+    raise BotmoxError(f"unknown stream {name!r} (known: {known})", code="BAD_REQUEST")
