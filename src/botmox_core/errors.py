@@ -10,6 +10,7 @@ registered for the code it receives.
 
     BotmoxError
     ├── BadRequestError            400 BAD_REQUEST, INVALID_KEY
+    │   └── PlaintextSecretRefusedError (a secret settings field written in plaintext)
     ├── UnauthorizedError          401 UNAUTHORIZED
     ├── ForbiddenError             403 FORBIDDEN and the 403 gating codes
     │   ├── VmInactiveError, VmOwnerMismatchError, LicenseInactiveError,
@@ -95,6 +96,7 @@ __all__ = [
     "VmNotRegisteredError",
     "VmOwnerMismatchError",
     "VmUuidMismatchError",
+    "PlaintextSecretRefusedError",
     "SecretNotFoundError",
     "SecretVersionConflictError",
     "VaultNotSupportedError",
@@ -426,6 +428,13 @@ class SecretNotFoundError(NotFoundError):
     """No such secret in the caller's tenant (also for a malformed or another tenant's id)."""
 
     default_code = "SECRET_NOT_FOUND"
+
+
+class PlaintextSecretRefusedError(BadRequestError):
+    """A settings field that holds a secret was written in plaintext: seal the secret to the
+    agents and bind it (``POST /api/v1/secrets``, ``POST /api/v1/secrets/bindings``)."""
+
+    default_code = "PLAINTEXT_SECRET_REFUSED"
 
 
 class SecretVersionConflictError(ConflictError):
