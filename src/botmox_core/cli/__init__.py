@@ -28,6 +28,7 @@ def _add_commands() -> None:
     from botmox_core.cli.config import config_group
     from botmox_core.cli.data import data_group
     from botmox_core.cli.keys import keys_group
+    from botmox_core.cli.migrate import cutover_group, migrate_command, parity_command
     from botmox_core.cli.runner import runner_group
     from botmox_core.cli.secret import secret_group
     from botmox_core.cli.serve import serve_command
@@ -43,6 +44,9 @@ def _add_commands() -> None:
     cli.add_command(data_group)
     cli.add_command(keys_group)
     cli.add_command(backup_group)
+    cli.add_command(migrate_command)
+    cli.add_command(parity_command)
+    cli.add_command(cutover_group)
     register_commands(build_plugin_manager(), cli)
 
 
