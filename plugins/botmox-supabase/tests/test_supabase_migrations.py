@@ -51,6 +51,8 @@ TABLES = {
     "vault_secrets",
     "vault_secret_versions",
     "vault_bindings",
+    # the control entries (20261203000000)
+    "control",
 }
 
 

@@ -43,6 +43,7 @@ class RtdbBackend:
         microsecond_timestamps=False,
         validates_release_values=True,
         domains=True,
+        control=True,
     )
 
     def __init__(self, options: RtdbOptions) -> None:

@@ -37,6 +37,7 @@ from types import TracebackType
 
 import firebase_admin
 
+from botmox_core.ports.control import ControlRepository
 from botmox_core.ports.domains import (
     AggregateRepository,
     BotHistoryRepository,
@@ -52,6 +53,7 @@ from botmox_core.ports.repositories import (
     ReleaseRepository,
     VmRepository,
 )
+from botmox_rtdb.control_repository import RtdbControlRepository
 from botmox_rtdb.domain_repositories import (
     DomainLayout,
     DomainWrites,
@@ -90,6 +92,7 @@ class RtdbUnitOfWork:
     bot_history: BotHistoryRepository
     aggregates: AggregateRepository
     settings: SettingsRepository
+    control: ControlRepository
 
     def __init__(self, app: firebase_admin.App, domain_layout: DomainLayout | None = None) -> None:
         self.app = app
@@ -106,6 +109,7 @@ class RtdbUnitOfWork:
         self.releases = RtdbReleaseRepository(self.buffer)
         self.assignments = RtdbAssignmentRepository(self.buffer)
         self.audit = RtdbDownloadAuditRepository(self.buffer)
+        self.control = RtdbControlRepository(self.buffer, self.domain.layout.legacy_tenant)
 
     def commit(self) -> None:
         """Apply the conditional writes, then every plain write in one atomic update; domain

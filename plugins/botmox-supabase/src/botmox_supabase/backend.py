@@ -19,6 +19,7 @@ from psycopg import sql
 
 from botmox_core.errors import BotmoxError, ConfigurationError
 from botmox_core.ports.agents import AgentRepository, CommandRepository
+from botmox_core.ports.control import ControlRepository
 from botmox_core.ports.domains import (
     AggregateRepository,
     BotHistoryRepository,
@@ -38,6 +39,7 @@ from botmox_core.ports.repositories import (
 )
 from botmox_core.ports.vault import SecretBindingRepository, SecretRepository
 from botmox_supabase.agent_repositories import PostgresAgentRepository, PostgresCommandRepository
+from botmox_supabase.control_repository import PostgresControlRepository
 from botmox_supabase.domain_repositories import (
     PostgresAggregateRepository,
     PostgresBotHistoryRepository,
@@ -105,6 +107,7 @@ class PostgresUnitOfWork:
     settings: SettingsRepository
     secrets: SecretRepository
     bindings: SecretBindingRepository
+    control: ControlRepository
 
     def __init__(self, backend: PostgresDataBackend) -> None:
         self._backend = backend
@@ -130,6 +133,7 @@ class PostgresUnitOfWork:
         self.settings = PostgresSettingsRepository(self._connection)
         self.secrets = PostgresSecretRepository(self._connection)
         self.bindings = PostgresSecretBindingRepository(self._connection)
+        self.control = PostgresControlRepository(self._connection)
         return self
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -188,6 +192,7 @@ class PostgresDataBackend:
         agents=True,
         domains=True,
         vault=True,
+        control=True,
         rollback=True,
         multi_record_transactions=True,
         microsecond_timestamps=True,
