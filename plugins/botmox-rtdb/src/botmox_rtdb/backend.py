@@ -35,7 +35,8 @@ class RtdbBackend:
     #: Writes are buffered until commit (so rollback discards them), but a commit is not atomic
     #: across records (docs/rtdb.md, "Units of work"); timestamps are stored as the shared
     #: converter writes them, with milliseconds; no agent repositories (yet); domain data at
-    #: the seed's paths (:mod:`botmox_rtdb.domain_repositories`).
+    #: the seed's paths (:mod:`botmox_rtdb.domain_repositories`); the vault at
+    #: ``tenants/{tenant}/vault`` (:mod:`botmox_rtdb.vault_repositories`).
     capabilities = BackendCapabilities(
         agents=False,
         rollback=True,
@@ -44,6 +45,7 @@ class RtdbBackend:
         validates_release_values=True,
         domains=True,
         control=True,
+        vault=True,
     )
 
     def __init__(self, options: RtdbOptions) -> None:

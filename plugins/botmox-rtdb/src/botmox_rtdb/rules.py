@@ -13,12 +13,14 @@ from typing import Any
 
 from botmox_rtdb import layout
 from botmox_rtdb.domain_repositories import ARCHIVE, LIFECYCLE_LOG
+from botmox_rtdb.vault_repositories import BINDINGS
 
 __all__ = ["DOMAIN_INDEXES", "INDEXES", "main", "rules_document"]
 
 INDEXES: dict[str, list[str]] = {
     layout.RELEASES: ["module", "version"],
     layout.AUDIT: ["id", "lease_id"],
+    BINDINGS: ["scope_id", "secret_ref"],
 }
 """``.indexOn`` per subtree of ``tenants/$tenant_id``: the children the queries order by."""
 

@@ -25,7 +25,8 @@ leaves a gap.
 Domain data (records, bot history, aggregates, settings) stages into the same buffer; its
 modifies are compare-and-set at commit, and a unit with a modify and other writes (a bot's ban)
 commits them in the one multi-path update under per-record locks
-(:mod:`botmox_rtdb.domain_repositories`).
+(:mod:`botmox_rtdb.domain_repositories`). So does the vault (secrets, versions, bindings;
+:mod:`botmox_rtdb.vault_repositories`): a secret's modify is a conditional write, applied first.
 
 The pending writes live in a :class:`~botmox_rtdb.write_buffer.WriteBuffer`; this module only
 composes the repositories over one buffer and commits or discards it.
@@ -53,6 +54,7 @@ from botmox_core.ports.repositories import (
     ReleaseRepository,
     VmRepository,
 )
+from botmox_core.ports.vault import SecretBindingRepository, SecretRepository
 from botmox_rtdb.control_repository import RtdbControlRepository
 from botmox_rtdb.domain_repositories import (
     DomainLayout,
@@ -71,6 +73,7 @@ from botmox_rtdb.repositories import (
     RtdbReleaseRepository,
     RtdbVmRepository,
 )
+from botmox_rtdb.vault_repositories import RtdbSecretBindingRepository, RtdbSecretRepository
 from botmox_rtdb.write_buffer import WriteBuffer
 
 __all__ = ["RtdbUnitOfWork"]
@@ -93,6 +96,8 @@ class RtdbUnitOfWork:
     aggregates: AggregateRepository
     settings: SettingsRepository
     control: ControlRepository
+    secrets: SecretRepository
+    bindings: SecretBindingRepository
 
     def __init__(self, app: firebase_admin.App, domain_layout: DomainLayout | None = None) -> None:
         self.app = app
@@ -110,6 +115,8 @@ class RtdbUnitOfWork:
         self.assignments = RtdbAssignmentRepository(self.buffer)
         self.audit = RtdbDownloadAuditRepository(self.buffer)
         self.control = RtdbControlRepository(self.buffer, self.domain.layout.legacy_tenant)
+        self.secrets = RtdbSecretRepository(self.buffer)
+        self.bindings = RtdbSecretBindingRepository(self.buffer)
 
     def commit(self) -> None:
         """Apply the conditional writes, then every plain write in one atomic update; domain

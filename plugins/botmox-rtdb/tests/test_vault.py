@@ -1,0 +1,249 @@
+"""The vault on RTDB (real firebase-admin over HTTP to the shipped emulator): the conformance
+kit, the layout, and an export of the database that holds the ciphertext but never the
+plaintext."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pytest
+import requests
+from botmox_rtdb import RtdbBackend
+from botmox_rtdb.rules import rules_document
+from botmox_rtdb.testing import ADMIN_TOKEN, RtdbEmulator
+from botmox_rtdb.vault_repositories import binding_key
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from botmox_core.errors import DatabaseError, DuplicateError, SecretVersionConflictError
+from botmox_core.ports.vault import VaultUnitOfWork, supports_vault
+from botmox_core.testing.vault import (
+    T0,
+    VaultRepositoryConformance,
+    make_aes_envelope,
+    make_binding,
+    make_secret,
+    make_version,
+)
+from botmox_core.vault.envelopes import (
+    RecipientKey,
+    SealContext,
+    envelope_document,
+    key_id_of,
+    open_,
+    seal,
+)
+from botmox_core.vault.models import Secret, SecretVersion
+
+
+class TestRtdbVault(VaultRepositoryConformance[RtdbBackend]):
+    @pytest.fixture
+    def backend(self, make_backend: Any) -> RtdbBackend:
+        return make_backend()  # type: ignore[no-any-return]
+
+    @pytest.fixture
+    def second_backend(self, backend: RtdbBackend, make_backend: Any) -> RtdbBackend:
+        return make_backend()  # type: ignore[no-any-return]
+
+
+# -- layout, races, the export ---------------------------------------------------------------
+
+LEGACY = "legacy-tenant"
+
+
+def _write(backend: RtdbBackend, action: Callable[[VaultUnitOfWork], Any]) -> Any:
+    assert supports_vault(backend)
+    with backend.unit_of_work() as uow:
+        result = action(uow)
+        uow.commit()
+    return result
+
+
+def _read(backend: RtdbBackend, action: Callable[[VaultUnitOfWork], Any]) -> Any:
+    assert supports_vault(backend)
+    with backend.unit_of_work() as uow:
+        return action(uow)
+
+
+def _store(backend: RtdbBackend, secret: Secret, envelope: Any = None) -> SecretVersion:
+    version = make_version(secret, envelope)
+
+    def add(uow: VaultUnitOfWork) -> None:
+        uow.secrets.add(secret)
+        uow.secrets.add_version(version)
+
+    _write(backend, add)
+    return version
+
+
+def _texts(envelope: Any) -> list[str]:
+    """Every base64 value (enc, ciphertext, nonce) of an envelope document."""
+    document = envelope_document(envelope)
+    found = [c[name] for c in document.get("recipients", []) for name in ("enc", "ciphertext")]
+    found += [document[name] for name in ("nonce", "ciphertext") if name in document]
+    assert found, "an envelope without ciphertext: the checks below would be vacuous"
+    return found
+
+
+@pytest.fixture
+def legacy(make_backend: Callable[..., RtdbBackend]) -> RtdbBackend:
+    return make_backend(BOTMOX_RTDB_LEGACY_TENANT=LEGACY)
+
+
+def test_the_vault_is_under_tenants_for_every_tenant_the_legacy_one_too(
+    legacy: RtdbBackend, emulator: RtdbEmulator, namespace: str
+) -> None:
+    for tenant in (LEGACY, "tenant-b"):
+        secret = make_secret(tenant)
+        _store(legacy, secret)
+        binding = make_binding(tenant, secret.id, scope_id="vm ünï/#$[].x", field_name="a.b")
+        _write(legacy, lambda uow, b=binding: uow.bindings.upsert(b))
+        base = f"tenants/{tenant}/vault"
+        stored = emulator.read(namespace, f"{base}/secrets/{secret.id}")
+        assert stored["label"] == secret.label and stored["version"] == 1
+        assert json.loads(stored["aad_meta"]) == secret.aad_meta
+        version = emulator.read(namespace, f"{base}/versions/{secret.id}/1")
+        assert json.loads(version["envelope"])["alg"] == secret.alg
+        key = binding_key(binding.scope_type, binding.scope_id, binding.field_name)
+        assert emulator.read(namespace, f"{base}/bindings/{key}")["scope_id"] == binding.scope_id
+    root = emulator.read(namespace, "/")
+    assert set(root) == {"tenants"}, "nothing of the vault at the seed's global paths"
+
+
+def test_binding_filters_are_indexed_queries(
+    rtdb: RtdbBackend, emulator: RtdbEmulator, namespace: str
+) -> None:
+    """``.indexOn`` of vault/bindings is in the shipped rules: without it the emulator (like
+    RTDB) refuses the filtered lists, so they are server-side queries."""
+    secret = make_secret("t1")
+    _store(rtdb, secret)
+    binding = make_binding("t1", secret.id, scope_id="a&b=c+d%20#")
+    _write(rtdb, lambda uow: uow.bindings.upsert(binding))
+    for filters in ({"secret_ref": secret.id}, {"scope_id": binding.scope_id}):
+        assert _read(rtdb, lambda uow, f=filters: uow.bindings.list("t1", **f)) == [binding]
+    assert (
+        "scope_id"
+        in rules_document()["rules"]["tenants"]["$tenant_id"]["vault"]["bindings"][".indexOn"]
+    )
+    emulator.set_rules({"rules": {".read": False, ".write": False}})
+    try:
+        for filters in ({"secret_ref": secret.id}, {"scope_id": binding.scope_id}):
+            with pytest.raises(DatabaseError, match="index missing"):
+                _read(rtdb, lambda uow, f=filters: uow.bindings.list("t1", **f))
+        assert _read(rtdb, lambda uow: uow.bindings.list("t1")) == [binding]
+    finally:
+        emulator.set_rules(rules_document())
+
+
+def _rotation(
+    tenant: str, secret_id: str, expected: int | None
+) -> Callable[[VaultUnitOfWork], Secret]:
+    """What the rotate service stages: the check-and-set modify, then version n+1."""
+
+    def rotate(uow: VaultUnitOfWork) -> Secret:
+        def change(current: Secret) -> Secret:
+            if expected is not None and current.version != expected:
+                raise SecretVersionConflictError("stale", details={"version": current.version})
+            return attrs.evolve(current, version=current.version + 1, rotated_at=T0)
+
+        rotated = uow.secrets.modify(tenant, secret_id, change)
+        assert rotated is not None
+        uow.secrets.add_version(make_version(rotated, make_aes_envelope()))
+        return rotated
+
+    return rotate
+
+
+@pytest.mark.parametrize("expected", [1, None], ids=["expected-version", "no-expected-version"])
+def test_a_rotation_that_lost_the_race_writes_nothing(
+    rtdb: RtdbBackend, emulator: RtdbEmulator, namespace: str, expected: int | None
+) -> None:
+    secret = make_secret("t1")
+    _store(rtdb, secret)
+    assert supports_vault(rtdb)
+    first, second = rtdb.unit_of_work(), rtdb.unit_of_work()
+    with first, second:
+        _rotation("t1", secret.id, expected)(first)
+        _rotation("t1", secret.id, expected)(second)
+        first.commit()
+        won = emulator.read(namespace, "tenants/t1/vault")
+        error = SecretVersionConflictError if expected is not None else DuplicateError
+        with pytest.raises(error):
+            second.commit()
+    # The loser's secret change was refused (or undone) and its version never written.
+    assert emulator.read(namespace, "tenants/t1/vault") == won
+    current = _read(rtdb, lambda uow: uow.secrets.get("t1", secret.id))
+    assert current.version == 2
+    assert [v.version for v in _read(rtdb, lambda uow: uow.secrets.versions("t1", secret.id))] == [
+        2,
+        1,
+    ]
+
+
+def test_a_tampered_envelope_reads_as_a_database_error_without_its_text(
+    rtdb: RtdbBackend, emulator: RtdbEmulator, namespace: str
+) -> None:
+    secret = make_secret("t1")
+    version = _store(rtdb, secret)
+    path = f"tenants/t1/vault/versions/{secret.id}/1/envelope"
+    document = json.loads(emulator.read(namespace, path))
+    document["recipients"][0]["enc"] = "bm90IGJhc2U2NA"
+    emulator.write(namespace, path, json.dumps(document))
+    with pytest.raises(DatabaseError) as caught:
+        _read(rtdb, lambda uow: uow.secrets.get_version("t1", secret.id, 1))
+    assert caught.value.message == "a stored secret envelope is malformed"
+    assert caught.value.__cause__ is None
+    assert all(value not in str(caught.value) for value in _texts(version.envelope))
+
+
+def test_the_database_export_holds_the_ciphertext_but_never_the_plaintext(
+    legacy: RtdbBackend, emulator: RtdbEmulator, namespace: str
+) -> None:
+    plaintext = f"proxmox-root-pw-{secrets.token_hex(12)}"
+    private = X25519PrivateKey.generate()
+    public = base64.b64encode(private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    for tenant in (LEGACY, "tenant-b"):
+        secret_id = str(uuid.uuid4())
+        envelope = seal(
+            plaintext.encode(),
+            [RecipientKey(agent_id="agt_one", public_key=public.decode("ascii"))],
+            tenant_id=tenant,
+            secret_id=secret_id,
+            version=1,
+        )
+        secret = make_secret(tenant, envelope, id=secret_id)
+        _store(legacy, secret, envelope)
+        _write(legacy, lambda uow, t=tenant, s=secret_id: uow.bindings.upsert(make_binding(t, s)))
+
+        # What was stored opens for its agent (nothing was altered on the way) ...
+        stored = _read(legacy, lambda uow, t=tenant, s=secret_id: uow.secrets.get_version(t, s, 1))
+        context = SealContext(
+            tenant_id=tenant,
+            secret_id=secret_id,
+            version=1,
+            agent_id="agt_one",
+            key_id=key_id_of(private.public_key()),
+        )
+        assert open_(stored.envelope, private, context) == plaintext.encode()
+
+        # ... and the database's JSON export (GET /.json of the root, what
+        # `firebase database:get /` fetches) has the ciphertext, never the plaintext.
+        response = requests.get(
+            f"http://{emulator.host_port}/.json",
+            params={"ns": namespace},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        export = response.content
+        assert secret_id.encode() in export
+        for value in _texts(envelope):
+            assert value.encode() in export, "the grep must find what is there"
+        assert plaintext.encode() not in export
+        assert base64.b64encode(plaintext.encode()) not in export
