@@ -15,9 +15,11 @@ import attrs
 import pytest
 import requests
 from botmox_rtdb import RtdbBackend
+from botmox_rtdb import layout as runner_layout
+from botmox_rtdb.domain_repositories import DOMAIN_ROOTS
 from botmox_rtdb.rules import rules_document
 from botmox_rtdb.testing import ADMIN_TOKEN, RtdbEmulator
-from botmox_rtdb.vault_repositories import binding_key
+from botmox_rtdb.vault_repositories import VAULT, binding_key
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -114,6 +116,19 @@ def test_the_vault_is_under_tenants_for_every_tenant_the_legacy_one_too(
         assert emulator.read(namespace, f"{base}/bindings/{key}")["scope_id"] == binding.scope_id
     root = emulator.read(namespace, "/")
     assert set(root) == {"tenants"}, "nothing of the vault at the seed's global paths"
+    # `vault` is neither a runner path nor a domain root (non-legacy tenants keep theirs there).
+    runner = {
+        runner_layout.VM_REGISTRY,
+        runner_layout.LICENCES,
+        runner_layout.ENTITLEMENTS,
+        runner_layout.LEASES,
+        runner_layout.API_TOKENS,
+        runner_layout.RELEASES,
+        runner_layout.ASSIGNMENTS,
+        runner_layout.AUDIT,
+        runner_layout.COUNTERS,
+    }
+    assert VAULT not in runner | DOMAIN_ROOTS
 
 
 def test_binding_filters_are_indexed_queries(
