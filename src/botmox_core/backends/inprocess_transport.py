@@ -27,6 +27,10 @@ class InProcessTransport:
         return None
 
     async def publish(self, agent_id: str, message: Mapping[str, Any]) -> None:
+        self.deliver(agent_id, message)
+
+    def deliver(self, agent_id: str, message: Mapping[str, Any]) -> None:
+        """Hand ``message`` to this process's subscribers of ``agent_id`` (never blocks)."""
         for queue in list(self._subscribers.get(agent_id, ())):
             if queue.full():  # a stuck subscriber loses wake-ups, never blocks others
                 continue

@@ -5,7 +5,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import logging.config
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -13,6 +19,10 @@ import click
 from botmox_core.config import LOG_FORMATS, Settings, load_settings
 
 log = logging.getLogger("botmox.server")
+
+#: The factory every worker process imports (``uvicorn --factory``).
+WORKER_APP = "botmox_core.cli.serve:worker_app"
+MAX_WORKERS = 64
 
 
 def _is_loopback(host: str) -> bool:
@@ -72,6 +82,14 @@ def public_url_warning(settings: Settings) -> str | None:
     help="text: one line per record; json: one JSON object per line (for log shippers) "
     "[default: BOTMOX_LOG_FORMAT, else text].",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the port. Above 1, agents are woken across them through "
+    "the unixsocket transport on the embedded default (postgres with Supabase).",
+)
 def serve_command(
     host: str | None,
     port: int | None,
@@ -79,6 +97,7 @@ def serve_command(
     config_file: str | None,
     log_level: str,
     log_format: str | None,
+    workers: int,
 ) -> None:
     """Run the botmox HTTP server."""
     try:
@@ -99,24 +118,137 @@ def serve_command(
     warning = public_url_warning(settings)
     if warning is not None:
         log.warning("%s", warning)
-    app = create_app(settings)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,  # botmox.access logs requests without query strings (signatures)
+        "log_config": log_config,
+        "log_level": log_level,
+        "ws_per_message_deflate": False,
+        # X-Forwarded-For is believed only from BOTMOX_RATE_LIMIT_TRUSTED_PROXIES (by the rate
+        # limiter); uvicorn's own proxy headers would trust any loopback peer.
+        "proxy_headers": False,
+    }
+    if workers == 1:
+        app = create_app(settings)
+        _log_serving(settings, 1)
+        uvicorn.run(app, **options)
+        return
+    with _worker_environment(settings, workers, config_file) as transport:
+        _log_serving(settings, workers, transport)
+        uvicorn.run(WORKER_APP, factory=True, workers=workers, **options)
+
+
+def worker_app() -> Any:
+    """The application of one worker process: settings from the environment ``serve`` set."""
+    from botmox_server import create_app
+
+    return create_app(load_settings())
+
+
+def _log_serving(settings: Settings, workers: int, transport: str | None = None) -> None:
     log.info(
-        "botmox serving on http://%s:%s (data backend %s, storage %s, data dir %s)",
+        "botmox serving on http://%s:%s (data backend %s, storage %s, data dir %s%s)",
         settings.host,
         settings.port,
         settings.data_backend,
         settings.storage,
         settings.data_dir,
+        f", {workers} workers, agent transport {transport}" if workers > 1 else "",
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        access_log=False,  # botmox.access logs requests without query strings (signatures)
-        log_config=log_config,
-        log_level=log_level,
-        ws_per_message_deflate=False,
-        # X-Forwarded-For is believed only from BOTMOX_RATE_LIMIT_TRUSTED_PROXIES (by the rate
-        # limiter); uvicorn's own proxy headers would trust any loopback peer.
-        proxy_headers=False,
+
+
+def worker_transport(settings: Settings, chosen: str) -> str:
+    """The agent transport ``workers`` processes use, or :class:`click.UsageError` when the
+    configuration cannot wake agents across processes.
+
+    ``inprocess`` reaches only its own process: chosen by default it is replaced by
+    ``unixsocket`` (the processes share the host); named in ``BOTMOX_AGENT_TRANSPORT`` it is
+    refused. Every other transport (``postgres``, ``unixsocket``, plugins) crosses processes.
+    """
+    if chosen != "inprocess":
+        return chosen
+    if settings.agent_transport == "inprocess":
+        origin = settings.origin("agent_transport").describe("agent_transport")
+        raise click.UsageError(
+            "--workers above 1 cannot use the inprocess agent transport "
+            f"(set by {origin}): it wakes agents only inside one process, so a command "
+            "queued through one worker would not reach an agent connected to another. Unset "
+            "it (the embedded default then uses unixsocket), set "
+            "BOTMOX_AGENT_TRANSPORT=unixsocket, or run --workers 1."
+        )
+    return "unixsocket"
+
+
+@contextmanager
+def _worker_environment(settings: Settings, workers: int, config_file: str | None) -> Iterator[str]:
+    """Prepare what ``workers`` processes share, and the environment they read it from.
+
+    The parent builds the core once (schema, key rings, URL key are created here, not raced by
+    the workers), checks the configuration and passes its choices on: host, port, data dir,
+    config file, log format, the agent transport and, when ``BOTMOX_METRICS_TOKEN`` is set, a
+    fresh ``PROMETHEUS_MULTIPROC_DIR`` removed at exit.
+    """
+    from botmox_core.bootstrap import bootstrap
+
+    sqlite_path = settings.plugin_options("sqlite").get("path", "").strip()
+    if settings.data_backend == "sqlite" and sqlite_path == ":memory:":
+        raise click.UsageError(
+            "--workers above 1 needs a SQLite file: with path = ':memory:' every worker would "
+            "hold a database of its own"
+        )
+    core = bootstrap(settings)
+    try:
+        transport = worker_transport(settings, core.transport.name)
+        limiter_warning = _rate_limit_warning(core, workers)
+    finally:
+        core.close()
+    if limiter_warning:
+        log.warning("%s", limiter_warning)
+    environment = {
+        "BOTMOX_HOST": settings.host,
+        "BOTMOX_PORT": str(settings.port),
+        "BOTMOX_DATA_DIR": str(settings.data_dir.absolute()),
+        "BOTMOX_LOG_FORMAT": settings.log_format,
+        "BOTMOX_AGENT_TRANSPORT": transport,
+    }
+    if config_file:
+        environment["BOTMOX_CONFIG"] = str(Path(config_file).absolute())
+    metrics_dir = None
+    if settings.environ.get("BOTMOX_METRICS_TOKEN", "").strip():
+        metrics_dir = tempfile.mkdtemp(prefix="botmox-metrics-")
+        environment["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)  # spawned workers inherit it
+    try:
+        yield transport
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _rate_limit_warning(core: Any, workers: int) -> str | None:
+    """A warning when each worker would count rate limits alone (the ``memory`` store)."""
+    settings = core.settings
+    if not settings.rate_limit_enabled:
+        return None
+    from botmox_server.ratelimit import (
+        MEMORY_STORE,
+        rate_limit_store_factories,
+        select_rate_limit_store,
+    )
+
+    installed = set(rate_limit_store_factories(core.registry))
+    if select_rate_limit_store(settings.rate_limit_store, core.backend, installed) != MEMORY_STORE:
+        return None
+    return (
+        f"rate limits use the per-process memory store: each of the {workers} workers counts "
+        f"alone, so a client may get up to {workers} x the configured limits "
+        "(BOTMOX_RATE_LIMIT_REQUESTS, BOTMOX_RATE_LIMIT_ADDRESS_REQUESTS); divide them by the "
+        "worker count, or use a shared store (BOTMOX_RATE_LIMIT_STORE=postgres with Supabase)"
     )

@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "botmox_core.backends.sqlite",
     "botmox_core.backends.localfs",
     "botmox_core.backends.inprocess_transport",
+    "botmox_core.backends.unixsocket_transport",
 )
 
 F = TypeVar("F")

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -79,8 +79,10 @@ def running_server(
     env: Mapping[str, str] | None = None,
     *,
     startup_timeout: float = 30.0,
+    args: Sequence[str] = (),
 ) -> Iterator[RunningServer]:
-    """Run a botmox server until the block exits (stopped by PID, never by name)."""
+    """Run a botmox server until the block exits (stopped by PID, never by name); ``args`` are
+    extra ``botmox serve`` options (``["--workers", "2"]``)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -102,6 +104,7 @@ def running_server(
                 "127.0.0.1",
                 "--port",
                 str(port),
+                *args,
             ],
             env=full_env,
             stdout=log_file,
