@@ -21,6 +21,7 @@ from botmox_server.auth import Authenticator
 from botmox_server.bounded_json import BoundedRequest
 from botmox_server.dependencies import provide_core, provide_principal
 from botmox_server.errors import EXCEPTION_HANDLERS
+from botmox_server.freeze import install_write_freeze
 from botmox_server.metrics import install_metrics
 from botmox_server.middleware import RequestIdMiddleware
 from botmox_server.ratelimit import install_rate_limiter
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
         debug=False,
         logging_config=None,  # one log format: `botmox serve` configures logging (logs.py)
     )
+    app = install_write_freeze(app, core)  # inside the limiter: frozen writes still count
     app = install_rate_limiter(app, core)
     app = install_metrics(app, core)  # outside the limiter: its 429s are counted
     # Outermost, around routing: unknown paths (404) and refused requests (429) get a request id

@@ -1,0 +1,355 @@
+"""``botmox migrate`` and ``botmox parity`` between two SQLite databases: every stream, stamps
+kept, idempotent, prune, dry-run, --since, resumable after a crash, one migration per target,
+records the target cannot hold reported (and the rest copied), canonical hashes, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from botmox_core.backends.sqlite import SqliteBackend
+from botmox_core.domain.records import (
+    AggregateKey,
+    ArchiveEntry,
+    Collection,
+    DomainRecord,
+    LifecycleLogEntry,
+)
+from botmox_core.migration import MigrationOptions, migrate, parity
+from botmox_core.migration.canonical import canonical_text, field_diff
+from botmox_core.migration.control import (
+    LOCK_KEY,
+    MigrationLock,
+    MigrationLockedError,
+    read_checkpoint,
+)
+from botmox_core.migration.engine import list_tenants
+from botmox_core.testing.vault import make_binding, make_secret, make_version
+
+
+def _sqlite(directory: Path) -> SqliteBackend:
+    directory.mkdir(parents=True, exist_ok=True)
+    return SqliteBackend(directory / "botmox.sqlite3", synchronous="OFF")
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Iterator[SqliteBackend]:
+    backend = _sqlite(tmp_path / "a")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[SqliteBackend]:
+    backend = _sqlite(tmp_path / "b")
+    yield backend
+    backend.close()
+
+
+def _seed(backend: SqliteBackend, tenant: str = "t1", bots: int = 30) -> None:
+    with backend.unit_of_work() as uow:
+        for i in range(bots):
+            uow.records.add(
+                DomainRecord(
+                    tenant,
+                    Collection.BOTS,
+                    f"bot-{i:04d}",
+                    {
+                        "name": f"Бот {i}",
+                        "level": i,
+                        "tags": ["a", "b"],
+                        "created_at": 1000 + i,
+                        "updated_at": 2000 + i,
+                    },
+                )
+            )
+        uow.records.add(
+            DomainRecord(
+                tenant, Collection.NOTES, "n1", {"text": "ü", "created_at": 5, "updated_at": 6}
+            )
+        )
+        uow.bot_history.append_log(
+            LifecycleLogEntry(tenant, "log1", "bot-0001", "created", "m", 3000, {"k": 1})
+        )
+        uow.bot_history.append_archive(
+            ArchiveEntry(tenant, "arc1", "bot-0002", "banned", 4000, {"why": "x"}, {"a": 1})
+        )
+        uow.aggregates.put(tenant, AggregateKey.DAILY_STATS, {"2026-01-01": {"gold": 5}})
+        uow.settings.modify(tenant, lambda tree: {"theme": {"mode": "dark"}, "n": 1})
+        secret = make_secret(tenant)
+        uow.secrets.add(secret)
+        uow.secrets.add_version(make_version(secret))
+        uow.bindings.upsert(make_binding(tenant, secret.id))
+        uow.commit()
+
+
+def _run(source: SqliteBackend, target: SqliteBackend, **options: Any) -> Any:
+    return migrate(source, target, MigrationOptions(**options), source_id="src")
+
+
+def test_copies_every_stream_keeps_stamps_and_a_second_run_writes_nothing(
+    source: SqliteBackend, target: SqliteBackend
+) -> None:
+    _seed(source, "t1")
+    _seed(source, "t2", bots=3)
+    first = _run(source, target)
+    assert first.ok, first.problems
+    assert first.tenants == ["t1", "t2"]
+    created = {(s.tenant, s.stream): s.created for s in first.streams}
+    assert created[("t1", "records/bots")] == 30
+    for stream in ("lifecycle_log", "archive", "aggregates", "settings", "secrets", "bindings"):
+        assert created[("t1", stream)] == 1, stream
+    with target.unit_of_work() as uow:
+        bot = uow.records.get("t1", Collection.BOTS, "bot-0007")
+        assert bot is not None and bot.data["created_at"] == 1007
+        assert bot.data["updated_at"] == 2007
+    second = _run(source, target)
+    assert second.ok and second.writes == 0
+    assert parity(source, target).ok
+
+
+def test_parity_names_missing_extra_and_different_records_with_a_field_diff(
+    source: SqliteBackend, target: SqliteBackend
+) -> None:
+    _seed(source)
+    _run(source, target)
+    with target.unit_of_work() as uow:
+        uow.records.delete("t1", Collection.BOTS, "bot-0003")
+        uow.records.modify(
+            "t1",
+            Collection.BOTS,
+            "bot-0004",
+            lambda r: attrs.evolve(r, data={**r.data, "level": "four"}),
+        )
+        uow.records.add(DomainRecord("t1", Collection.BOTS, "zz-extra", {"created_at": 1}))
+        uow.commit()
+    report = parity(source, target, buckets=16)
+    assert not report.ok
+    bots = next(s for s in report.streams if s.tenant == "t1" and s.stream == "records/bots")
+    assert (bots.missing_ids, bots.extra_ids, bots.different_ids) == (
+        ["bot-0003"],
+        ["zz-extra"],
+        ["bot-0004"],
+    )
+    assert bots.diffs == [
+        {"id": "bot-0004", "fields": [{"path": "level", "source": 4, "target": "four"}]}
+    ]
+    assert 1 <= bots.differing_buckets <= 3
+    assert all(s.ok for s in report.streams if s.stream != "records/bots")
+    # without prune the extra record stays; with prune the copy converges
+    assert _run(source, target).writes == 2
+    assert not parity(source, target).ok
+    pruned = _run(source, target, prune=True)
+    assert pruned.ok and pruned.writes == 1
+    assert parity(source, target).ok
+
+
+def test_dry_run_writes_nothing(source: SqliteBackend, target: SqliteBackend) -> None:
+    _seed(source)
+    report = _run(source, target, dry_run=True)
+    assert report.ok and report.writes > 30
+    with target.unit_of_work() as uow:
+        assert uow.records.get("t1", Collection.BOTS, "bot-0001") is None
+        assert uow.control.get(LOCK_KEY) is None
+    assert list_tenants(target, "target") == []
+
+
+def test_since_leaves_older_changes_alone_but_creates_and_prunes(
+    source: SqliteBackend, target: SqliteBackend
+) -> None:
+    _seed(source, bots=5)
+    _run(source, target)
+    with source.unit_of_work() as uow:
+        for record_id, stamp in (("bot-0001", 1), ("bot-0002", 9000)):
+            uow.records.modify(
+                "t1",
+                Collection.BOTS,
+                record_id,
+                lambda r, s=stamp: attrs.evolve(r, data={**r.data, "level": 99, "updated_at": s}),
+            )
+        uow.records.add(DomainRecord("t1", Collection.BOTS, "bot-new", {"updated_at": 10}))
+        uow.commit()
+    report = _run(source, target, since=5000, streams=["records/bots"])
+    bots = report.streams[0]
+    assert (bots.created, bots.updated) == (1, 1)
+    with target.unit_of_work() as uow:
+        old = uow.records.get("t1", Collection.BOTS, "bot-0001")
+        assert old is not None and old.data["level"] == 1
+
+
+def test_a_crashed_run_resumes_from_its_checkpoint(
+    source: SqliteBackend, target: SqliteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _seed(source, bots=1000)
+    from botmox_core.migration import streams
+
+    calls = {"n": 0}
+    original = streams.RecordStream.write
+
+    def failing(self: Any, uow: Any, tenant: str, item: Any, current: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 450:
+            raise KeyboardInterrupt  # not a BotmoxError: the run stops like a killed one
+        original(self, uow, tenant, item, current)
+
+    monkeypatch.setattr(streams.RecordStream, "write", failing)
+    with pytest.raises(KeyboardInterrupt):
+        _run(source, target, batch_size=100, page_size=100)
+    monkeypatch.setattr(streams.RecordStream, "write", original)
+    state = read_checkpoint(target)
+    assert state is not None
+    bots = state["streams"]["t1\x00records/bots"]
+    assert bots == {"after": ["bot-0399"], "done": False}
+    resumed = _run(source, target, batch_size=100, page_size=100)
+    assert resumed.ok and resumed.resumed
+    bots_report = next(s for s in resumed.streams if s.stream == "records/bots")
+    assert bots_report.resumed_after == ["bot-0399"]
+    assert bots_report.created == 600  # the 400 committed before the crash are not read again
+    assert read_checkpoint(target) is None
+    assert parity(source, target).ok
+
+
+def test_a_second_migration_into_the_same_target_is_refused(
+    source: SqliteBackend, target: SqliteBackend
+) -> None:
+    _seed(source, bots=2)
+    with MigrationLock(target, "someone else"):
+        with pytest.raises(MigrationLockedError) as refused:
+            _run(source, target)
+        assert refused.value.code == "MIGRATION_LOCKED"
+        with pytest.raises(MigrationLockedError):
+            _run(source, target, wait_seconds=0.3)
+    assert _run(source, target).ok
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(
+    source: SqliteBackend, target: SqliteBackend
+) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],  # noqa: S603
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import socket
+
+    with target.unit_of_work() as uow:
+        uow.control.modify(
+            LOCK_KEY,
+            lambda current: {
+                "owner": "x",
+                "host": socket.gethostname(),
+                "pid": int(dead.stdout),
+                "expires_at": 10**15,
+            },
+        )
+        uow.commit()
+    _seed(source, bots=1)
+    assert _run(source, target).ok
+
+
+def test_records_the_target_cannot_hold_are_reported_and_the_rest_is_copied(
+    source: SqliteBackend, target: SqliteBackend
+) -> None:
+    with source.unit_of_work() as uow:
+        uow.records.add(DomainRecord("t1", Collection.BOTS, "good", {"a": 1}))
+        uow.records.add(DomainRecord("t1", Collection.BOTS, "bad-key", {"a.b": 1}))
+        uow.records.add(DomainRecord("t1", Collection.BOTS, "bad stamp", {"created_at": "x"}))
+        uow.records.add(DomainRecord("t1", Collection.BOTS, "huge", {"x": "y" * 300_000}))
+        uow.records.add(DomainRecord("t1", Collection.NOTES, "fine", {"b": 2}))
+        uow.commit()
+    report = _run(source, target)
+    assert not report.ok and report.problem_count == 3
+    reasons = {p.id: p.reason for p in report.problems}
+    assert set(reasons) == {"bad-key", "bad stamp", "huge"}
+    assert "a.b" in reasons["bad-key"]
+    assert all(p.tenant == "t1" and p.stream == "records/bots" for p in report.problems)
+    with target.unit_of_work() as uow:
+        assert uow.records.get("t1", Collection.BOTS, "good") is not None
+        assert uow.records.get("t1", Collection.NOTES, "fine") is not None
+        assert uow.records.get("t1", Collection.BOTS, "huge") is None
+
+
+def test_canonical_form_ignores_what_backends_cannot_keep_apart() -> None:
+    assert canonical_text({"b": 1.0, "a": [], "c": None, "d": {}}) == '{"b":1}'
+    assert canonical_text({"x": ["p", "q"]}) == canonical_text({"x": {"0": "p", "1": "q"}})
+    assert canonical_text({"x": True}) != canonical_text({"x": 1})
+    assert canonical_text({"x": 1.5}) != canonical_text({"x": 1})
+    assert field_diff({"a": {"b": 1}, "c": 2}, {"a": {"b": 2}}) == [
+        {"path": "a/b", "source": 1, "target": 2},
+        {"path": "c", "source": 2, "target": None},
+    ]
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "botmox_core", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_cli_migrate_parity_and_freeze(tmp_path: Path) -> None:
+    source = _sqlite(tmp_path / "a")
+    _seed(source)
+    source.close()
+    ends = [
+        "--from",
+        "sqlite",
+        "--from-data-dir",
+        str(tmp_path / "a"),
+        "--to",
+        "sqlite",
+        "--to-data-dir",
+        str(tmp_path / "b"),
+    ]
+    done = _cli("migrate", *ends, "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["ok"] and summary["writes"] == summary["records"] == 37
+    again = json.loads(_cli("migrate", *ends, "--json").stdout)
+    assert again["writes"] == 0
+    same = _cli("parity", *ends)
+    assert same.returncode == 0 and "Overall: PARITY OK" in same.stdout
+    target = _sqlite(tmp_path / "b")
+    with target.unit_of_work() as uow:
+        uow.records.delete("t1", Collection.BOTS, "bot-0001")
+        uow.commit()
+    target.close()
+    differs = _cli("parity", *ends, "--json")
+    assert differs.returncode == 1
+    assert json.loads(differs.stdout)["ok"] is False
+    assert "PARITY MISMATCH" in differs.stderr
+    bad = _cli("migrate", *ends, "--to-env", "NOEQUALS")
+    assert bad.returncode != 0 and "KEY=VALUE" in bad.stderr
+    frozen = _cli(
+        "cutover",
+        "freeze",
+        "--backend",
+        "sqlite",
+        "--data-dir",
+        str(tmp_path / "a"),
+        "--retry-after",
+        "7",
+        "--json",
+    )
+    assert json.loads(frozen.stdout)["frozen"] is True
+    status = _cli("cutover", "status", "--backend", "sqlite", "--data-dir", str(tmp_path / "a"))
+    assert "FROZEN" in status.stdout and "Retry-After 7s" in status.stdout
+    opened = _cli("cutover", "unfreeze", "--backend", "sqlite", "--data-dir", str(tmp_path / "a"))
+    assert "writes: open" in opened.stdout
+    switch = _cli(
+        "cutover", "switch", "--to", "sqlite", "--to-data-dir", str(tmp_path / "b"), "--json"
+    )
+    assert switch.returncode == 0, switch.stderr
+    assert json.loads(switch.stdout)["apply"] == {"BOTMOX_DATA_BACKEND": "sqlite"}
