@@ -234,7 +234,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(
     source: SqliteBackend, target: SqliteBackend
 ) -> None:
     dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],  # noqa: S603
+        [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,
         check=True,
@@ -290,7 +290,7 @@ def test_canonical_form_ignores_what_backends_cannot_keep_apart() -> None:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own interpreter and module
+    return subprocess.run(
         [sys.executable, "-m", "botmox_core", *args],
         capture_output=True,
         text=True,
