@@ -250,6 +250,15 @@ class JsonRoute:
 NO_SUCH_ID = "00000000-0000-4000-8000-000000000000"
 
 
+#: The seed browser's envelope (AES-256-GCM, opaque to the server), for the vault routes.
+_SEED_ENVELOPE: dict[str, Any] = {
+    "alg": "aes-256-gcm",
+    "key_id": "local-browser-key-v1",
+    "nonce": "AAAAAAAAAAAAAAAA",
+    "ciphertext": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ==",
+}
+
+
 def json_routes(target: FuzzTarget) -> dict[str, JsonRoute]:
     """Every route of the API that takes a JSON body, by name, with a plausible body."""
     agent = target.agent_id
@@ -548,6 +557,35 @@ def json_routes(target: FuzzTarget) -> dict[str, JsonRoute]:
             "admin",
             {"enabled": False},
         ),
+        (
+            "secrets",
+            "POST",
+            "/api/v1/secrets",
+            "/api/v1/secrets",
+            "admin",
+            dict(_SEED_ENVELOPE, label="fuzz"),
+        ),
+        (
+            "secrets/rotate",
+            "POST",
+            f"/api/v1/secrets/{NO_SUCH_ID}/rotate",
+            "/api/v1/secrets/{secret_id}/rotate",
+            "admin",
+            dict(_SEED_ENVELOPE, expected_version=1),
+        ),
+        (
+            "secrets/bindings",
+            "POST",
+            "/api/v1/secrets/bindings",
+            "/api/v1/secrets/bindings",
+            "admin",
+            {
+                "scope_type": "vm_settings",
+                "scope_id": "vmgenerator",
+                "field_name": "proxmox.password",
+                "secret_ref": NO_SUCH_ID,
+            },
+        ),
     ]
     return {
         name: JsonRoute(method, path, template, role, body)
@@ -585,6 +623,9 @@ JSON_ROUTE_NAMES = [
     "finance/update",
     "settings/put",
     "settings/patch",
+    "secrets",
+    "secrets/rotate",
+    "secrets/bindings",
 ]
 
 

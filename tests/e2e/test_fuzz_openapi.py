@@ -603,6 +603,9 @@ def _sane_parameters(target: FuzzTarget) -> dict[str, str]:
         "sha256": "0" * 64,
         "expires": "1",
         "signature": "x",
+        "secret_id": NO_SUCH_ID,
+        "scope_type": "vm_settings",
+        "scope_id": "vmgenerator",
     }
 
 
