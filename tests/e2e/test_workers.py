@@ -138,7 +138,10 @@ def test_an_agent_on_one_worker_gets_commands_enqueued_through_the_other(
     server: RunningServer, tmp_path: Path
 ) -> None:
     token = admin_cli(server, "token", "create", "--tenant", TENANT, "--role", "admin")["token"]
-    sockets = sorted(p.name for p in (server.data_dir / "agent-bus").glob("*.sock"))
+    deadline = time.monotonic() + 30  # the first worker may answer before the second started
+    while len(sockets := list((server.data_dir / "agent-bus").glob("*.sock"))) < 2:
+        assert time.monotonic() < deadline, sockets
+        time.sleep(0.1)
     assert len(sockets) == 2, sockets  # one unixsocket per worker
     agent = AgentThread(server, token, tmp_path)
     agent.start()
