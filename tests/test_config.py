@@ -132,6 +132,7 @@ SAMPLES: dict[str, tuple[str, str, object]] = {
     "command_max_attempts": ("2", "2", 2),
     "command_sweep_interval_seconds": ("0.25", "0.25", 0.25),
     "vault_keep_old_ciphertexts": ("0", "0", 0),
+    "infra_wait_seconds": ("3", "3", 3),
     "enabled_plugins": ("s3, minio", "", ("s3", "minio")),
     "disabled_plugins": ("rtdb", "", ("rtdb",)),
     "config_file": ("", "", None),  # BOTMOX_CONFIG names the file itself: tested below
@@ -243,6 +244,7 @@ _OTHER: dict[str, str] = {
     "command_ack_timeout_seconds": "2",
     "command_max_attempts": "9",
     "vault_keep_old_ciphertexts": "5",
+    "infra_wait_seconds": "4",
     "command_sweep_interval_seconds": "2.5",
 }
 

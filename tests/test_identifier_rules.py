@@ -15,7 +15,7 @@ from botmox_core.services import validation as check
 from botmox_core.services.agents import CAPABILITY_RE, PAIRING_CODE_RE
 from botmox_core.services.commands import COMMAND_TYPE_RE, IDEMPOTENCY_KEY_RE
 from botmox_server.middleware import _INBOUND_ID
-from botmox_server.routes.vm_ops import INFRA_TARGET_RE
+from botmox_server.routes.infra import NODE_RE, UPID_RE
 
 # One valid value per rule, and the function that applies the rule (raising on refusal).
 
@@ -39,7 +39,8 @@ RULES: dict[str, tuple[Callable[[str], object], str]] = {
     "idempotency_key": (_regex(IDEMPOTENCY_KEY_RE), "job-42"),
     "capability": (_regex(CAPABILITY_RE), "proxmox.start"),
     "pairing_code": (_regex(PAIRING_CODE_RE), "0123456789abcdef0123456789abcdef"),
-    "infra_target": (_regex(INFRA_TARGET_RE), "proxmox/nodes"),
+    "proxmox_node": (_regex(NODE_RE), "pve-1"),
+    "proxmox_upid": (_regex(UPID_RE), "UPID:pve:000A1B2C:0034F5E6:65A1B2C3:qmstart:100:root@pam:"),
     "request_id": (_regex(_INBOUND_ID), "req-1"),
 }
 

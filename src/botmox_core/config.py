@@ -262,6 +262,8 @@ class Settings:
         command_sweep_interval_seconds: seconds between the server's command sweeps.
         vault_keep_old_ciphertexts: how many versions before a secret's current one keep
             their envelope after a rotation (older ones keep only their metadata).
+        infra_wait_seconds: how long an ``/api/v1/infra`` route waits for the agent's result
+            before answering 202 (0-60; a request's ``?wait=`` overrides it).
         enabled_plugins: allow list of entry-point plugins (``BOTMOX_PLUGINS``; environment
             only); None = every installed plugin.
         disabled_plugins: block list (``BOTMOX_DISABLE_PLUGINS``; environment only).
@@ -334,6 +336,7 @@ class Settings:
     vault_keep_old_ciphertexts: int = _setting(
         2, "BOTMOX_VAULT_KEEP_OLD_CIPHERTEXTS", validator=_integer(0)
     )
+    infra_wait_seconds: int = _setting(10, "BOTMOX_INFRA_WAIT_SECONDS", validator=_integer(0, 60))
     enabled_plugins: tuple[str, ...] | None = _setting(
         None, "BOTMOX_PLUGINS", converter=_names, name="enabled_plugins"
     )

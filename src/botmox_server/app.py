@@ -25,7 +25,7 @@ from botmox_server.freeze import install_write_freeze
 from botmox_server.metrics import install_metrics
 from botmox_server.middleware import RequestIdMiddleware
 from botmox_server.ratelimit import install_rate_limiter
-from botmox_server.routes import agents, artifacts, health, licence, vm_ops, vms
+from botmox_server.routes import agents, artifacts, health, infra, licence, vm_ops, vms
 from botmox_server.routes.agent_secrets import AgentSecretController
 from botmox_server.routes.agent_ws import agent_connect
 from botmox_server.routes.domains import ROUTES as DOMAIN_ROUTES
@@ -64,7 +64,7 @@ ROUTES: list[Any] = [
     artifacts.audit_log,
     agents.AgentController,
     vm_ops.CommandController,
-    vm_ops.InfraController,
+    infra.InfraController,
     vm_ops.CommandPollController,
     openapi_document,
     *localfs_download_routes,

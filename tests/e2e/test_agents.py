@@ -450,16 +450,14 @@ def test_vm_ops_actions_and_infra_roles(world: World) -> None:
         ).status_code
         == 400
     )
+    infra_path = f"/api/v1/infra/proxmox/nodes/pve/qemu?agent_id={agent_id}&wait=0"
     for refused in (world.user, token):
-        answer = world.call(
-            "POST", "/api/v1/infra/proxmox/nodes", refused, json={"agent_id": agent_id}
-        )
+        answer = world.call("GET", infra_path, refused)
         assert answer.status_code == 403 and answer.json()["error"]["code"] == "FORBIDDEN"
-    infra = world.call(
-        "POST", "/api/v1/infra/proxmox/nodes", world.admin, json={"agent_id": agent_id}
-    )
+    infra = world.call("GET", infra_path, world.admin)
     assert (
-        infra.status_code == 202 and infra.json()["data"]["command_type"] == "infra.proxmox.nodes"
+        infra.status_code == 202
+        and infra.json()["data"]["command_type"] == "infra.proxmox.vm-list"
     )
     assert (
         world.call(

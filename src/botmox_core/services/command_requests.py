@@ -17,7 +17,6 @@ __all__ = [
     "ACTIONS",
     "COMMAND_TYPE_RE",
     "IDEMPOTENCY_KEY_RE",
-    "INFRA_TARGET_RE",
     "MAX_CHUNK_BYTES",
     "MAX_OUTPUT_BYTES",
     "MAX_PAYLOAD_BYTES",
@@ -38,8 +37,6 @@ EXPIRES_MIN, EXPIRES_MAX, EXPIRES_DEFAULT = 10, 3600, 300
 EXECUTION_TIMEOUT_MAX, EXECUTION_TIMEOUT_DEFAULT = 86400, 3600
 COMMAND_TYPE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}(\.[a-z0-9][a-z0-9_-]{0,62}){0,4}$")
 IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-#: ``POST /api/v1/infra/{target}``: one to four slash-separated lower-case names.
-INFRA_TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}(/[a-z0-9][a-z0-9-]{0,31}){0,3}$")
 
 #: Proxmox actions the agents know (``POST /api/v1/vm-ops/proxmox/{action}``).
 PROXMOX_ACTIONS = frozenset(

@@ -37,7 +37,6 @@ from botmox_core.errors import (
     DuplicateError,
     ForbiddenError,
     InvalidCommandTransitionError,
-    NotFoundError,
 )
 from botmox_core.models import AgentStatus, Command, CommandStatus, Role
 from botmox_core.ports.agents import AgentUnitOfWork
@@ -47,7 +46,6 @@ from botmox_core.services.command_requests import (
     ACTIONS,
     COMMAND_TYPE_RE,
     IDEMPOTENCY_KEY_RE,
-    INFRA_TARGET_RE,
     MAX_CHUNK_BYTES,
     MAX_OUTPUT_BYTES,
     MAX_PAYLOAD_BYTES,
@@ -63,7 +61,6 @@ from botmox_core.services.principal import (
     ENQUEUE_ANY_COMMAND,
     ENQUEUE_COMMANDS,
     UPDATE_COMMAND_STATUS,
-    USE_INFRA,
     Clock,
     Principal,
     utcnow,
@@ -73,7 +70,6 @@ __all__ = [
     "ACTIONS",
     "COMMAND_TYPE_RE",
     "IDEMPOTENCY_KEY_RE",
-    "INFRA_TARGET_RE",
     "MAX_OUTPUT_BYTES",
     "MAX_PAYLOAD_BYTES",
     "PROXMOX_ACTIONS",
@@ -159,23 +155,6 @@ class CommandService:
         return self._enqueue(
             principal,
             command_type=f"{family}.{action}",
-            payload=params,
-            payload_field="params",
-            **fields,
-        )
-
-    def enqueue_infra(
-        self, principal: Principal, target: str, *, params: Any = None, **fields: Any
-    ) -> tuple[Command, bool]:
-        """Queue ``infra.<target>`` (slashes become dots; admin/infra): direct infrastructure
-        access the agent performs, never the server. 404 for a malformed target."""
-        principal.authorize(USE_INFRA)
-        path = target.strip("/")
-        if not INFRA_TARGET_RE.fullmatch(path):
-            raise NotFoundError(f"no infra target {path[:60]!r}")
-        return self._enqueue(
-            principal,
-            command_type="infra." + path.replace("/", "."),
             payload=params,
             payload_field="params",
             **fields,

@@ -22,8 +22,9 @@ from litestar.di import NamedDependency
 
 from botmox_core.bootstrap import App
 from botmox_core.models import Agent, Command
+from botmox_core.services.infra import InfraService
 from botmox_core.services.principal import Principal
-from botmox_server.agent_bus import poll, session, sweeper
+from botmox_server.agent_bus import completion, poll, session, sweeper
 from botmox_server.agent_bus.hub import AgentHub
 
 __all__ = ["AgentBus", "Bus", "provide_bus"]
@@ -42,6 +43,14 @@ class AgentBus:
     def __init__(self, core: App) -> None:
         self.core = core
         self.hub = AgentHub()
+        self.infra = InfraService(core.commands, self._agents_of, self._binding_of)
+
+    def _agents_of(self, tenant_id: str) -> Any:
+        with self.core.agents.unit() as uow:
+            return list(uow.agents.list(tenant_id))
+
+    def _binding_of(self, *key: Any) -> Any:
+        return self.core.vault.binding(*key) if self.core.vault.supported else None
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous service call on the worker threads."""
@@ -64,6 +73,14 @@ class AgentBus:
     async def abort(self, agent_id: str, command_id: str) -> None:
         """Tell the agent (wherever its socket is) that the server settled a command."""
         await self.core.transport.publish(agent_id, {"type": "abort", "command_id": command_id})
+        await self.settled(command_id)
+
+    async def settled(self, command_id: str) -> None:
+        """Wake the requests waiting for the command's final state, on every replica
+        (:mod:`.completion`)."""
+        await self.core.transport.publish(
+            completion.settled_channel(command_id), {"type": "settled", "command_id": command_id}
+        )
 
     async def close_revoked(self, agent_id: str) -> None:
         """Close the agent's socket here and on every replica (its long-poll answers 401)."""
@@ -85,11 +102,32 @@ class AgentBus:
             self.core.commands.enqueue_action, principal, family, action, **fields
         )
 
-    async def enqueue_infra(
-        self, principal: Principal, target: str, **fields: Any
+    async def enqueue_infra_action(
+        self,
+        principal: Principal,
+        command_type: str,
+        *,
+        target: dict[str, Any],
+        params: Any = None,
+        agent_id: Any = None,
     ) -> tuple[Command, bool]:
-        """An ``infra.*`` command (``CommandService.enqueue_infra``), then a wake-up."""
-        return await self._enqueued(self.core.commands.enqueue_infra, principal, target, **fields)
+        """One ``/api/v1/infra`` operation for the tenant's designated infra agent
+        (:class:`~botmox_core.services.infra.InfraService`), then a wake-up."""
+        return await self._enqueued(
+            self.infra.enqueue,
+            principal,
+            command_type,
+            target=target,
+            params=params,
+            agent_id=agent_id,
+        )
+
+    async def wait_until_final(
+        self, principal: Principal, command: Command, seconds: float
+    ) -> Command:
+        """The command once final, or as it stands after ``seconds``
+        (:func:`.completion.wait_until_final`; no thread is held while waiting)."""
+        return await completion.wait_until_final(self, principal, command, seconds)
 
     async def _enqueued(
         self, enqueue: Callable[..., tuple[Command, bool]], *args: Any, **fields: Any
@@ -105,6 +143,8 @@ class AgentBus:
         command = await self.run(self.core.commands.request_cancel, principal, command_id)
         if not command.status.is_final:
             await self.publish_cancel(command.agent_id, command.id)
+        else:
+            await self.settled(command.id)
         return command
 
     async def revoke(self, principal: Principal, agent_id: str, reason: Any) -> Agent:
@@ -125,6 +165,8 @@ class AgentBus:
         )
         if command.status.is_final or fields.get("status") == "queued":
             await self.wake(command.agent_id)
+        if command.status.is_final:
+            await self.settled(command.id)
         return command
 
     async def next_command(

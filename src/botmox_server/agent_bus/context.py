@@ -31,3 +31,7 @@ class BusContext(Protocol):
     async def abort(self, agent_id: str, command_id: str) -> None:
         """Tell the agent that the server settled a command."""
         ...
+
+    async def settled(self, command_id: str) -> None:
+        """Wake the requests waiting for the command's final state."""
+        ...

@@ -296,6 +296,7 @@ class AgentSession:
             )
         )
         self._settled(command.id)
+        await self.bus.settled(command.id)
         await self.send("result_ack", command_id=command.id, status=command.status.value)
         await self.deliver()
 
@@ -304,6 +305,7 @@ class AgentSession:
             self.bus.core.commands.cancel_ack, self.tenant, self.agent.id, frame["command_id"]
         )
         self._settled(command.id)
+        await self.bus.settled(command.id)
         await self.send("result_ack", command_id=command.id, status=command.status.value)
         await self.deliver()
 

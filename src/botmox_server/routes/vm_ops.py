@@ -1,5 +1,10 @@
-"""Command routes: enqueue (generic, Proxmox, Syncthing, ``/infra/*``), read, cancel, the
-agent's status updates and the HTTP long-poll for agents that cannot hold a socket.
+"""Command routes: enqueue (generic, Proxmox, Syncthing), read, cancel, the agent's status
+updates and the HTTP long-poll for agents that cannot hold a socket. (``/api/v1/infra`` is
+:mod:`botmox_server.routes.infra`.)
+
+The enqueue routes take an optional ``?wait=SECONDS`` (0-60, default 0): the answer then comes
+once the command is final (200 with its ``result``) or after the wait (202, still running);
+waiting holds no thread (:mod:`botmox_server.agent_bus.completion`).
 
 Thin: each handler calls one method of the agent bus or the command service and shapes the
 answer; who may call what is the services' rule (:mod:`botmox_core.services.principal`).
@@ -14,14 +19,15 @@ from litestar import Controller, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from botmox_core.models import Command
-from botmox_core.services.commands import INFRA_TARGET_RE
-from botmox_server.agent_bus import Bus
+from botmox_core.services.infra import wait_seconds
+from botmox_core.services.principal import Principal
+from botmox_server.agent_bus import AgentBus, Bus
 from botmox_server.agent_bus.poll import LONG_POLL_DEFAULT_MS
 from botmox_server.agent_bus.views import command_view
 from botmox_server.dependencies import Caller, Core
 from botmox_server.envelope import ok
 
-__all__ = ["INFRA_TARGET_RE", "CommandController", "CommandPollController", "InfraController"]
+__all__ = ["CommandController", "CommandPollController"]
 
 
 @attrs.define
@@ -55,8 +61,16 @@ def _fields(body: EnqueueBody | ActionBody | CommandUpdateBody) -> dict[str, Any
     return attrs.asdict(body, recurse=False)
 
 
-def _queued(queued: tuple[Command, bool]) -> Response[Any]:
+async def _queued(
+    bus: AgentBus, principal: Principal, queued: tuple[Command, bool], seconds: float
+) -> Response[Any]:
+    """202 for a new command still in flight (200 for an existing one), 200 once final
+    within ``seconds``."""
     command, created = queued
+    if seconds > 0:
+        command = await bus.wait_until_final(principal, command, seconds)
+        if command.status.is_final:
+            return ok(command_view(command), 200)
     return ok(command_view(command), 202 if created else 200)
 
 
@@ -68,25 +82,46 @@ class CommandController(Controller):
 
     @post("/commands", status_code=202)
     async def enqueue_command(
-        self, data: JSONBody[EnqueueBody], principal: Caller, bus: Bus
+        self,
+        data: JSONBody[EnqueueBody],
+        principal: Caller,
+        bus: Bus,
+        wait: FromQuery[str | None] = None,
     ) -> Response[Any]:
         """Queue a command for an agent (admin/infra): 202 new, 200 when ``idempotency_key``
-        names an existing command; 409 ``AGENT_OFFLINE``."""
-        return _queued(await bus.enqueue(principal, **_fields(data)))
+        names an existing command or when it ended within ``?wait=``; 409 ``AGENT_OFFLINE``."""
+        seconds = wait_seconds(wait, 0)  # a bad wait is refused before anything is queued
+        queued = await bus.enqueue(principal, **_fields(data))
+        return await _queued(bus, principal, queued, seconds)
 
     @post("/proxmox/{action:str}", status_code=202)
     async def proxmox_action(
-        self, action: FromPath[str], data: JSONBody[ActionBody], principal: Caller, bus: Bus
+        self,
+        action: FromPath[str],
+        data: JSONBody[ActionBody],
+        principal: Caller,
+        bus: Bus,
+        wait: FromQuery[str | None] = None,
     ) -> Response[Any]:
-        """Queue ``proxmox.<action>`` for an agent (``params`` become the payload)."""
-        return _queued(await bus.enqueue_action(principal, "proxmox", action, **_fields(data)))
+        """Queue ``proxmox.<action>`` for an agent (``params`` become the payload);
+        ``?wait=`` as for ``/commands``."""
+        seconds = wait_seconds(wait, 0)
+        queued = await bus.enqueue_action(principal, "proxmox", action, **_fields(data))
+        return await _queued(bus, principal, queued, seconds)
 
     @post("/syncthing/{action:str}", status_code=202)
     async def syncthing_action(
-        self, action: FromPath[str], data: JSONBody[ActionBody], principal: Caller, bus: Bus
+        self,
+        action: FromPath[str],
+        data: JSONBody[ActionBody],
+        principal: Caller,
+        bus: Bus,
+        wait: FromQuery[str | None] = None,
     ) -> Response[Any]:
-        """Queue ``syncthing.<action>`` for an agent."""
-        return _queued(await bus.enqueue_action(principal, "syncthing", action, **_fields(data)))
+        """Queue ``syncthing.<action>`` for an agent; ``?wait=`` as for ``/commands``."""
+        seconds = wait_seconds(wait, 0)
+        queued = await bus.enqueue_action(principal, "syncthing", action, **_fields(data))
+        return await _queued(bus, principal, queued, seconds)
 
     @get("/commands/{command_id:str}")
     async def get_command(
@@ -134,21 +169,6 @@ class CommandController(Controller):
         """**Beyond:** request cancellation: queued → cancelled at once; dispatched/running
         get a cancel request the agent acknowledges."""
         return ok(command_view(await bus.cancel(principal, command_id)))
-
-
-class InfraController(Controller):
-    """``/api/v1/infra``: direct infrastructure access through an agent."""
-
-    path = "/api/v1/infra"
-    tags = ("commands",)
-
-    @post("/{target:path}", status_code=202)
-    async def infra_action(
-        self, target: FromPath[str], data: JSONBody[ActionBody], principal: Caller, bus: Bus
-    ) -> Response[Any]:
-        """Direct infrastructure access (admin/infra only): queues ``infra.<target>`` (slashes
-        become dots) for the agent; the cloud side never executes it itself."""
-        return _queued(await bus.enqueue_infra(principal, target, **_fields(data)))
 
 
 class CommandPollController(Controller):
