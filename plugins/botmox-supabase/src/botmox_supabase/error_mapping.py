@@ -77,6 +77,7 @@ UNIQUE_RULES: dict[str, str] = {
     "vault_secrets_pkey": "a secret with this id already exists",
     "vault_secret_versions_pkey": "this version of the secret already exists",
     "vault_bindings_pkey": "this field of the scope is already bound to a secret",
+    "control_pkey": "a control entry with this key already exists",
 }
 
 # Constraint name → what a foreign-key violation means to the caller.
