@@ -26,6 +26,7 @@ PLUGINS: dict[str, str] = {
     "plugins/botmox-minio": "test",
     "plugins/botmox-supabase": "test",
     "plugins/botmox-rtdb": "test",
+    "plugins/botmox-proxmox": "test",
     "examples/storage-plugin": "test",
 }
 
@@ -131,6 +132,7 @@ def tests(session: nox.Session) -> None:
         "plugins/botmox-rtdb",
         "plugins/botmox-s3",
         "plugins/botmox-minio",
+        "plugins/botmox-proxmox",
         "examples/storage-plugin",
     ]
     suites += [(project, []) for project in order if project in PLUGINS and present(project)]
@@ -222,7 +224,7 @@ def deploy_lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy (strict) over the core, the server and the plugins that carry their own config."""
-    typed_plugins = ["plugins/botmox-rtdb", "plugins/botmox-supabase"]
+    typed_plugins = ["plugins/botmox-rtdb", "plugins/botmox-supabase", "plugins/botmox-proxmox"]
     install(session, *typed_plugins)
     session.run("mypy", "src")
     for plugin in typed_plugins:

@@ -566,3 +566,120 @@ def serve_https(fake: FakeProxmox, certfile: Path, keyfile: Path) -> Iterator[st
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@attrs.define
+class SshServer:
+    """A real SSH server (asyncssh's) on loopback, for tests.
+
+    Attributes:
+        port: where it listens on 127.0.0.1.
+        known_hosts: a known_hosts file holding its host key.
+        commands: every command a client asked to run, as received.
+    """
+
+    port: int
+    known_hosts: Path
+    commands: list[str] = attrs.Factory(list)
+
+
+@contextmanager
+def serve_ssh(
+    root: Path,
+    *,
+    username: str = "root",
+    password: str | None = None,
+    authorized_key: str | None = None,
+) -> Iterator[SshServer]:
+    """Run an SSH server on a loopback port in a thread of its own until the block ends.
+
+    Commands run for real through ``/bin/sh -c`` in ``root`` (as an sshd would run them);
+    SFTP is served with ``root`` as its ``/``. Authentication: ``password`` and/or the OpenSSH
+    public key ``authorized_key`` for ``username``.
+    """
+    import asyncio
+
+    import asyncssh
+
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    allowed_key = None if authorized_key is None else asyncssh.import_public_key(authorized_key)
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    state: dict[str, Any] = {}
+
+    class Server(asyncssh.SSHServer):
+        def begin_auth(self, user: str) -> bool:
+            return True
+
+        def password_auth_supported(self) -> bool:
+            return password is not None
+
+        def validate_password(self, user: str, given: str) -> bool:
+            return (
+                user == username
+                and password is not None
+                and secrets.compare_digest(given.encode(), password.encode())
+            )
+
+        def public_key_auth_supported(self) -> bool:
+            return allowed_key is not None
+
+        def validate_public_key(self, user: str, key: asyncssh.SSHKey) -> bool:
+            return (
+                user == username
+                and allowed_key is not None
+                and key.export_public_key() == allowed_key.export_public_key()
+            )
+
+    async def run_command(process: asyncssh.SSHServerProcess[str]) -> None:
+        command = process.command or ""
+        record.commands.append(command)
+        child = await asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            command,
+            cwd=root,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await child.communicate()
+        process.stdout.write(out.decode(errors="replace"))
+        process.stderr.write(err.decode(errors="replace"))
+        process.exit(child.returncode or 0)
+
+    async def start() -> None:
+        state["server"] = await asyncssh.create_server(
+            Server,
+            "127.0.0.1",
+            0,
+            server_host_keys=[host_key],
+            process_factory=run_command,
+            sftp_factory=lambda channel: asyncssh.SFTPServer(channel, chroot=str(root).encode()),
+        )
+        ready.set()
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=main, name="test-sshd", daemon=True)
+    thread.start()
+    if not ready.wait(15):
+        raise RuntimeError("the test SSH server did not start")
+    port = state["server"].sockets[0].getsockname()[1]
+    known_hosts = root.parent / f"known_hosts-{port}"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {host_key.export_public_key().decode().strip()}\n")
+    record = SshServer(port=port, known_hosts=known_hosts)
+    try:
+        yield record
+    finally:
+
+        async def stop() -> None:
+            state["server"].close()
+            await state["server"].wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
