@@ -120,7 +120,7 @@ def copy_alone(dsn: str, source: DataBackend) -> tuple[float, float, int]:
         for collection, values in rows.items():
             table = COLLECTION_TABLES[collection]
             with connection.cursor().copy(
-                f"copy botmox.{table} (tenant_id, id, data, search) from stdin"  # noqa: S608
+                f"copy botmox.{table} (tenant_id, id, data, search) from stdin"
             ) as copy:
                 for row in values:
                     copy.write_row(row)
