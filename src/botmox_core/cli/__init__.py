@@ -44,6 +44,12 @@ def _add_commands() -> None:
     cli.add_command(data_group)
     cli.add_command(keys_group)
     cli.add_command(backup_group)
+    import botmox_core.cli.inventory  # noqa: F401 - adds list/show/revoke to the admin groups
+    from botmox_core.cli.operate import agent_commands, command_group
+
+    for command in agent_commands:
+        agent_group.add_command(command)
+    cli.add_command(command_group)
     cli.add_command(migrate_command)
     cli.add_command(parity_command)
     cli.add_command(cutover_group)

@@ -86,7 +86,8 @@ def location_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def admin_group(
     ctx: click.Context, data_dir: Path | None, config_file: str | None, init: bool
 ) -> None:
-    """Operator commands: tokens, licences, entitlements, releases.
+    """Operator commands: tokens, licences, entitlements, releases, assignments, VMs,
+    leases (list, show, revoke).
 
     They act on the same backends as ``botmox serve`` with the same configuration: run them
     from the same directory or pass the same ``--data-dir``/``--config``. A data directory that

@@ -56,6 +56,7 @@ from botmox_supabase.repositories import (
     PostgresLicenceRepository,
     PostgresReleaseRepository,
     PostgresVmRepository,
+    inventory,
 )
 from botmox_supabase.vault_repositories import (
     PostgresSecretBindingRepository,
@@ -134,6 +135,7 @@ class PostgresUnitOfWork:
         self.secrets = PostgresSecretRepository(self._connection)
         self.bindings = PostgresSecretBindingRepository(self._connection)
         self.control = PostgresControlRepository(self._connection)
+        self.inventory = inventory(self._connection)
         return self
 
     def _connection(self) -> psycopg.Connection[Any]:

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from botmox_core.backends.sql_inventory import SqlInventory
 from botmox_core.converter import parse_timestamp
 from botmox_core.models import (
     ApiToken,
@@ -321,3 +322,9 @@ class PostgresDownloadAuditRepository(_Repository):
             (tenant_id, lease_id, lease_id, limit),
         )
         return [CODEC.value(row, DownloadAuditEntry) for row in rows]
+
+
+def inventory(connection: Callable[[], psycopg.Connection[Any]]) -> SqlInventory:
+    """The operator inventory (:mod:`botmox_core.ports.inventory`) on the ``botmox`` tables."""
+    plumbing = _Repository(connection)
+    return SqlInventory(plumbing._rows, CODEC, placeholder="%s", prefix="botmox.")

@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from botmox_core.backends.sql_inventory import SqlInventory
 from botmox_core.backends.sqlite.agents import SqliteAgentRepository, SqliteCommandRepository
+from botmox_core.backends.sqlite.columns import CODEC
 from botmox_core.backends.sqlite.control import SqliteControlRepository
 from botmox_core.backends.sqlite.domains import (
     SqliteAggregateRepository,
@@ -349,6 +351,9 @@ class SqliteUnitOfWork:
         self.secrets: SecretRepository = SqliteSecretRepository(statements)
         self.bindings: SecretBindingRepository = SqliteSecretBindingRepository(statements)
         self.control: ControlRepository = SqliteControlRepository(statements)
+        self.inventory = SqlInventory(
+            lambda sql, params: [dict(row) for row in statements.rows(sql, params)], CODEC
+        )
 
     def __enter__(self) -> SqliteUnitOfWork:
         if self._entered:
