@@ -333,7 +333,13 @@ class VaultService:
                     details={"version": rotated.version - 1},
                 ) from None
             uow.secrets.drop_envelopes(tenant_id, rotated.id, below=rotated.version - self._keep)
-            uow.commit()
+            try:  # backends that write at commit (RTDB) find a concurrent rotation only here
+                uow.commit()
+            except DuplicateError:
+                raise SecretVersionConflictError(
+                    f"version {rotated.version} of the secret was written concurrently",
+                    details={"version": rotated.version - 1},
+                ) from None
         return secret_view(rotated)
 
     # -- bindings --------------------------------------------------------------------------
