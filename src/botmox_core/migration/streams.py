@@ -11,7 +11,9 @@ append-only lifecycle log and archive, secrets, aggregates, the settings tree) r
 Streams (names as reports show them): ``settings``, ``aggregates``, ``records/<collection>``
 for the 8 collections, ``lifecycle_log``, ``archive`` (domain data, ``capabilities.domains``);
 ``secrets`` (metadata and every version with its envelope, ciphertext as stored) and
-``bindings`` (``capabilities.vault``).
+``bindings`` (``capabilities.vault``); ``tokens``, ``vms``, ``licence``, ``entitlements``,
+``releases``, ``assignments``, ``leases``, ``download_audit`` (every backend) and ``agents``,
+``commands`` (``capabilities.agents``): :mod:`botmox_core.migration.artifact_streams`.
 """
 
 from __future__ import annotations
@@ -457,7 +459,11 @@ class BindingStream(_VaultStream):
         uow.bindings.delete(tenant, binding.scope_type, binding.scope_id, binding.field_name)
 
 
+# The artifact and agent streams live in their own module, which imports this one's types.
+from botmox_core.migration.artifact_streams import ARTIFACT_STREAMS  # noqa: E402
+
 STREAMS: tuple[Stream, ...] = (
+    *ARTIFACT_STREAMS,
     SettingsStream(),
     AggregateStream(),
     *(RecordStream(collection) for collection in Collection),
@@ -466,8 +472,8 @@ STREAMS: tuple[Stream, ...] = (
     SecretStream(),
     BindingStream(),
 )
-"""Every stream, in the order a migration copies them (secrets before the bindings naming
-them)."""
+"""Every stream, in the order a migration copies them (releases before the assignments naming
+them, agents before their commands, secrets before the bindings naming them)."""
 
 
 def stream_named(name: str) -> Stream:

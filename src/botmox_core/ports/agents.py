@@ -41,6 +41,12 @@ class AgentRepository(Protocol):
     def list(self, tenant_id: str, status: AgentStatus | None = None) -> Sequence[Agent]:
         """The tenant's agents (optionally of one stored status), newest first."""
 
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[Agent]:
+        """Up to ``limit`` of the tenant's agents after the id ``after``, by id (code point
+        order): the whole set read page by page (migration)."""
+
     def modify(
         self, tenant_id: str, agent_id: str, change: Callable[[Agent], Agent]
     ) -> Agent | None:
@@ -70,6 +76,12 @@ class CommandRepository(Protocol):
         limit: int = 100,
     ) -> Sequence[Command]:
         """The tenant's commands, newest first (by ``queued_at``, then id), at most ``limit``."""
+
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[Command]:
+        """Up to ``limit`` of the tenant's commands after the id ``after``, by id (code point
+        order): the whole set read page by page (migration)."""
 
     def count(self, tenant_id: str, agent_id: str, statuses: Sequence[CommandStatus]) -> int:
         """How many of the agent's commands are in one of ``statuses``."""

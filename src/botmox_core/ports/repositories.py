@@ -99,6 +99,12 @@ class ApiTokenRepository(Protocol):
     def revoke(self, tenant_id: str, token_id: str, at: datetime) -> bool:
         """Mark a token revoked. False when no such token exists for the tenant."""
 
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[ApiToken]:
+        """Up to ``limit`` of the tenant's tokens after ``after``, by id (code point order): the
+        whole set read page by page (export, migration)."""
+
 
 class VmRepository(Protocol):
     """VM registry."""
@@ -109,6 +115,10 @@ class VmRepository(Protocol):
 
     def get(self, tenant_id: str, vm_uuid: str) -> Vm | None:
         """The VM, or None."""
+
+    def scan(self, tenant_id: str, *, after: str | None = None, limit: int = 500) -> Sequence[Vm]:
+        """Up to ``limit`` of the tenant's VMs after ``after``, by ``vm_uuid`` (code point
+        order): the whole set read page by page (export, migration)."""
 
 
 class LicenceRepository(Protocol):
@@ -126,6 +136,12 @@ class LicenceRepository(Protocol):
     def get_entitlement(self, tenant_id: str, user_id: str) -> Entitlement | None:
         """The user's entitlement, or None."""
 
+    def scan_entitlements(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[Entitlement]:
+        """Up to ``limit`` of the tenant's entitlements after the user id ``after``, by user id
+        (code point order)."""
+
 
 class LeaseRepository(Protocol):
     """Licence leases."""
@@ -135,6 +151,12 @@ class LeaseRepository(Protocol):
 
     def get(self, tenant_id: str, lease_id: str) -> Lease | None:
         """The lease, or None."""
+
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[Lease]:
+        """Up to ``limit`` of the tenant's leases after ``after``, by id (code point order): the
+        whole set read page by page (export, migration)."""
 
     def modify(
         self, tenant_id: str, lease_id: str, change: Callable[[Lease], Lease]
@@ -168,6 +190,18 @@ class ReleaseRepository(Protocol):
     def list(self, tenant_id: str, module: str | None = None) -> Sequence[Release]:
         """The tenant's releases (optionally of one module), newest id first."""
 
+    def scan(
+        self, tenant_id: str, *, after: int | None = None, limit: int = 500
+    ) -> Sequence[Release]:
+        """Up to ``limit`` of the tenant's releases after ``after``, by id (ascending): the
+        whole set read page by page (export, migration)."""
+
+    def put(self, release: Release) -> Release:
+        """Store the release under its own ``id`` (a migration keeps ids: assignments name
+        them): create it, or replace every field of the tenant's release with that id. Later
+        :meth:`add` calls allocate ids above it. :class:`DuplicateError` when the id is another
+        tenant's or the scope and version or the object key is taken by another release."""
+
 
 class AssignmentRepository(Protocol):
     """Which release a user, or a tenant by default, gets for a scope."""
@@ -177,6 +211,17 @@ class AssignmentRepository(Protocol):
 
     def get(self, tenant_id: str, user_id: str | None, scope: ReleaseScope) -> Assignment | None:
         """The assignment of ``user_id`` (``None``: the tenant default) for the scope."""
+
+    def scan(
+        self,
+        tenant_id: str,
+        *,
+        after: tuple[str | None, str, str, str] | None = None,
+        limit: int = 500,
+    ) -> Sequence[Assignment]:
+        """Up to ``limit`` of the tenant's assignments after ``after`` = (user_id, module,
+        platform, channel), by that tuple: the tenant defaults (``user_id`` None) first, then
+        by user id; strings in code point order."""
 
 
 class DownloadAuditRepository(Protocol):
@@ -189,6 +234,17 @@ class DownloadAuditRepository(Protocol):
         self, tenant_id: str, *, lease_id: str | None = None, limit: int = 100
     ) -> Sequence[DownloadAuditEntry]:
         """The tenant's entries (optionally for one lease), newest first, at most ``limit``."""
+
+    def scan(
+        self, tenant_id: str, *, after: int | None = None, limit: int = 500
+    ) -> Sequence[DownloadAuditEntry]:
+        """Up to ``limit`` of the tenant's entries after ``after``, by id (ascending): the
+        whole set read page by page (export, migration)."""
+
+    def import_(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
+        """Store an entry under its own positive ``id`` (a migration keeps ids); later
+        :meth:`append` calls allocate ids above it. :class:`DuplicateError` when the id is
+        taken."""
 
 
 class UnitOfWork(Protocol):
@@ -237,3 +293,51 @@ class DataBackend(Protocol):
 
     def close(self) -> None:
         """Release connections and files. Idempotent."""
+
+
+class ReadingBackend(Protocol):
+    """A :class:`DataBackend` with units of work that only read (the hot read paths: the API
+    token lookup, resolve-download's lease, assignment and release reads).
+
+    A read unit takes no write lock (SQLite: its own connection in a deferred transaction under
+    WAL; PostgreSQL: a pooled connection in autocommit, no ``BEGIN``/``ROLLBACK`` round trips),
+    so readers never queue behind writers. It sees every unit committed before it started;
+    writing through it raises :class:`~botmox_core.errors.BotmoxError` (or, where the backend
+    buffers writes, discards them). Use :func:`read_unit_of_work` rather than calling it
+    directly: that falls back to :meth:`DataBackend.unit_of_work` for a backend without it.
+    """
+
+    def read_unit_of_work(self) -> UnitOfWork:
+        """A new read-only unit of work; use it as a context manager."""
+
+
+class DurableAuditBackend(Protocol):
+    """A :class:`DataBackend` that appends one download audit entry in a transaction of its own,
+    durable when the call returns (SQLite: several concurrent entries share one commit, a group
+    commit; PostgreSQL: one ``INSERT`` in autocommit, one round trip). Use
+    :func:`append_audit_entry`, which falls back to a unit of work for a backend without it."""
+
+    def append_audit(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
+        """Store ``entry`` durably and return it with its id; raise as ``audit.append`` and
+        ``commit`` do when it cannot (then nothing of it was stored)."""
+
+
+def read_unit_of_work(backend: DataBackend) -> UnitOfWork:
+    """A read-only unit of ``backend`` (:class:`ReadingBackend`), or an ordinary unit of work
+    (which is only ever rolled back) for a backend that has none."""
+    reading = getattr(backend, "read_unit_of_work", None)
+    if callable(reading):
+        return reading()  # type: ignore[no-any-return]
+    return backend.unit_of_work()
+
+
+def append_audit_entry(backend: DataBackend, entry: DownloadAuditEntry) -> DownloadAuditEntry:
+    """Append ``entry`` durably: the backend's :meth:`DurableAuditBackend.append_audit`, or one
+    unit of work with ``audit.append`` and ``commit``."""
+    append = getattr(backend, "append_audit", None)
+    if callable(append):
+        return append(entry)  # type: ignore[no-any-return]
+    with backend.unit_of_work() as uow:
+        stored = uow.audit.append(entry)
+        uow.commit()
+    return stored

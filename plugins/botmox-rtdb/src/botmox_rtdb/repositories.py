@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -54,6 +54,9 @@ __all__ = [
 ]
 
 
+K = TypeVar("K", str, int, tuple[int, str, str, str, str])
+T = TypeVar("T")
+
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -73,6 +76,32 @@ def _records_by_id(found: Any) -> dict[str, Any]:
     plain list of values when the server answered an array (dense integer keys)."""
     values = found.values() if isinstance(found, dict) else found if isinstance(found, list) else []
     return {str(record.get("id")): record for record in values if isinstance(record, dict)}
+
+
+def _tenant_children(buffer: WriteBuffer, parent: str) -> dict[str, Any]:
+    """Every child of ``parent`` (stored, then this unit's pending writes), by key."""
+    with map_rtdb_errors("scan records"):
+        stored = dict(children_of(buffer.ref(parent).get()))
+    stored.update(buffer.pending_children(parent))
+    return {key: value for key, value in stored.items() if isinstance(value, dict)}
+
+
+def _page(values: Iterable[tuple[K, T]], after: K | None, limit: int) -> list[T]:
+    """The values whose key is after ``after``, in key order, at most ``limit``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise BadRequestError(f"limit must be a non-negative integer, got {limit!r}")
+    ordered = sorted(values, key=lambda pair: pair[0])
+    return [value for key, value in ordered if after is None or key > after][:limit]
+
+
+def _follow_counter(buffer: WriteBuffer, path: str, used: int, operation: str) -> None:
+    """Raise the counter at ``path`` to at least ``used`` (never down)."""
+
+    def follow(current: Any) -> Any:
+        value = current if isinstance(current, int) and not isinstance(current, bool) else 0
+        return UNCHANGED if value >= used else used
+
+    run_transaction(buffer.ref(path), follow, operation)
 
 
 def _next_counter(buffer: WriteBuffer, path: str, operation: str) -> int:
@@ -161,6 +190,15 @@ class RtdbApiTokenRepository:
         return True
 
 
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[ApiToken]:
+        """The tenant's tokens after ``after``, by id (the tenant's tokens are read whole)."""
+        children = _tenant_children(self._buffer, tenant_path(tenant_id, layout.API_TOKENS))
+        return _page(((key, from_record(record, ApiToken, tenant_id=tenant_id))
+                      for key, record in children.items()), after, limit)
+
+
 class RtdbVmRepository:
     """VMs at ``tenants/{t}/vm_registry/{vm_uuid}``."""
 
@@ -182,6 +220,12 @@ class RtdbVmRepository:
         record = self._buffer.read(tenant_path(tenant_id, layout.VM_REGISTRY,
                                             checked_key(vm_uuid, "vm_uuid")))
         return None if record is None else from_record(record, Vm, tenant_id=tenant_id)
+
+    def scan(self, tenant_id: str, *, after: str | None = None, limit: int = 500) -> Sequence[Vm]:
+        """The tenant's VMs after ``after``, by ``vm_uuid`` (read whole)."""
+        children = _tenant_children(self._buffer, tenant_path(tenant_id, layout.VM_REGISTRY))
+        return _page(((key, from_record(record, Vm, tenant_id=tenant_id, vm_uuid=key))
+                      for key, record in children.items()), after, limit)
 
 
 class RtdbLicenceRepository:
@@ -215,6 +259,14 @@ class RtdbLicenceRepository:
             return None
         return entitlement_from_record(record, tenant_id, user_id)
 
+    def scan_entitlements(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[Entitlement]:
+        """The tenant's entitlements after the user id ``after``, by user id (read whole)."""
+        children = _tenant_children(self._buffer, tenant_path(tenant_id, layout.ENTITLEMENTS))
+        return _page(((key, entitlement_from_record(record, tenant_id, key))
+                      for key, record in children.items()), after, limit)
+
 
 class RtdbLeaseRepository:
     """Leases at ``tenants/{t}/execution_leases/{lease_id}``."""
@@ -241,6 +293,14 @@ class RtdbLeaseRepository:
         """The lease, or None."""
         record = self._buffer.read(self._path(tenant_id, lease_id))
         return None if record is None else from_record(record, Lease, tenant_id=tenant_id)
+
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[Lease]:
+        """The tenant's leases after ``after``, by id (read whole)."""
+        children = _tenant_children(self._buffer, tenant_path(tenant_id, layout.LEASES))
+        return _page(((key, from_record(record, Lease, tenant_id=tenant_id))
+                      for key, record in children.items()), after, limit)
 
     def modify(
         self, tenant_id: str, lease_id: str, change: Callable[[Lease], Lease]
@@ -342,6 +402,35 @@ class RtdbReleaseRepository:
             releases = self._query(tenant_id, "module", module)
         return sorted(releases, key=lambda release: release.id, reverse=True)
 
+    def scan(
+        self, tenant_id: str, *, after: int | None = None, limit: int = 500
+    ) -> Sequence[Release]:
+        """The tenant's releases after the id ``after``, by id (read whole)."""
+        releases = [from_record(r, Release, tenant_id=tenant_id)
+                    for r in self._children(tenant_id).values() if isinstance(r, dict)]
+        return _page(((release.id, release) for release in releases), after, limit)
+
+    def put(self, release: Release) -> Release:
+        """Stage the release under its own id (create or replace; uniqueness re-checked at
+        commit) and raise the backend-wide id counter to at least that id now."""
+        if isinstance(release.id, bool) or not isinstance(release.id, int) or release.id < 1:
+            raise BadRequestError(f"a release needs a positive id, got {release.id!r}")
+        for value, what in ((release.module, "module"), (release.platform, "platform"),
+                            (release.channel, "channel")):
+            checked_key(value, what)
+        if not _SHA256_HEX.match(release.sha256):
+            raise BadRequestError("sha256 must be 64 lower-case hex digits",
+                                  details={"field": "sha256"})
+        if isinstance(release.size_bytes, bool) or release.size_bytes < 1:
+            raise BadRequestError("size_bytes must be at least 1", details={"field": "size_bytes"})
+        parent = tenant_path(release.tenant_id, layout.RELEASES)
+        _check_release_unique(self._children(release.tenant_id), release)
+        _follow_counter(self._buffer, layout.RELEASE_ID_COUNTER, release.id, "keep release id")
+        self._buffer.stage_conditional(insert_child(
+            parent, str(release.id), to_record(release, f"{parent}/{release.id}"),
+            lambda children: _check_release_unique(children, release), "import release"))
+        return release
+
 
 def _check_release_unique(children: dict[str, Any], release: Release) -> None:
     for key, record in children.items():
@@ -387,6 +476,42 @@ class RtdbAssignmentRepository:
             return None
         return from_record(record, Assignment, tenant_id=tenant_id, user_id=user_id)
 
+    def scan(
+        self,
+        tenant_id: str,
+        *,
+        after: tuple[str | None, str, str, str] | None = None,
+        limit: int = 500,
+    ) -> Sequence[Assignment]:
+        """The tenant's assignments after ``after``: defaults first, then by user id, module,
+        platform, channel (the tenant's assignment tree is read whole)."""
+        root = tenant_path(tenant_id, layout.ASSIGNMENTS)
+        with map_rtdb_errors("scan assignments"):
+            tree = self._buffer.ref(root).get()
+        found: list[tuple[tuple[int, str, str, str, str], Assignment]] = []
+        for module, platforms in children_of(tree).items():
+            for platform, channels in children_of(platforms).items():
+                for channel, node in children_of(channels).items():
+                    scope = ReleaseScope(module, platform, channel)
+                    holders: list[str | None] = []
+                    if isinstance(children_of(node).get("default"), dict):
+                        holders.append(None)
+                    holders += [user for user, record
+                                in children_of(children_of(node).get("users")).items()
+                                if isinstance(record, dict)]
+                    for user_id in holders:
+                        assignment = self.get(tenant_id, user_id, scope)
+                        if assignment is not None:
+                            found.append((_assignment_key(user_id, scope), assignment))
+        cursor = None if after is None else _assignment_key(
+            after[0], ReleaseScope(after[1], after[2], after[3]))
+        return _page(found, cursor, limit)
+
+
+def _assignment_key(user_id: str | None, scope: ReleaseScope) -> tuple[int, str, str, str, str]:
+    return (0 if user_id is None else 1, user_id or "", scope.module, scope.platform,
+            scope.channel)
+
 
 class RtdbDownloadAuditRepository:
     """Audit entries at ``tenants/{t}/download_audit/{id}``; ids from the tenant's counter."""
@@ -426,3 +551,36 @@ class RtdbDownloadAuditRepository:
                    for r in children.values() if isinstance(r, dict)]
         entries.sort(key=lambda entry: entry.id, reverse=True)
         return entries[:limit]
+
+    def scan(
+        self, tenant_id: str, *, after: int | None = None, limit: int = 500
+    ) -> Sequence[DownloadAuditEntry]:
+        """The tenant's entries after the id ``after``, by id (index ``id``, a page at most)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise BadRequestError(f"limit must be a non-negative integer, got {limit!r}")
+        if limit == 0:
+            return []
+        parent = tenant_path(tenant_id, layout.AUDIT)
+        with map_rtdb_errors("scan audit entries"):
+            found = self._buffer.ref(parent).order_by_child("id").start_at(
+                (after or 0) + 1).limit_to_first(limit).get()
+        children = _records_by_id(found)
+        children.update(self._buffer.pending_children(parent))
+        entries = [from_record(r, DownloadAuditEntry, tenant_id=tenant_id)
+                   for r in children.values() if isinstance(r, dict)]
+        return _page(((entry.id, entry) for entry in entries), after, limit)
+
+    def import_(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
+        """Stage the entry under its own id (:class:`DuplicateError` when taken) and raise the
+        tenant's audit counter to at least that id now."""
+        if isinstance(entry.id, bool) or not isinstance(entry.id, int) or entry.id < 1:
+            raise BadRequestError(f"an imported audit entry needs a positive id, got {entry.id!r}")
+        path = tenant_path(entry.tenant_id, layout.AUDIT, str(entry.id))
+        if self._buffer.read(path) is not None:
+            raise DuplicateError(f"audit entry {entry.id} exists")
+        counter = tenant_path(entry.tenant_id, layout.COUNTERS, layout.AUDIT)
+        _follow_counter(self._buffer, counter, entry.id, "keep audit id")
+        self._buffer.stage_conditional(create_if_absent(
+            path, to_record(entry, path), lambda: DuplicateError(f"audit entry {entry.id} exists"),
+            "import audit entry"))
+        return entry

@@ -78,6 +78,12 @@ class PostgresAgentRepository(_Repository):
         )
         return [CODEC.value(row, Agent) for row in rows]
 
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[Agent]:
+        """The tenant's agents after the id ``after``, by id (``COLLATE "C"``)."""
+        return self._scan(Agent, "botmox.agents", "id", tenant_id, after, limit)
+
     def modify(
         self, tenant_id: str, agent_id: str, change: Callable[[Agent], Agent]
     ) -> Agent | None:
@@ -144,6 +150,12 @@ class PostgresCommandRepository(_Repository):
             (tenant_id, agent_id, agent_id, wanted, wanted, max(0, int(limit))),
         )
         return [CODEC.value(row, Command) for row in rows]
+
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[Command]:
+        """The tenant's commands after the id ``after``, by id (``COLLATE "C"``)."""
+        return self._scan(Command, "botmox.commands", "id", tenant_id, after, limit)
 
     def count(self, tenant_id: str, agent_id: str, statuses: Sequence[CommandStatus]) -> int:
         """How many of the agent's commands are in one of ``statuses``."""

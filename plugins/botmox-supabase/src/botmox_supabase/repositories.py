@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from botmox_core.backends.sql_inventory import SqlInventory
 from botmox_core.converter import parse_timestamp
+from botmox_core.errors import BadRequestError
 from botmox_core.models import (
     ApiToken,
     Assignment,
@@ -100,6 +101,34 @@ class _Repository:
         rows = self._rows(query, params)
         return CODEC.value(rows[0], model) if rows else None
 
+    def _scan(
+        self,
+        model: type[M],
+        table: str,
+        key: str,
+        tenant_id: str,
+        after: str | int | None,
+        limit: int,
+    ) -> builtins.list[M]:
+        """A page of the tenant's rows of ``table`` after ``after`` by ``key`` (a text key in
+        ``COLLATE "C"``: UTF-8 byte order, which is code point order)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise BadRequestError(f"limit must be a non-negative integer, got {limit!r}")
+        if isinstance(after, int):
+            query = (
+                f"select * from {table} where tenant_id = %s and {key} > %s"  # noqa: S608
+                f" order by {key} limit %s"
+            )
+            params: tuple[Any, ...] = (tenant_id, after, limit)
+        else:
+            query = (
+                f"select * from {table} where tenant_id = %s"  # noqa: S608
+                f' and (%s::text is null or {key} collate "C" > %s::text)'
+                f' order by {key} collate "C" limit %s'
+            )
+            params = (tenant_id, after, after, limit)
+        return [CODEC.value(row, model) for row in self._rows(query, params)]
+
     def _count(self, query: str, params: Sequence[Any] | dict[str, Any]) -> int:
         with map_database_errors(self._action), self._connection().cursor() as cur:
             cur.execute(query, params)
@@ -127,6 +156,11 @@ class PostgresApiTokenRepository(_Repository):
         )
         return bool(found)
 
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> builtins.list[ApiToken]:
+        return self._scan(ApiToken, "botmox.api_tokens", "id", tenant_id, after, limit)
+
 
 class PostgresVmRepository(_Repository):
     """:class:`~botmox_core.ports.VmRepository` on ``botmox.vms``."""
@@ -152,6 +186,11 @@ class PostgresVmRepository(_Repository):
             "select * from botmox.vms where tenant_id = %s and vm_uuid = %s",
             (tenant_id, vm_uuid),
         )
+
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> builtins.list[Vm]:
+        return self._scan(Vm, "botmox.vms", "vm_uuid", tenant_id, after, limit)
 
 
 class PostgresLicenceRepository(_Repository):
@@ -188,6 +227,11 @@ class PostgresLicenceRepository(_Repository):
             (tenant_id, user_id),
         )
 
+    def scan_entitlements(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> builtins.list[Entitlement]:
+        return self._scan(Entitlement, "botmox.entitlements", "user_id", tenant_id, after, limit)
+
 
 _LEASE_COLUMNS = CODEC.fields(Lease)
 
@@ -207,6 +251,11 @@ class PostgresLeaseRepository(_Repository):
             "select * from botmox.leases where tenant_id = %s and id = %s",
             (tenant_id, lease_id),
         )
+
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> builtins.list[Lease]:
+        return self._scan(Lease, "botmox.leases", "id", tenant_id, after, limit)
 
     def modify(
         self, tenant_id: str, lease_id: str, change: Callable[[Lease], Lease]
@@ -264,8 +313,43 @@ class PostgresReleaseRepository(_Repository):
         )
         return [CODEC.value(row, Release) for row in rows]
 
+    def scan(
+        self, tenant_id: str, *, after: int | None = None, limit: int = 500
+    ) -> builtins.list[Release]:
+        return self._scan(Release, "botmox.releases", "id", tenant_id, after or 0, limit)
 
-_INSERT_RELEASE = insert_sql("botmox.releases", CODEC.fields(Release)[1:])  # id: identity
+    def put(self, release: Release) -> Release:
+        """Create the release under its own id (``overriding system value``) or replace the
+        tenant's release with that id, then move the identity sequence to at least that id."""
+        record = CODEC.record(release)
+        stored = self._one(
+            Release,
+            f"update botmox.releases set {set_sql(_RELEASE_COLUMNS[2:])}"  # noqa: S608
+            " where tenant_id = %(tenant_id)s and id = %(id)s returning *",
+            record,
+        )
+        if stored is None:
+            stored = self._one(Release, f"{_INSERT_RELEASE_WITH_ID} returning *", record)
+            _follow_identity(self, "botmox.releases", release.id)
+        assert stored is not None
+        return stored
+
+
+_RELEASE_COLUMNS = CODEC.fields(Release)
+_INSERT_RELEASE = insert_sql("botmox.releases", _RELEASE_COLUMNS[1:])  # id: identity
+_INSERT_RELEASE_WITH_ID = insert_sql("botmox.releases", _RELEASE_COLUMNS).replace(
+    ") values (", ") overriding system value values (", 1
+)
+
+
+def _follow_identity(repository: _Repository, table: str, used: int) -> None:
+    """Move ``table``'s identity sequence to at least ``used`` (never down), so the next
+    allocated id is above an id stored explicitly."""
+    repository._rows(
+        "select setval(q.s, greatest(%s, coalesce(pg_sequence_last_value(q.s), 0)))"
+        " from (select pg_get_serial_sequence(%s, 'id')::regclass as s) as q",
+        (used, table),
+    )
 
 
 class PostgresAssignmentRepository(_Repository):
@@ -293,6 +377,31 @@ class PostgresAssignmentRepository(_Repository):
             " and channel = %s",
             (tenant_id, user_id, scope.module, scope.platform, scope.channel),
         )
+
+    def scan(
+        self,
+        tenant_id: str,
+        *,
+        after: tuple[str | None, str, str, str] | None = None,
+        limit: int = 500,
+    ) -> builtins.list[Assignment]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise BadRequestError(f"limit must be a non-negative integer, got {limit!r}")
+        if after is None:
+            cursor: tuple[Any, ...] = (-1, "", "", "", "")
+        else:
+            user_id, module, platform, channel = after
+            cursor = (0 if user_id is None else 1, user_id or "", module, platform, channel)
+        rows = self._rows(
+            "select * from botmox.assignments where tenant_id = %s and"
+            " ((user_id is not null)::int, coalesce(user_id, '') collate \"C\","
+            ' module collate "C", platform collate "C", channel collate "C")'
+            " > (%s::int, %s::text, %s::text, %s::text, %s::text)"
+            " order by (user_id is not null)::int, coalesce(user_id, '') collate \"C\","
+            ' module collate "C", platform collate "C", channel collate "C" limit %s',
+            (tenant_id, *cursor, limit),
+        )
+        return [CODEC.value(row, Assignment) for row in rows]
 
 
 _INSERT_AUDIT = insert_sql(
@@ -322,6 +431,30 @@ class PostgresDownloadAuditRepository(_Repository):
             (tenant_id, lease_id, lease_id, limit),
         )
         return [CODEC.value(row, DownloadAuditEntry) for row in rows]
+
+    def scan(
+        self, tenant_id: str, *, after: int | None = None, limit: int = 500
+    ) -> builtins.list[DownloadAuditEntry]:
+        return self._scan(
+            DownloadAuditEntry, "botmox.download_audit", "id", tenant_id, after or 0, limit
+        )
+
+    def import_(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
+        """Store the entry under its own id (``overriding system value``), then move the
+        identity sequence to at least that id."""
+        if isinstance(entry.id, bool) or not isinstance(entry.id, int) or entry.id < 1:
+            raise BadRequestError(f"an imported audit entry needs a positive id, got {entry.id!r}")
+        stored = self._one(
+            DownloadAuditEntry, f"{_INSERT_AUDIT_WITH_ID} returning *", CODEC.record(entry)
+        )
+        _follow_identity(self, "botmox.download_audit", entry.id)
+        assert stored is not None
+        return stored
+
+
+_INSERT_AUDIT_WITH_ID = insert_sql(
+    "botmox.download_audit", CODEC.fields(DownloadAuditEntry)
+).replace(") values (", ") overriding system value values (", 1)
 
 
 def inventory(connection: Callable[[], psycopg.Connection[Any]]) -> SqlInventory:

@@ -17,6 +17,7 @@ from botmox_core.backends.sqlite.repositories import (
     Statements,
     first,
     insert_sql,
+    scan_rows,
     set_sql,
     structured,
 )
@@ -72,6 +73,12 @@ class SqliteAgentRepository:
                 (tenant_id, enum_value(AgentStatus, status, field="status")),
             )
         return [structured(row, Agent) for row in rows]
+
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[Agent]:
+        """The tenant's agents after the id ``after``, by id, at most ``limit``."""
+        return scan_rows(self._sql, "agents", "id", Agent, tenant_id, after, limit)
 
     def modify(
         self, tenant_id: str, agent_id: str, change: Callable[[Agent], Agent]
@@ -158,6 +165,12 @@ class SqliteCommandRepository:
             params,
         )
         return [structured(row, Command) for row in rows]
+
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[Command]:
+        """The tenant's commands after the id ``after``, by id, at most ``limit``."""
+        return scan_rows(self._sql, "commands", "id", Command, tenant_id, after, limit)
 
     def count(self, tenant_id: str, agent_id: str, statuses: Sequence[CommandStatus]) -> int:
         """How many of the agent's commands are in one of ``statuses``."""

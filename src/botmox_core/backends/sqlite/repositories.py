@@ -37,6 +37,7 @@ __all__ = [
     "Statements",
     "first",
     "insert_sql",
+    "scan_rows",
     "set_sql",
     "structured",
 ]
@@ -104,6 +105,37 @@ class SqliteApiTokenRepository:
         )
         return cursor.rowcount > 0
 
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[ApiToken]:
+        """The tenant's tokens after the id ``after``, by id, at most ``limit``."""
+        return scan_rows(self._sql, "api_tokens", "id", ApiToken, tenant_id, after, limit)
+
+
+def scan_rows(
+    sql: Statements,
+    table: str,
+    key: str,
+    model: type[Model],
+    tenant_id: str,
+    after: str | int | None,
+    limit: int,
+) -> list[Model]:
+    """A page of the tenant's rows of ``table`` after ``after`` by ``key`` (BINARY collation:
+    UTF-8 byte order, which is code point order)."""
+    _check_limit(limit)
+    found = sql.rows(
+        f"SELECT * FROM {table} WHERE tenant_id = ? AND (? IS NULL OR {key} > ?)"  # noqa: S608
+        f" ORDER BY {key} LIMIT ?",
+        (tenant_id, after, after, limit),
+    )
+    return [structured(row, model) for row in found]
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise BadRequestError(f"limit must be a non-negative integer, got {limit!r}")
+
 
 _INSERT_TOKEN = insert_sql("api_tokens", CODEC.fields(ApiToken))
 
@@ -131,6 +163,10 @@ class SqliteVmRepository:
             "SELECT * FROM vms WHERE tenant_id = ? AND vm_uuid = ?", (tenant_id, vm_uuid)
         )
         return first(found, Vm)
+
+    def scan(self, tenant_id: str, *, after: str | None = None, limit: int = 500) -> Sequence[Vm]:
+        """The tenant's VMs after ``after``, by ``vm_uuid``, at most ``limit``."""
+        return scan_rows(self._sql, "vms", "vm_uuid", Vm, tenant_id, after, limit)
 
 
 class SqliteLicenceRepository:
@@ -169,6 +205,12 @@ class SqliteLicenceRepository:
         )
         return first(found, Entitlement)
 
+    def scan_entitlements(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[Entitlement]:
+        """The tenant's entitlements after the user id ``after``, by user id."""
+        return scan_rows(self._sql, "entitlements", "user_id", Entitlement, tenant_id, after, limit)
+
 
 _LEASE_COLUMNS = CODEC.fields(Lease)
 
@@ -189,6 +231,12 @@ class SqliteLeaseRepository:
             "SELECT * FROM leases WHERE tenant_id = ? AND id = ?", (tenant_id, lease_id)
         )
         return first(found, Lease)
+
+    def scan(
+        self, tenant_id: str, *, after: str | None = None, limit: int = 500
+    ) -> Sequence[Lease]:
+        """The tenant's leases after ``after``, by id, at most ``limit``."""
+        return scan_rows(self._sql, "leases", "id", Lease, tenant_id, after, limit)
 
     def modify(
         self, tenant_id: str, lease_id: str, change: Callable[[Lease], Lease]
@@ -253,8 +301,30 @@ class SqliteReleaseRepository:
             )
         return [structured(row, Release) for row in found]
 
+    def scan(
+        self, tenant_id: str, *, after: int | None = None, limit: int = 500
+    ) -> Sequence[Release]:
+        """The tenant's releases after the id ``after``, by id, at most ``limit``."""
+        return scan_rows(self._sql, "releases", "id", Release, tenant_id, after, limit)
 
-_INSERT_RELEASE = insert_sql("releases", CODEC.fields(Release)[1:])  # the id is allocated
+    def put(self, release: Release) -> Release:
+        """Create the release under its own id or replace the tenant's release with that id;
+        an explicit id above ``sqlite_sequence`` moves it up, so :meth:`add` allocates above."""
+        record = CODEC.record(release)
+        found = self._sql.rows(
+            f"UPDATE releases SET {set_sql(_RELEASE_COLUMNS[2:])}"  # noqa: S608 - fixed names
+            " WHERE tenant_id = :tenant_id AND id = :id RETURNING *",
+            record,
+        )
+        if not found:
+            found = self._sql.rows(
+                f"{insert_sql('releases', _RELEASE_COLUMNS)} RETURNING *", record
+            )
+        return structured(found[0], Release)
+
+
+_RELEASE_COLUMNS = CODEC.fields(Release)
+_INSERT_RELEASE = insert_sql("releases", _RELEASE_COLUMNS[1:])  # the id is allocated
 
 
 class SqliteAssignmentRepository:
@@ -284,6 +354,30 @@ class SqliteAssignmentRepository:
             (tenant_id, user_id, scope.module, scope.platform, scope.channel),
         )
         return first(found, Assignment)
+
+    def scan(
+        self,
+        tenant_id: str,
+        *,
+        after: tuple[str | None, str, str, str] | None = None,
+        limit: int = 500,
+    ) -> Sequence[Assignment]:
+        """The tenant's assignments after ``after`` (user_id, module, platform, channel): the
+        defaults (NULL ``user_id``) first, then by user id, module, platform, channel."""
+        _check_limit(limit)
+        if after is None:
+            cursor: tuple[Any, ...] = (-1, "", "", "", "")
+        else:
+            user_id, module, platform, channel = after
+            cursor = (0 if user_id is None else 1, user_id or "", module, platform, channel)
+        found = self._sql.rows(
+            "SELECT * FROM assignments WHERE tenant_id = ? AND"
+            " (user_id IS NOT NULL, coalesce(user_id, ''), module, platform, channel)"
+            " > (?, ?, ?, ?, ?) ORDER BY user_id IS NOT NULL, coalesce(user_id, ''),"
+            " module, platform, channel LIMIT ?",
+            (tenant_id, *cursor, limit),
+        )
+        return [structured(row, Assignment) for row in found]
 
 
 class SqliteDownloadAuditRepository:
@@ -315,6 +409,26 @@ class SqliteDownloadAuditRepository:
                 (tenant_id, lease_id, limit),
             )
         return [structured(row, DownloadAuditEntry) for row in found]
+
+    def scan(
+        self, tenant_id: str, *, after: int | None = None, limit: int = 500
+    ) -> Sequence[DownloadAuditEntry]:
+        """The tenant's entries after the id ``after``, by id, at most ``limit``."""
+        return scan_rows(
+            self._sql, "download_audit", "id", DownloadAuditEntry, tenant_id, after, limit
+        )
+
+    def import_(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
+        """Store the entry under its own id (``sqlite_sequence`` follows an id above it);
+        :class:`DuplicateError` when the id is taken, :class:`BadRequestError` when it is not
+        positive."""
+        if isinstance(entry.id, bool) or not isinstance(entry.id, int) or entry.id < 1:
+            raise BadRequestError(f"an imported audit entry needs a positive id, got {entry.id!r}")
+        found = self._sql.rows(
+            f"{insert_sql('download_audit', CODEC.fields(DownloadAuditEntry))} RETURNING *",
+            CODEC.record(entry),
+        )
+        return structured(found[0], DownloadAuditEntry)
 
 
 _INSERT_AUDIT = insert_sql(
