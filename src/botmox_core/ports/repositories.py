@@ -199,8 +199,10 @@ class ReleaseRepository(Protocol):
     def put(self, release: Release) -> Release:
         """Store the release under its own ``id`` (a migration keeps ids: assignments name
         them): create it, or replace every field of the tenant's release with that id. Later
-        :meth:`add` calls allocate ids above it. :class:`DuplicateError` when the id is another
-        tenant's or the scope and version or the object key is taken by another release."""
+        :meth:`add` calls allocate ids above it. :class:`DuplicateError` when the scope and
+        version or the object key is taken by another release, and where ids are unique across
+        the backend (SQLite, PostgreSQL) when the id is another tenant's (RTDB keys releases per
+        tenant: another tenant's release is never touched)."""
 
 
 class AssignmentRepository(Protocol):

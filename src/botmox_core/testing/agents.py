@@ -154,6 +154,13 @@ class AgentRepositoryConformance:
         self.committed(backend, lambda uow: uow.commands.add(command))
         return command
 
+    @staticmethod
+    def _scan(
+        backend: DataBackend, name: str, tenant: str, after: str | None, limit: int
+    ) -> list[Any]:
+        with backend.unit_of_work() as uow:
+            return list(getattr(uow, name).scan(tenant, after=after, limit=limit))
+
     # -- agents -------------------------------------------------------------------------------
 
     def test_backend_supports_agents(self, backend: DataBackend) -> None:
@@ -162,6 +169,30 @@ class AgentRepositoryConformance:
     def test_agent_round_trip(self, backend: DataBackend, tenant: str) -> None:
         agent = self._agent(backend, tenant)
         assert self.read(backend, lambda uow: uow.agents.get(tenant, agent.id)) == agent
+
+    def test_agent_and_command_scan_one_tenant_by_id_page_by_page(
+        self, backend: DataBackend, tenant: str, other_tenant: str
+    ) -> None:
+        ids = ["agt-b", "agt-a", "agt-ü", "agt-Z", "agt-10"]
+        for owner in (other_tenant, tenant):
+            for agent_id in ids:
+                self._agent(backend, owner, id=f"{agent_id}-{owner}")
+                self._command(backend, owner, f"{agent_id}-{owner}", id=f"cmd-{agent_id}-{owner}")
+        for name in ("agents", "commands"):
+            found: list[Any] = []
+            after: str | None = None
+            for _ in range(20):
+                page = self._scan(backend, name, tenant, after, 2)
+                found += page
+                if len(page) < 2:
+                    break
+                after = page[-1].id
+            got = [record.id for record in found]
+            assert len(got) == len(ids), f"{name}.scan found {got}"
+            assert got == sorted(got), f"{name}.scan order (code points): {got}"
+            assert all(r.tenant_id == tenant for r in found), f"{name}.scan: another tenant's"
+            empty = self._scan(backend, name, tenant, None, 0)
+            assert list(empty) == [], f"{name}.scan with limit 0"
 
     def test_agent_pending_round_trip(self, backend: DataBackend, tenant: str) -> None:
         agent = self._agent(

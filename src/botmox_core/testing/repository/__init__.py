@@ -52,6 +52,7 @@ from botmox_core.testing.repository.backend import BackendBasicsConformance
 from botmox_core.testing.repository.leases import LeaseConformance
 from botmox_core.testing.repository.licences import LicenceConformance
 from botmox_core.testing.repository.releases import ReleaseConformance
+from botmox_core.testing.repository.scans import ScanConformance
 from botmox_core.testing.repository.timestamps import TimestampConformance
 from botmox_core.testing.repository.tokens import TokenConformance
 from botmox_core.testing.repository.unit_of_work import UnitOfWorkConformance
@@ -67,6 +68,7 @@ __all__ = [
     "LicenceConformance",
     "ReleaseConformance",
     "RepositoryConformance",
+    "ScanConformance",
     "RepositoryConformanceBase",
     "TimestampConformance",
     "TokenConformance",
@@ -92,6 +94,7 @@ class RepositoryConformance(
     ReleaseConformance[B],
     AssignmentConformance[B],
     AuditConformance[B],
+    ScanConformance[B],
     TimestampConformance[B],
     UnitOfWorkConformance[B],
 ):
