@@ -153,7 +153,9 @@ class RecordService(DomainService):
         schema = SCHEMAS[collection]
         rid = record_id(raw_id)
         changes = patch_changes(body_object(body, schema), rid)
-        touched = {key.split("/", 1)[0] for key in changes}
+        # In the body's order (not a set's, which differs per process): the first field
+        # that fails is the one named, on every server alike.
+        touched = list(dict.fromkeys(key.split("/", 1)[0] for key in changes))
         now = self.now_ms()
 
         def change(current: DomainRecord) -> DomainRecord:
