@@ -53,6 +53,13 @@ COLLECTIONS = (
 )
 BOTS = "/api/v1/bots"
 FINANCE = "/api/v1/finance/operations"
+#: The collection a sequence mostly writes to (one per sequence, so its lists hold several
+#: records), else any.
+SOME_COLLECTION = st.one_of(
+    st.shared(st.sampled_from(COLLECTIONS), key="parity-focus"),
+    st.shared(st.sampled_from(COLLECTIONS), key="parity-focus"),
+    st.sampled_from(COLLECTIONS),
+)
 
 
 @attrs.frozen
@@ -436,7 +443,10 @@ def record_bodies(draw: st.DrawFn, collection: str) -> dict[str, Any]:
     if collection == FINANCE and draw(st.integers(0, 9)) > 0:
         names = list(dict.fromkeys([*FINANCE_REQUIRED, *names]))
     body = {name: draw(fields[name]) for name in names}
-    body.update(draw(st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES, max_size=3)))
+    # Passed-through fields, mostly top-level primitives (what sort and q look at).
+    body.update(
+        draw(st.dictionaries(st.sampled_from(FIELDS), PRIMITIVES | JSON_VALUES, max_size=3))
+    )
     if draw(st.integers(0, 5)) == 0:
         body["created_at"] = draw(st.one_of(_STAMP, st.just(-5), st.just("1")))
     if draw(st.integers(0, 12)) == 0:
@@ -479,8 +489,25 @@ def patch_bodies(draw: st.DrawFn, collection: str) -> dict[str, Any]:
     return body
 
 
+#: ``sort``: mostly the passed-through fields (values of every type), also the id, the stamps,
+#: validated fields and a field no record has.
 SORT_FIELDS = st.sampled_from(
-    [*FIELDS[:3], "id", "created_at", "updated_at", "name", "status", "amount", "title", "nope"]
+    [
+        *FIELDS[:3],
+        *FIELDS[:3],
+        *FIELDS[:3],
+        "id",
+        "created_at",
+        "updated_at",
+        "name",
+        "status",
+        "amount",
+        "title",
+        "nope",
+    ]
+)
+VIEW_SORTS = st.sampled_from(
+    [*FIELDS[:3], *FIELDS[:3], *FIELDS[:3], "id", "created_at", "updated_at", "name", "amount"]
 )
 PAGE = st.sampled_from(["1", "1", "2", "2", "3", "4", "1000000", " 2", "0", "x"])
 LIMIT = st.sampled_from(["1", "2", "2", "3", "3", "5", "200", "0", "201"])

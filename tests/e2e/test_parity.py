@@ -14,8 +14,8 @@ Unicode with astral characters, and values every backend must refuse. Each seque
 empty tenant: the teardown deletes what it made.
 
 A difference fails with the shrunk sequence of requests (method, path, body; generated ids as
-``<gen:n>``) and the three answers. Budget: ``BOTMOX_PARITY_EXAMPLES`` sequences (default 12)
-of up to ``BOTMOX_PARITY_STEPS`` requests (default 30), derandomized (a CI failure reproduces
+``<gen:n>``) and the three answers. Budget: ``BOTMOX_PARITY_EXAMPLES`` sequences (default 50)
+of up to ``BOTMOX_PARITY_STEPS`` requests (default 40), derandomized (a CI failure reproduces
 with the same command). ``BOTMOX_PARITY_PROFILE=long`` runs 300 random sequences of 60 (set
 ``BOTMOX_PARITY_EXAMPLES`` / ``_STEPS`` to change it); see docs/domains.md.
 """
@@ -53,8 +53,10 @@ from tests.e2e.parity_support import (
     QUERIES,
     SETTINGS_READS,
     SETTINGS_WRITES,
+    SOME_COLLECTION,
     SORT_FIELDS,
     TRANSITION_STATUSES,
+    VIEW_SORTS,
     Endpoint,
     Ref,
     Request,
@@ -67,9 +69,13 @@ from tests.e2e.parity_support import (
 
 pytestmark = pytest.mark.e2e
 
+#: A look at a collection after a write: ``(sort, order)`` of a list of every record, or none.
+View = tuple[str, str] | None
+VIEWS = st.none() | st.tuples(VIEW_SORTS, st.sampled_from(["asc", "desc"]))
+
 LONG = os.environ.get("BOTMOX_PARITY_PROFILE", "") == "long"
-EXAMPLES = int(os.environ.get("BOTMOX_PARITY_EXAMPLES", "300" if LONG else "12"))
-STEPS = int(os.environ.get("BOTMOX_PARITY_STEPS", "60" if LONG else "30"))
+EXAMPLES = int(os.environ.get("BOTMOX_PARITY_EXAMPLES", "300" if LONG else "50"))
+STEPS = int(os.environ.get("BOTMOX_PARITY_STEPS", "60" if LONG else "40"))
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +101,7 @@ class ParityMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.sent: list[Request] = []
+        self.written: set[str] = set()  # first path parts of the writes (for the teardown)
         self.generated = 0
         for endpoint in self.endpoints:
             endpoint.reset()
@@ -106,6 +113,8 @@ class ParityMachine(RuleBasedStateMachine):
         server's status and body (not normalised)."""
         number = len(self.sent)
         self.sent.append(request)
+        if request.method != "GET":
+            self.written.add(str(request.path[0]))
         answers = [endpoint.send(number, request) for endpoint in self.endpoints]
         if request.method == "POST" and request.path[0] in COLLECTIONS and len(request.path) == 1:
             self.learn_generated(request, answers)
@@ -158,11 +167,12 @@ class ParityMachine(RuleBasedStateMachine):
 
     @initialize(
         target=records,
-        collection=st.sampled_from(COLLECTIONS),
+        collection=SOME_COLLECTION,
         ids=st.lists(st.none() | CLIENT_IDS, min_size=1, max_size=4),
+        view=VIEWS,
         data=st.data(),
     )
-    def seed(self, collection: str, ids: list[str | None], data: st.DataObject) -> Any:
+    def seed(self, collection: str, ids: list[str | None], view: View, data: st.DataObject) -> Any:
         """Every sequence starts with a few records of one collection (swarm testing may leave
         the creating rules out of a sequence)."""
         made = []
@@ -177,30 +187,48 @@ class ParityMachine(RuleBasedStateMachine):
                         collection, answer["data"]["id"] if record_id is not None else self.last_gen
                     )
                 )
+        self.view(collection, view)
         return multiple(*made)
 
     # -- records --------------------------------------------------------------------------------
 
-    @rule(target=records, collection=st.sampled_from(COLLECTIONS), data=st.data())
-    def create(self, collection: str, data: st.DataObject) -> Any:
+    @rule(target=records, collection=SOME_COLLECTION, view=VIEWS, data=st.data())
+    def create(self, collection: str, view: View, data: st.DataObject) -> Any:
         body = data.draw(record_bodies(collection), label="body")
         status, _ = self.send(Request("POST", (collection,), body=body, has_body=True))
+        self.view(collection, view)
         if status != 201:
             return multiple()
         return Ref(collection, self.last_gen)
 
     @rule(
         target=records,
-        collection=st.sampled_from(COLLECTIONS),
+        collection=SOME_COLLECTION,
         record_id=st.one_of(CLIENT_IDS, CLIENT_IDS, BAD_IDS),
+        view=VIEWS,
         data=st.data(),
     )
-    def create_with_id(self, collection: str, record_id: str, data: st.DataObject) -> Any:
+    def create_with_id(
+        self, collection: str, record_id: str, view: View, data: st.DataObject
+    ) -> Any:
         body = {"id": record_id, **data.draw(record_bodies(collection), label="body")}
         status, answer = self.send(Request("POST", (collection,), body=body, has_body=True))
+        self.view(collection, view)
         if status != 201:
             return multiple()
         return Ref(collection, answer["data"]["id"])
+
+    @rule(target=records, ref=records, with_id=st.none() | CLIENT_IDS, view=VIEWS, data=st.data())
+    def create_beside(self, ref: Ref, with_id: str | None, view: View, data: st.DataObject) -> Any:
+        """Another record in a collection the sequence wrote to (so its lists hold several)."""
+        body = data.draw(record_bodies(ref.collection), label="body")
+        if with_id is not None:
+            body["id"] = with_id
+        status, answer = self.send(Request("POST", (ref.collection,), body=body, has_body=True))
+        self.view(ref.collection, view)
+        if status != 201:
+            return multiple()
+        return Ref(ref.collection, self.last_gen if with_id is None else answer["data"]["id"])
 
     @rule(ref=records, data=st.data())
     def create_duplicate(self, ref: Ref, data: st.DataObject) -> None:
@@ -212,14 +240,15 @@ class ParityMachine(RuleBasedStateMachine):
         collection = elsewhere if other == 0 else ref.collection
         self.send(Request("GET", (collection, ref.key)))
 
-    @rule(ref=records, data=st.data())
-    def patch(self, ref: Ref, data: st.DataObject) -> None:
+    @rule(ref=records, view=VIEWS, data=st.data())
+    def patch(self, ref: Ref, view: View, data: st.DataObject) -> None:
         body = data.draw(patch_bodies(ref.collection), label="body")
         if data.draw(st.integers(0, 9), label="with id") == 0:
             body["id"] = data.draw(st.sampled_from([ref.key, "other-id"]), label="id")
         self.send(Request("PATCH", (ref.collection, ref.key), body=body, has_body=True))
+        self.view(ref.collection, view)
 
-    @rule(collection=st.sampled_from(COLLECTIONS), record_id=st.one_of(CLIENT_IDS, BAD_IDS))
+    @rule(collection=SOME_COLLECTION, record_id=st.one_of(CLIENT_IDS, BAD_IDS))
     def patch_missing_or_bad(self, collection: str, record_id: str) -> None:
         self.send(Request("PATCH", (collection, record_id), body={"x": 1}, has_body=True))
 
@@ -227,12 +256,24 @@ class ParityMachine(RuleBasedStateMachine):
     def patch_empty_or_not_object(self, ref: Ref, body: Any) -> None:
         self.send(Request("PATCH", (ref.collection, ref.key), body=body, has_body=True))
 
-    @rule(ref=records)
-    def delete(self, ref: Ref) -> None:
+    @rule(ref=records, view=VIEWS)
+    def delete(self, ref: Ref, view: View) -> None:
         self.send(Request("DELETE", (ref.collection, ref.key)))
+        self.view(ref.collection, view)
+
+    def view(self, collection: str, view: View) -> None:
+        """The collection after a write: every record, sorted (``view`` may be ``None``)."""
+        if view is not None:
+            sort, order = view
+            params = {"sort": sort, "order": order, "limit": "200"}
+            status, answer = self.send(Request("GET", (collection,), params=params))
+            if status == 200:
+                self.tally_order(sort, answer["data"])
 
     @rule(
-        collection=st.sampled_from(COLLECTIONS),
+        ref=records,
+        elsewhere=st.sampled_from(COLLECTIONS),
+        where=st.integers(0, 5),
         page=st.none() | PAGE,
         limit=st.none() | LIMIT,
         sort=st.none() | SORT_FIELDS | SORT_FIELDS | BAD_SORT,
@@ -241,13 +282,17 @@ class ParityMachine(RuleBasedStateMachine):
     )
     def list_records(
         self,
-        collection: str,
+        ref: Ref,
+        elsewhere: str,
+        where: int,
         page: str | None,
         limit: str | None,
         sort: str | None,
         order: str | None,
         data: st.DataObject,
     ) -> None:
+        """A list, mostly of a collection the sequence wrote to."""
+        collection = elsewhere if where == 0 else ref.collection
         params = {
             key: value
             for key, value in {"page": page, "limit": limit, "sort": sort, "order": order}.items()
@@ -259,7 +304,20 @@ class ParityMachine(RuleBasedStateMachine):
                 q = None  # it would match the servers' own ids differently
             else:
                 params["q"] = q
-        self.send(Request("GET", (collection,), params=params))
+        status, answer = self.send(Request("GET", (collection,), params=params))
+        if status == 200 and sort is not None:
+            self.tally_order(sort, answer["data"])
+
+    def tally_order(self, sort: str, page: list[dict[str, Any]]) -> None:
+        """Count lists whose order said something: sorted pages holding several types (and a
+        null beside other values) of the sort field."""
+        types = {
+            type(entity.get(sort)).__name__ if sort in entity else "missing" for entity in page
+        }
+        if len(page) >= 2 and len(types) >= 2:
+            self.tally[("GET", "(sorted page of mixed types)", 200)] += 1
+            if "NoneType" in types:
+                self.tally[("GET", "(sorted page: null and others)", 200)] += 1
 
     @rule(ref=records, part=st.sampled_from(["all", "tail", "head"]))
     def list_by_id(self, ref: Ref, part: str) -> None:
@@ -274,7 +332,7 @@ class ParityMachine(RuleBasedStateMachine):
                 return
         self.send(Request("GET", (ref.collection,), params={"q": q, "sort": "id"}))
 
-    @rule(collection=st.sampled_from(COLLECTIONS), ref=records)
+    @rule(collection=SOME_COLLECTION, ref=records)
     def other_tenant(self, collection: str, ref: Ref) -> None:
         """Another tenant sees none of it."""
         self.send(Request("GET", (collection,), other_tenant=True))
@@ -288,18 +346,21 @@ class ParityMachine(RuleBasedStateMachine):
         status, _ = self.send(Request("POST", (BOTS,), body=body, has_body=True))
         return Ref(BOTS, self.last_gen) if status == 201 else multiple()
 
-    @rule(bot=bots | records, status=TRANSITION_STATUSES)
-    def transition(self, bot: Ref, status: str) -> None:
+    @rule(bot=bots | records, status=TRANSITION_STATUSES, view=VIEWS)
+    def transition(self, bot: Ref, status: str, view: View) -> None:
         path = (BOTS, bot.key, "lifecycle", "transition")
         self.send(Request("POST", path, body={"status": status}, has_body=True))
+        self.view(BOTS, view)
 
-    @rule(bot=bots, body=BAN_BODIES)
-    def ban(self, bot: Ref, body: dict[str, Any]) -> None:
+    @rule(bot=bots, body=BAN_BODIES, view=VIEWS)
+    def ban(self, bot: Ref, body: dict[str, Any], view: View) -> None:
         self.send(Request("POST", (BOTS, bot.key, "lifecycle", "ban"), body=body, has_body=True))
+        self.view(BOTS, view)
 
-    @rule(bot=bots)
-    def unban(self, bot: Ref) -> None:
+    @rule(bot=bots, view=VIEWS)
+    def unban(self, bot: Ref, view: View) -> None:
         self.send(Request("POST", (BOTS, bot.key, "lifecycle", "unban")))
+        self.view(BOTS, view)
 
     @rule(bot=bots | records, read=st.sampled_from(["", "/transitions", "/is-banned"]))
     def lifecycle_read(self, bot: Ref, read: str) -> None:
@@ -307,10 +368,12 @@ class ParityMachine(RuleBasedStateMachine):
 
     # -- settings and aggregates ----------------------------------------------------------------
 
-    @rule(write=SETTINGS_WRITES, verb=st.sampled_from(["PUT", "PATCH"]))
-    def settings_write(self, write: tuple[list[str], Any], verb: str) -> None:
+    @rule(write=SETTINGS_WRITES, verb=st.sampled_from(["PUT", "PATCH"]), look=st.booleans())
+    def settings_write(self, write: tuple[list[str], Any], verb: str, look: bool) -> None:
         segments, body = write
         self.send(Request(verb, ("/api/v1/settings", *segments), body=body, has_body=True))
+        if look:
+            self.send(Request("GET", ("/api/v1/settings",)))
 
     @rule(
         read=st.one_of(
@@ -328,13 +391,16 @@ class ParityMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         for endpoint in self.endpoints:
-            clean(endpoint)
+            clean(endpoint, self.written)
 
 
-def clean(endpoint: Endpoint) -> None:
-    """Delete every record and setting of the harness's tenant on one server."""
+def clean(endpoint: Endpoint, written: set[str] | None = None) -> None:
+    """Delete every record and setting of the harness's tenant on one server (of the
+    collections and the settings ``written`` to, or all)."""
     client, headers = endpoint.client, {"Authorization": f"Bearer {endpoint.token}"}
     for collection in COLLECTIONS:
+        if written is not None and collection not in written:
+            continue
         for _ in range(100):  # bounded: a sequence makes far fewer than 20,000 records
             found = client.get(collection, params={"limit": "200"}, headers=headers)
             assert found.status_code == 200, found.text
@@ -344,6 +410,8 @@ def clean(endpoint: Endpoint) -> None:
             for entity in page:
                 gone = client.delete(f"{collection}/{entity['id']}", headers=headers)
                 assert gone.status_code == 200, gone.text
+    if written is not None and "/api/v1/settings" not in written:
+        return
     tree = client.get("/api/v1/settings", headers=headers).json()["data"]
     if tree:
         cleared = client.put("/api/v1/settings/settings", json=dict.fromkeys(tree), headers=headers)
