@@ -17,12 +17,14 @@ import sys
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import click
+import httpx
 
 from botmox_core.cli._group import BotmoxGroup
 from botmox_core.cli._output import emit
+from botmox_core.client import _rules as rules
 from botmox_core.client._rules import API_PREFIX, ApiRequest
 from botmox_core.client._sync import RunnerClient
 from botmox_core.errors import BadRequestError
@@ -55,9 +57,16 @@ def _client(server: str, token: str) -> RunnerClient:
 
 
 def _get(client: RunnerClient, path: str, query: Mapping[str, Any] | None = None) -> Any:
-    params = {key: value for key, value in (query or {}).items() if value is not None}
-    suffix = f"?{urlencode(params)}" if params else ""
-    return client._send(ApiRequest("GET", API_PREFIX + path + suffix))
+    """GET ``path`` below ``/api/v1`` with the query parameters that are not None."""
+    if not query:
+        return client._send(ApiRequest.get(path))
+    params = {key: str(value) for key, value in query.items() if value is not None}
+    url = rules.api_url(client.base_url, API_PREFIX + path)
+    try:
+        response = client._api.request("GET", url, params=params, headers=client._headers)
+    except httpx.TransportError as exc:
+        raise rules.network_error(exc, url) from exc
+    return rules.parse_api_response(response.status_code, response.headers, response.content)
 
 
 def _segment(value: str) -> str:
