@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from botmox_core.backends.sqlite.backend import SqliteBackend
-from botmox_core.backends.sqlite.domains import encode_record
+from botmox_core.backends.sqlite.domains import INSERT_PARTITION, INSERT_RECORD, encode_record
 from botmox_core.domain.listing import ListQuery, apply_query
 from botmox_core.domain.records import Collection, DomainRecord
 from botmox_core.ports.domains import DomainDataBackend
@@ -135,26 +135,27 @@ class SqliteTarget:
         count = 0
         try:
             connection.execute("BEGIN IMMEDIATE")
+            collection = Collection.BOTS.value
+            partitions: set[str] = set()
 
-            def encoded() -> Iterator[tuple[str, ...]]:
+            def encoded() -> Iterator[dict[str, str]]:
                 nonlocal count
                 for tenant, record_id, data in rows:
+                    if tenant not in partitions:  # the backend's own statements, in bulk
+                        connection.execute(INSERT_PARTITION, (tenant, collection))
+                        partitions.add(tenant)
                     columns = encode_record(record_id, data)
                     count += 1
-                    yield (
-                        tenant,
-                        Collection.BOTS.value,
-                        record_id,
-                        columns.data,
-                        columns.search,
-                        columns.sort_keys,
-                    )
+                    yield {
+                        "tenant_id": tenant,
+                        "collection": collection,
+                        "id": record_id,
+                        "search": columns.search,
+                        "sort_keys": columns.sort_keys,
+                        "data": columns.data,
+                    }
 
-            connection.executemany(
-                "INSERT INTO domain_records (tenant_id, collection, id, data, search, sort_keys)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                encoded(),
-            )
+            connection.executemany(INSERT_RECORD, encoded())
             connection.execute("COMMIT")
             connection.execute("ANALYZE")
         finally:

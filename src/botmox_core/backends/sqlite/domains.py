@@ -17,10 +17,32 @@ fields as JSON text (``data``) and two derived columns written with every record
   beyond 2**63 (and their order against nearby doubles) would compare wrongly; the keys compare
   exactly as Python compares ``int`` and ``float``.
 
-Listing orders by ``json_extract(sort_keys, '$."field"')`` (:func:`sort_key_sql`; ``NULL`` for
-null or missing, which SQLite sorts first ascending and last descending), ties by id: that is
-:func:`~botmox_core.domain.listing.sort_key` exactly. The page is chosen from (rowid, key) pairs
-and only its rows' ``data`` is read.
+The listing order of a field is ``json_extract(sort_keys, '$."field"')`` (:func:`sort_key_sql`;
+``NULL`` for null or missing, which SQLite sorts first ascending and last descending), ties by
+id: that is :func:`~botmox_core.domain.listing.sort_key` exactly.
+
+How a list finds its page without reading a tenant's whole collection (schema version 6):
+
+* Each (tenant, collection) is a *partition* (``domain_partitions``: a number and its record
+  count, kept by triggers); a record's integer key ``seq`` is ``partition << 32 | n``, so the
+  partition is one ``seq`` range (:func:`partition_range`).
+* ``domain_records_fts`` is an FTS5 index of ``search`` with the ``trigram`` tokenizer,
+  ``case_sensitive 1`` (both sides are ASCII-lower-cased already, so it compares exactly what
+  the substring test compares; its own folding would also fold non-ASCII letters), rowid
+  ``seq``. A ``q`` of 3 or more characters is one quoted phrase (:func:`fts_phrase`): the
+  records whose search text holds its trigrams at consecutive positions, i.e. holds ``q``.
+  Counting those within the partition's ``seq`` range is the total.
+* The fields of :data:`~botmox_core.backends.sqlite.schema.SORT_INDEXED_FIELDS` (and ``id``)
+  have an index on (tenant, collection, key, id). With an index and many matches, the list walks
+  it in order, tests each record with the substring test (``LIKE``) and stops at its page:
+  about ``(offset + limit) * records / matches`` rows. With few matches (fewer than that walk),
+  or a field without an index, the matching ``seq`` are taken from the FTS index and sorted.
+* A ``q`` shorter than a trigram scans the covering index (tenant, collection, search,
+  sort_keys, id) with ``LIKE``, counting and ordering in one pass, as does a sort on a field
+  without an index.
+
+Only the page's rows have their ``data`` read (``search`` and ``sort_keys`` come first in the
+row, so a large ``data`` is not read to test a record).
 """
 
 from __future__ import annotations
@@ -34,6 +56,7 @@ import attrs
 
 from botmox_core.backends.sqlite.columns import CODEC, decode_json_object, encode_json_object
 from botmox_core.backends.sqlite.repositories import Statements
+from botmox_core.backends.sqlite.schema import SORT_INDEXED_FIELDS
 from botmox_core.domain.listing import (
     SEARCH_SEPARATOR,
     SORT_FIELD_PATTERN,
@@ -56,8 +79,11 @@ __all__ = [
     "SqliteBotHistoryRepository",
     "SqliteRecordRepository",
     "SqliteSettingsRepository",
+    "INSERT_RECORD",
     "encode_record",
+    "fts_phrase",
     "like_pattern",
+    "partition_range",
     "number_sort_key",
     "sort_key_sql",
     "value_sort_key",
@@ -113,6 +139,45 @@ def like_pattern(q: str) -> str:
     return f"%{escaped}%"
 
 
+#: Characters a ``q`` needs for the trigram index (shorter filters scan).
+TRIGRAM = 3
+_PARTITION_BITS = 32
+
+
+def partition_range(partition: int) -> tuple[int, int]:
+    """The first and last ``seq`` of a partition's records."""
+    first = partition << _PARTITION_BITS
+    return first, first + (1 << _PARTITION_BITS) - 1
+
+
+def fts_phrase(q: str) -> str:
+    """``q`` as one FTS5 phrase (in double quotes, its own ``"`` doubled): with the trigram
+    tokenizer, the records whose search text contains ``q`` (``q`` of at least 3 characters)."""
+    return '"' + q.replace('"', '""') + '"'
+
+
+#: Insert one record (named parameters ``tenant_id, collection, id, search, sort_keys, data``)
+#: with the next ``seq`` of its partition, which must exist (``INSERT INTO domain_partitions``
+#: first); nothing when the id exists. Bulk loaders use it too.
+INSERT_RECORD = """
+    INSERT INTO domain_records (seq, tenant_id, collection, id, search, sort_keys, data)
+    SELECT coalesce(
+               (SELECT max(seq) FROM domain_records
+                WHERE seq BETWEEN p.id << 32 AND (p.id << 32) + 4294967295),
+               p.id << 32
+           ) + 1,
+           p.tenant_id, p.collection, :id, :search, :sort_keys, :data
+    FROM domain_partitions AS p
+    WHERE p.tenant_id = :tenant_id AND p.collection = :collection
+    ON CONFLICT DO NOTHING
+"""
+
+#: Create the partition of a (tenant, collection) if it has none yet.
+INSERT_PARTITION = (
+    "INSERT INTO domain_partitions (tenant_id, collection) VALUES (?, ?) ON CONFLICT DO NOTHING"
+)
+
+
 def _json(value: Mapping[str, Any], what: str) -> str:
     return encode_json_object(dict(value), what)
 
@@ -147,6 +212,20 @@ def sort_key_sql(field: str) -> str:
     return f"json_extract(sort_keys, '$.\"{field}\"')"
 
 
+def _page_sql(chosen: str, descending: bool, *, with_clause: str = "", total: bool = False) -> str:
+    """The page's ``id, data`` (and ``total``) in order: ``chosen`` selects ``seq, k, id`` of
+    the matching records in order; only the ``LIMIT``/``OFFSET`` rows it keeps are read whole
+    (the first two parameters after ``chosen``'s own are the limit and the offset)."""
+    direction = " DESC" if descending else ""
+    head = f"{with_clause}, page" if with_clause else "WITH page"
+    return (
+        f"{head} AS MATERIALIZED ({chosen} LIMIT ? OFFSET ?)"  # noqa: S608 - fixed text
+        f" SELECT r.id, r.data{', page.total' if total else ''}"
+        " FROM page JOIN domain_records AS r ON r.seq = page.seq"
+        f" ORDER BY page.k{direction}, page.id{direction}"
+    )
+
+
 def _decoded(text: str, what: str) -> dict[str, Any]:
     try:
         return decode_json_object(text)
@@ -176,17 +255,17 @@ class SqliteRecordRepository:
         """Store a new record; :class:`DuplicateError` when the id exists in that tenant's
         collection."""
         encoded = encode_record(record.id, record.data)
+        self._sql.run(INSERT_PARTITION, (record.tenant_id, str(record.collection)))
         cursor = self._sql.run(
-            "INSERT INTO domain_records (tenant_id, collection, id, data, search, sort_keys)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (
-                record.tenant_id,
-                str(record.collection),
-                record.id,
-                encoded.data,
-                encoded.search,
-                encoded.sort_keys,
-            ),
+            INSERT_RECORD,
+            {
+                "tenant_id": record.tenant_id,
+                "collection": str(record.collection),
+                "id": record.id,
+                "search": encoded.search,
+                "sort_keys": encoded.sort_keys,
+                "data": encoded.data,
+            },
         )
         if cursor.rowcount == 0:
             raise DuplicateError(
@@ -243,31 +322,107 @@ class SqliteRecordRepository:
         """One page, filtered, ordered, counted and paged by SQLite (see the module doc)."""
         if query.q is not None and SEARCH_SEPARATOR in query.q:
             return ListPage([], 0)
-        where = "tenant_id = ? AND collection = ?"
-        params: list[Any] = [tenant_id, str(collection)]
-        direction = " DESC" if query.descending else ""
-        key = "id" if query.sort is None or query.sort == "id" else sort_key_sql(query.sort)
-        if query.q:
-            # One pass over the covering index both counts the matches and orders them.
-            where += " AND search LIKE ? ESCAPE '\\'"
-            params.append(like_pattern(query.q))
-            counted = ", count(*) OVER () AS total"
-        else:
-            counted = ""
-        rows = self._sql.rows(
-            "WITH page AS MATERIALIZED ("  # noqa: S608 - fixed text
-            f" SELECT rowid AS rid, {key} AS k, id{counted} FROM domain_records"
-            f" WHERE {where} ORDER BY k{direction}, id{direction} LIMIT ? OFFSET ?)"
-            f" SELECT r.id, r.data{', page.total' if counted else ''}"
-            " FROM page JOIN domain_records AS r ON r.rowid = page.rid"
-            f" ORDER BY page.k{direction}, page.id{direction}",
-            [*params, query.limit, query.offset],
+        found = self._sql.rows(
+            "SELECT id, records FROM domain_partitions WHERE tenant_id = ? AND collection = ?",
+            (tenant_id, str(collection)),
         )
-        if rows and counted:
+        if not found or found[0]["records"] == 0:
+            return ListPage([], 0)
+        first, last = partition_range(int(found[0]["id"]))
+        size = int(found[0]["records"])
+        field = None if query.sort in (None, "id") else query.sort
+        key = "id" if field is None else sort_key_sql(field)
+        index = "domain_records_by_id" if field is None else None
+        if field in SORT_INDEXED_FIELDS:
+            index = f"domain_records_by_{field}"
+        direction = " DESC" if query.descending else ""
+        order = f"k{direction}, id{direction}"
+        scope = [tenant_id, str(collection)]
+        if not query.q:
+            if index is None:
+                return self._scanned(tenant_id, collection, query, key, order, None)
+            page = self._walked(index, key, order, scope, None, query)
+            return ListPage([_record(tenant_id, collection, row) for row in page], size)
+        if len(query.q) < TRIGRAM:
+            return self._scanned(tenant_id, collection, query, key, order, query.q)
+        phrase = fts_phrase(query.q)
+        total = int(
+            self._sql.rows(
+                "SELECT count(*) FROM domain_records_fts"
+                " WHERE domain_records_fts MATCH ? AND rowid BETWEEN ? AND ?",
+                (phrase, first, last),
+            )[0][0]
+        )
+        if total <= query.offset:
+            return ListPage([], total)
+        walk = (query.offset + query.limit) * size / total
+        if index is not None and walk < total:
+            page = self._walked(index, key, order, scope, query.q, query)
+        else:
+            hits = (
+                "WITH hits (seq) AS (SELECT rowid FROM domain_records_fts"
+                " WHERE domain_records_fts MATCH ? AND rowid BETWEEN ? AND ?)"
+            )
+            chosen = (
+                f"SELECT r.seq, {key} AS k, r.id FROM hits"  # noqa: S608 - fixed text
+                f" JOIN domain_records AS r ON r.seq = hits.seq ORDER BY {order}"
+            )
+            page = self._sql.rows(
+                _page_sql(chosen, query.descending, with_clause=hits),
+                (phrase, first, last, query.limit, query.offset),
+            )
+        return ListPage([_record(tenant_id, collection, row) for row in page], total)
+
+    def _walked(
+        self,
+        index: str,
+        key: str,
+        order: str,
+        scope: Sequence[Any],
+        q: str | None,
+        query: ListQuery,
+    ) -> Sequence[sqlite3.Row]:
+        """The page read by walking ``index`` in order (testing each record against ``q``)."""
+        where = "tenant_id = ? AND collection = ?"
+        params = list(scope)
+        if q is not None:
+            where += " AND search LIKE ? ESCAPE '\\'"
+            params.append(like_pattern(q))
+        chosen = (
+            f"SELECT seq, {key} AS k, id FROM domain_records INDEXED BY {index}"  # noqa: S608
+            f" WHERE {where} ORDER BY {order}"
+        )
+        return self._sql.rows(
+            _page_sql(chosen, query.descending), [*params, query.limit, query.offset]
+        )
+
+    def _scanned(
+        self,
+        tenant_id: str,
+        collection: Collection,
+        query: ListQuery,
+        key: str,
+        order: str,
+        q: str | None,
+    ) -> ListPage:
+        """The page and count from one pass over the covering search index."""
+        where = "tenant_id = ? AND collection = ?"
+        params = [tenant_id, str(collection)]
+        if q is not None:
+            where += " AND search LIKE ? ESCAPE '\\'"
+            params.append(like_pattern(q))
+        chosen = (
+            f"SELECT seq, {key} AS k, id, count(*) OVER () AS total"  # noqa: S608 - fixed text
+            f" FROM domain_records INDEXED BY domain_records_search WHERE {where} ORDER BY {order}"
+        )
+        rows = self._sql.rows(
+            _page_sql(chosen, query.descending, total=True), [*params, query.limit, query.offset]
+        )
+        if rows:
             total = int(rows[0]["total"])
-        elif not rows and counted and query.offset == 0:
+        elif query.offset == 0:
             total = 0
-        else:  # no filter (an index count), or a page past the end
+        else:  # a page past the end
             count_sql = f"SELECT count(*) FROM domain_records WHERE {where}"  # noqa: S608
             total = int(self._sql.rows(count_sql, params)[0][0])
         return ListPage([_record(tenant_id, collection, row) for row in rows], total)

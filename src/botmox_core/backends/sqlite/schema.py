@@ -23,6 +23,7 @@ __all__ = [
     "APPLICATION_ID",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "SORT_INDEXED_FIELDS",
     "check_ownership",
     "migrate",
     "schema_version",
@@ -391,8 +392,131 @@ _V5 = (
     """,
 )
 
+#: Fields whose listing order has an index of its own (version 6): a list sorted by one of
+#: them walks that index in order and stops at its page. Their index names are
+#: ``domain_records_by_<field>``.
+SORT_INDEXED_FIELDS = ("name", "status", "level", "created_at", "updated_at")
+
+
+def _sort_index(field: str) -> str:
+    return (
+        f"CREATE INDEX domain_records_by_{field} ON domain_records"
+        f" (tenant_id, collection, json_extract(sort_keys, '$.\"{field}\"'), id)"
+    )
+
+
+#: Version 6: listing without scanning a tenant's whole collection (see
+#: :mod:`botmox_core.backends.sqlite.domains`). Each (tenant, collection) gets a partition
+#: number, and a record's integer key ``seq`` is ``partition << 32 | n``, so one partition's
+#: records are one ``seq`` range. ``domain_records`` is rebuilt with ``seq`` as its INTEGER
+#: PRIMARY KEY (a plain rowid may change on VACUUM) and ``search`` and ``sort_keys`` before
+#: ``data`` (a large ``data`` spills to overflow pages a filter need not read); an FTS5
+#: trigram index over ``search`` (rowid = ``seq``, case-sensitive: ``search`` and ``q`` are
+#: ASCII-lower-cased already) finds the records holding ``q`` within one ``seq`` range;
+#: triggers keep it, and each partition's record count, exact in the writing transaction;
+#: indexes on the listing order of the commonly sorted fields.
+_V6 = (
+    """
+    CREATE TABLE domain_partitions (
+        id          INTEGER PRIMARY KEY
+            CONSTRAINT partition_id_range CHECK (id BETWEEN 1 AND 2147483647),
+        tenant_id   TEXT NOT NULL,
+        collection  TEXT NOT NULL,
+        records     INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (tenant_id, collection)
+    ) STRICT
+    """,
+    """
+    INSERT INTO domain_partitions (tenant_id, collection)
+        SELECT DISTINCT tenant_id, collection FROM domain_records ORDER BY 1, 2
+    """,
+    """
+    CREATE TABLE domain_records_v6 (
+        seq           INTEGER PRIMARY KEY,
+        tenant_id     TEXT NOT NULL,
+        collection    TEXT NOT NULL,
+        id            TEXT NOT NULL,
+        search        TEXT NOT NULL,
+        sort_keys     TEXT NOT NULL DEFAULT '{}',
+        data          TEXT NOT NULL
+            CONSTRAINT domain_record_object CHECK (json_type(data) = 'object')
+    ) STRICT
+    """,
+    """
+    INSERT INTO domain_records_v6 (seq, tenant_id, collection, id, search, sort_keys, data)
+        SELECT (p.id << 32) + row_number() OVER (PARTITION BY p.id ORDER BY r.rowid),
+               r.tenant_id, r.collection, r.id, r.search, r.sort_keys, r.data
+        FROM domain_records AS r JOIN domain_partitions AS p USING (tenant_id, collection)
+    """,
+    "DROP TABLE domain_records",
+    "ALTER TABLE domain_records_v6 RENAME TO domain_records",
+    # One id per (tenant, collection), and the order of a list by id.
+    "CREATE UNIQUE INDEX domain_records_by_id ON domain_records (tenant_id, collection, id)",
+    """
+    UPDATE domain_partitions SET records = (
+        SELECT count(*) FROM domain_records
+        WHERE seq BETWEEN domain_partitions.id << 32 AND (domain_partitions.id << 32) + 4294967295
+    )
+    """,
+    # As in version 3: a filter shorter than a trigram scans this covering index.
+    """
+    CREATE INDEX domain_records_search
+        ON domain_records (tenant_id, collection, search, sort_keys, id)
+    """,
+    *(_sort_index(field) for field in SORT_INDEXED_FIELDS),
+    """
+    CREATE VIRTUAL TABLE domain_records_fts USING fts5(
+        search, content='domain_records', content_rowid='seq',
+        tokenize='trigram case_sensitive 1', columnsize=0
+    )
+    """,
+    "INSERT INTO domain_records_fts (domain_records_fts) VALUES ('rebuild')",
+    # A record's seq must lie in its own partition's range (writers compute it; see add()).
+    """
+    CREATE TRIGGER domain_records_seq_in_partition BEFORE INSERT ON domain_records
+    WHEN new.seq IS NULL OR new.seq & 4294967295 = 0 OR new.seq >> 32 IS NOT (
+        SELECT id FROM domain_partitions
+        WHERE tenant_id = new.tenant_id AND collection = new.collection
+    )
+    BEGIN
+        SELECT RAISE(ABORT, 'domain_records.seq outside its (tenant, collection) partition');
+    END
+    """,
+    """
+    CREATE TRIGGER domain_records_keep_partition
+    BEFORE UPDATE OF seq, tenant_id, collection ON domain_records
+    WHEN new.seq IS NOT old.seq OR new.tenant_id IS NOT old.tenant_id
+        OR new.collection IS NOT old.collection
+    BEGIN
+        SELECT RAISE(ABORT, 'a domain record keeps its seq, tenant and collection');
+    END
+    """,
+    """
+    CREATE TRIGGER domain_records_inserted AFTER INSERT ON domain_records BEGIN
+        INSERT INTO domain_records_fts (rowid, search) VALUES (new.seq, new.search);
+        UPDATE domain_partitions SET records = records + 1 WHERE id = new.seq >> 32;
+    END
+    """,
+    """
+    CREATE TRIGGER domain_records_deleted AFTER DELETE ON domain_records BEGIN
+        INSERT INTO domain_records_fts (domain_records_fts, rowid, search)
+            VALUES ('delete', old.seq, old.search);
+        UPDATE domain_partitions SET records = records - 1 WHERE id = old.seq >> 32;
+    END
+    """,
+    """
+    CREATE TRIGGER domain_records_search_changed AFTER UPDATE OF search ON domain_records
+    WHEN new.search IS NOT old.search
+    BEGIN
+        INSERT INTO domain_records_fts (domain_records_fts, rowid, search)
+            VALUES ('delete', old.seq, old.search);
+        INSERT INTO domain_records_fts (rowid, search) VALUES (new.seq, new.search);
+    END
+    """,
+)
+
 #: Forward migrations: entry ``n`` takes a database from version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
