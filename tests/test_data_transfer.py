@@ -248,8 +248,9 @@ def test_export_reads_page_by_page(
     source: SqliteBackend, target: SqliteBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Collections, log and archive longer than a page come out whole, once each."""
-    monkeypatch.setattr(transfer, "PAGE_SIZE", 2)
-    monkeypatch.setattr(transfer, "BATCH_SIZE", 3)
+    # the tunables are read where they are used: the export and import submodules
+    monkeypatch.setattr(transfer.export, "PAGE_SIZE", 2)
+    monkeypatch.setattr(transfer.importing, "BATCH_SIZE", 3)
     seed(source, bots=7)
     data = export_bytes(source)
     bot_ids = [item["id"] for item in items(data) if item.get("collection") == "bots"]
