@@ -89,11 +89,11 @@ def test_a_failing_restore_leaves_the_target_as_it_was(
     def failing_keys(*args: object, **kwargs: object) -> None:
         raise OSError("injected while restoring keys")
 
-    monkeypatch.setattr(backup_ops, "_restore_keys", failing_keys)
+    monkeypatch.setattr(backup_ops.restore, "_restore_keys", failing_keys)
     with pytest.raises(OSError, match="injected"):
         backup_ops.restore_backup(target_settings, None, archive, force=True)
     assert files_of(target) == original
-    monkeypatch.setattr(backup_ops, "_restore_keys", real_restore_keys)
+    monkeypatch.setattr(backup_ops.restore, "_restore_keys", real_restore_keys)
 
 
 def test_an_archive_of_another_backend_is_refused(tmp_path: Path) -> None:
