@@ -17,7 +17,7 @@ from botmox_core import __version__
 from botmox_core.bootstrap import App, bootstrap
 from botmox_core.config import Settings, load_settings
 from botmox_server.agent_bus import AgentBus, provide_bus
-from botmox_server.auth import Authenticator
+from botmox_server.auth import Authenticator, hearing_revocations
 from botmox_server.bounded_json import BoundedRequest
 from botmox_server.dependencies import provide_core, provide_principal
 from botmox_server.errors import EXCEPTION_HANDLERS
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         """The agent bus (transport, sweeper) runs while the app does; the core closes last."""
         try:
-            async with bus.running():
+            async with bus.running(), hearing_revocations(core.transport, core.tokens):
                 yield
         finally:
             core.close()
@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None, core: App | None = None) -> Lit
         route_handlers=[*ROUTES, *WEBSOCKET_ROUTES],
         dependencies={
             "core": Provide(provide_core, sync_to_thread=False),
-            "principal": Provide(provide_principal, sync_to_thread=True),
+            "principal": Provide(provide_principal),
             "bus": Provide(provide_bus, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,

@@ -6,6 +6,10 @@ with a configured HS256 secret or a JWKS (Supabase Auth claims: ``sub`` is the u
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
@@ -13,10 +17,40 @@ import jwt
 from botmox_core.config import Settings
 from botmox_core.errors import UnauthorizedError
 from botmox_core.models import Role
+from botmox_core.ports import AgentTransport
 from botmox_core.services import Principal, TokenService
 from botmox_core.services.agents import AGENT_TOKEN_PREFIX, AgentService
+from botmox_core.services.tokens import REVOCATION_CHANNEL
+
+log = logging.getLogger(__name__)
 
 MAX_HEADER = 8192
+
+
+@contextlib.asynccontextmanager
+async def hearing_revocations(
+    transport: AgentTransport, tokens: TokenService
+) -> AsyncIterator[None]:
+    """While the block runs, a revocation announced by any replica or ``botmox admin token
+    revoke`` on the agent transport (:data:`REVOCATION_CHANNEL`) empties this process's token
+    cache at once. The transport must be started."""
+
+    async def listen() -> None:
+        async for message in transport.subscribe(REVOCATION_CHANNEL):
+            log.info(
+                "API token %s of tenant %s revoked elsewhere: token cache emptied",
+                message.get("token_id"),
+                message.get("tenant_id"),
+            )
+            tokens.forget_cached()
+
+    task = asyncio.create_task(listen(), name="botmox-token-revocations")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 class Authenticator:
@@ -31,6 +65,17 @@ class Authenticator:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._jwks = jwt.PyJWKClient(settings.jwks_url) if settings.jwks_url else None
+
+    def cached(self, header: str | None) -> Principal | None:
+        """The principal of an API token verified within the revocation bound
+        (:meth:`TokenService.cached`), without I/O: safe on the event loop. ``None`` means
+        "call :meth:`authenticate`" (in a worker thread), never "refused"."""
+        if not header or len(header) > MAX_HEADER:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return self._tokens.cached(token.strip())
 
     def authenticate(self, header: str | None) -> Principal:
         if not header:

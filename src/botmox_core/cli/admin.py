@@ -3,6 +3,7 @@ configuration as ``botmox serve``), so they work while the server runs."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,6 +22,8 @@ from botmox_core.errors import BadRequestError
 from botmox_core.models import Role
 from botmox_core.services import Principal
 from botmox_core.services.principal import utcnow
+
+log = logging.getLogger(__name__)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 tenant_option = click.option("--tenant", required=True, help="Tenant id.")
@@ -226,9 +229,31 @@ def token_revoke(ctx: click.Context, tenant: str, token_id: str, as_json: bool) 
     """Revoke an API token."""
     with _core(ctx) as core:
         done = core.tokens.revoke(tenant, token_id)
+        if done:
+            _announce_revocation(core, tenant, token_id)
     if not done:
         raise click.ClickException(f"no token {token_id} for tenant {tenant}")
     emit({"id": token_id, "revoked": True}, as_json, f"revoked {token_id}")
+
+
+def _announce_revocation(core: Any, tenant: str, token_id: str) -> None:
+    """Best effort: running servers that hear it on the agent transport forget cached tokens at
+    once; those that do not stop accepting the token within the revocation bound anyway."""
+    import asyncio
+
+    from botmox_core.services.tokens import announce_revocation
+
+    async def announce() -> None:
+        await core.transport.start()
+        try:
+            await announce_revocation(core.transport, tenant, token_id)
+        finally:
+            await core.transport.stop()
+
+    try:
+        asyncio.run(asyncio.wait_for(announce(), timeout=5))
+    except Exception as exc:  # the revocation itself is committed; the bound still holds
+        log.warning("could not announce the revocation to running servers: %s", exc)
 
 
 @admin_group.group("license")

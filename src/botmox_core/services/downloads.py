@@ -11,6 +11,15 @@ Who may resolve a lease (see :func:`botmox_core.services.leases.check_lease_owne
 (admin/infra) any lease of the tenant; a caller bound to a user only that user's leases
 (``LEASE_OWNER_MISMATCH`` otherwise, checked right after the tenant and the token); a caller
 bound to no user (a tenant service token, an agent) any lease whose token it holds.
+
+How one resolve runs (the hot path of every VM boot): the lease token's signature is checked
+first (no I/O); the lease, the assignment and the release are read in one read-only unit of work
+(:func:`~botmox_core.ports.repositories.read_unit_of_work`: no write lock, it sees every unit
+committed before it, so a lease revoked before the resolve started is refused); the storage is
+asked for the object and the URL signed outside any unit; then the audit entry is appended
+durably (:func:`~botmox_core.ports.repositories.append_audit_entry`: its own transaction,
+committed before this method returns). When the audit entry cannot be written the method raises
+the backend's error (503/502), so no attempt is ever answered 200 without its audit row.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from botmox_core.models import (
     Role,
 )
 from botmox_core.ports import DataBackend, ObjectStorage, presigning
+from botmox_core.ports.repositories import append_audit_entry, read_unit_of_work
 from botmox_core.security import LeaseTokenSigner, hashes_match
 from botmox_core.security.lease_tokens import peek_lease_id
 from botmox_core.services import validation as check
@@ -124,30 +134,29 @@ class DownloadService:
             "channel": _well_formed(check.name, channel),
             "request_ip": request_ip,
         }
-        with self._backend.unit_of_work() as uow:
-            try:
-                resolved = self._check(
-                    uow, principal, draft, now, lease_token, vm_uuid, module, platform, channel
-                )
-            except BotmoxError as exc:
-                draft["result"] = (
-                    AuditResult.ERROR if isinstance(exc, UpstreamError) else AuditResult.DENIED
-                )
-                draft["reason_code"] = exc.code
-                self._audit(uow, DownloadAuditEntry(**draft))
-                raise
-            except Exception:
-                log.exception("resolve-download failed (tenant=%s)", draft["tenant_id"])
-                draft.update(result=AuditResult.ERROR, reason_code="INTERNAL_ERROR")
-                self._audit(uow, DownloadAuditEntry(**draft))
-                raise
-            self._audit(uow, DownloadAuditEntry(**draft))
+        try:
+            resolved = self._check(
+                principal, draft, now, lease_token, vm_uuid, module, platform, channel
+            )
+        except BotmoxError as exc:
+            draft["result"] = (
+                AuditResult.ERROR if isinstance(exc, UpstreamError) else AuditResult.DENIED
+            )
+            draft["reason_code"] = exc.code
+            self._audit(DownloadAuditEntry(**draft))
+            raise
+        except Exception:
+            log.exception("resolve-download failed (tenant=%s)", draft["tenant_id"])
+            draft.update(result=AuditResult.ERROR, reason_code="INTERNAL_ERROR")
+            self._audit(DownloadAuditEntry(**draft))
+            raise
+        self._audit(DownloadAuditEntry(**draft))
         return resolved
 
-    def _audit(self, uow: Any, entry: DownloadAuditEntry) -> None:
+    def _audit(self, entry: DownloadAuditEntry) -> None:
+        """Append the attempt's entry, durable before the caller answers."""
         try:
-            uow.audit.append(entry)
-            uow.commit()
+            append_audit_entry(self._backend, entry)
         except BotmoxError:
             log.exception(
                 "could not write the download audit entry (tenant=%s lease=%s result=%s)",
@@ -159,7 +168,6 @@ class DownloadService:
 
     def _check(
         self,
-        uow: Any,
         principal: Principal,
         draft: dict[str, Any],
         now: datetime,
@@ -181,47 +189,48 @@ class DownloadService:
         draft["lease_id"] = claims.lease_id
         if claims.expired(now):
             raise LeaseExpiredError("the lease token has expired")
-        lease = uow.leases.get(claims.tenant_id, claims.lease_id)
-        if lease is None:
-            raise LeaseNotFoundError("no such lease")
-        if lease.tenant_id != principal.tenant_id:
-            raise ForbiddenError("the lease belongs to another tenant")
-        if not (
-            hashes_match(lease_token, lease.token_hash)
-            or hashes_match(lease_token, lease.previous_token_hash)
-        ):
-            raise UnauthorizedError("the lease token is not current")
-        check_lease_owner(principal, lease, token=lease_token)
-        draft["user_id"] = lease.user_id
-        if lease.status is not LeaseStatus.ACTIVE:
-            raise LeaseInactiveError(f"the lease is {lease.status.value}")
-        if lease.expires_at <= now:
-            raise LeaseExpiredError("the lease has expired")
-        uuid = check.vm_uuid(vm_uuid)
-        if uuid != lease.vm_uuid:
-            raise VmUuidMismatchError("the lease was issued to another VM")
-        scope = scope_from(module, platform, channel)
-        if scope.module != lease.module:
-            raise ModuleMismatchError("the lease was issued for another module")
-        assignment = uow.assignments.get(principal.tenant_id, lease.user_id, scope)
-        if assignment is None:
-            assignment = uow.assignments.get(principal.tenant_id, None, scope)
-        if assignment is None:
-            raise ArtifactAssignmentNotFoundError(
-                f"no release is assigned for module {scope.module}, platform {scope.platform},"
-                f" channel {scope.channel}",
-                details={
-                    "module": scope.module,
-                    "platform": scope.platform,
-                    "channel": scope.channel,
-                },
-            )
-        release = uow.releases.get(principal.tenant_id, assignment.release_id)
-        if release is None:
-            raise ArtifactReleaseNotFoundError(
-                f"the assigned release {assignment.release_id} does not exist",
-                details={"release_id": assignment.release_id},
-            )
+        with read_unit_of_work(self._backend) as uow:
+            lease = uow.leases.get(claims.tenant_id, claims.lease_id)
+            if lease is None:
+                raise LeaseNotFoundError("no such lease")
+            if lease.tenant_id != principal.tenant_id:
+                raise ForbiddenError("the lease belongs to another tenant")
+            if not (
+                hashes_match(lease_token, lease.token_hash)
+                or hashes_match(lease_token, lease.previous_token_hash)
+            ):
+                raise UnauthorizedError("the lease token is not current")
+            check_lease_owner(principal, lease, token=lease_token)
+            draft["user_id"] = lease.user_id
+            if lease.status is not LeaseStatus.ACTIVE:
+                raise LeaseInactiveError(f"the lease is {lease.status.value}")
+            if lease.expires_at <= now:
+                raise LeaseExpiredError("the lease has expired")
+            uuid = check.vm_uuid(vm_uuid)
+            if uuid != lease.vm_uuid:
+                raise VmUuidMismatchError("the lease was issued to another VM")
+            scope = scope_from(module, platform, channel)
+            if scope.module != lease.module:
+                raise ModuleMismatchError("the lease was issued for another module")
+            assignment = uow.assignments.get(principal.tenant_id, lease.user_id, scope)
+            if assignment is None:
+                assignment = uow.assignments.get(principal.tenant_id, None, scope)
+            if assignment is None:
+                raise ArtifactAssignmentNotFoundError(
+                    f"no release is assigned for module {scope.module}, platform {scope.platform},"
+                    f" channel {scope.channel}",
+                    details={
+                        "module": scope.module,
+                        "platform": scope.platform,
+                        "channel": scope.channel,
+                    },
+                )
+            release = uow.releases.get(principal.tenant_id, assignment.release_id)
+            if release is None:
+                raise ArtifactReleaseNotFoundError(
+                    f"the assigned release {assignment.release_id} does not exist",
+                    details={"release_id": assignment.release_id},
+                )
         draft["release_id"] = release.id
         if release.status is not ReleaseStatus.ACTIVE:
             raise ArtifactReleaseNotActiveError(f"the assigned release is {release.status.value}")

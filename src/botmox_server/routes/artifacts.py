@@ -11,10 +11,11 @@ import anyio.to_thread
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from botmox_core.bootstrap import App
 from botmox_core.errors import PayloadTooLargeError
 from botmox_core.models import Role
 from botmox_server.bodies import AssignBody, ReleaseBody, ResolveDownloadBody
-from botmox_server.dependencies import Caller, Core, client_ip
+from botmox_server.dependencies import Caller, Core, authenticated_caller, client_ip
 from botmox_server.envelope import ok
 
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
@@ -134,24 +135,28 @@ def get_assignment(
     )
 
 
-@post(
-    "/api/v1/artifacts/resolve-download", sync_to_thread=True, status_code=200, tags=["artifacts"]
-)
-def resolve_download(
-    request: Request[Any, Any, Any],
-    data: JSONBody[ResolveDownloadBody],
-    core: Core,
-    principal: Caller,
+@post("/api/v1/artifacts/resolve-download", status_code=200, tags=["artifacts"])
+async def resolve_download(
+    request: Request[Any, Any, Any], data: JSONBody[ResolveDownloadBody]
 ) -> Response[Any]:
-    """Exchange a valid lease token for a short-lived download URL (audited)."""
-    resolved = core.downloads.resolve(
-        principal,
-        lease_token=data.lease_token,
-        vm_uuid=data.vm_uuid,
-        module=data.module,
-        platform=data.platform,
-        channel=data.channel,
-        request_ip=client_ip(request),
+    """Exchange a valid lease token for a short-lived download URL (audited).
+
+    The hot path of every VM boot: the caller comes from the token cache on the event loop
+    (:func:`authenticated_caller`), and the whole resolve, audit write included, runs in one
+    worker thread (one thread hop per request)."""
+    principal = await authenticated_caller(request)
+    core: App = request.app.state.core
+    resolved = await anyio.to_thread.run_sync(
+        partial(
+            core.downloads.resolve,
+            principal,
+            lease_token=data.lease_token,
+            vm_uuid=data.vm_uuid,
+            module=data.module,
+            platform=data.platform,
+            channel=data.channel,
+            request_ip=client_ip(request),
+        )
     )
     release = resolved.release
     return ok(

@@ -17,7 +17,7 @@ from botmox_rtdb import layout
 from botmox_rtdb.domain_repositories import DomainLayout
 from botmox_rtdb.options import RtdbOptions, load_credential, read_options
 from botmox_rtdb.sdk_errors import map_rtdb_errors
-from botmox_rtdb.unit_of_work import RtdbUnitOfWork
+from botmox_rtdb.unit_of_work import RtdbReadUnitOfWork, RtdbUnitOfWork
 
 __all__ = ["RtdbBackend", "build_backend"]
 
@@ -75,6 +75,11 @@ class RtdbBackend:
     def unit_of_work(self) -> RtdbUnitOfWork:
         """A new unit of work (buffers writes until commit)."""
         return RtdbUnitOfWork(self.app, DomainLayout(self.options.legacy_tenant))
+
+    def read_unit_of_work(self) -> RtdbReadUnitOfWork:
+        """A unit that only reads (:class:`~botmox_core.ports.repositories.ReadingBackend`):
+        reads go straight to the database as in any unit; its ``commit`` is refused."""
+        return RtdbReadUnitOfWork(self.app, DomainLayout(self.options.legacy_tenant))
 
     def check_health(self) -> HealthReport:
         """A shallow read of ``botmox_meta``; ``ok`` with the round-trip latency."""

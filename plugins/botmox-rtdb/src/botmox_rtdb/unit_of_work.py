@@ -38,6 +38,7 @@ from types import TracebackType
 
 import firebase_admin
 
+from botmox_core.errors import BotmoxError
 from botmox_core.ports.control import ControlRepository
 from botmox_core.ports.domains import (
     AggregateRepository,
@@ -76,7 +77,7 @@ from botmox_rtdb.repositories import (
 from botmox_rtdb.vault_repositories import RtdbSecretBindingRepository, RtdbSecretRepository
 from botmox_rtdb.write_buffer import WriteBuffer
 
-__all__ = ["RtdbUnitOfWork"]
+__all__ = ["RtdbReadUnitOfWork", "RtdbUnitOfWork"]
 
 
 class RtdbUnitOfWork:
@@ -138,3 +139,12 @@ class RtdbUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self.rollback()
+
+
+class RtdbReadUnitOfWork(RtdbUnitOfWork):
+    """A unit that only reads (:meth:`RtdbBackend.read_unit_of_work`). RTDB reads take no lock
+    anyway; this unit refuses :meth:`commit`, so a write buffered through it is never applied."""
+
+    def commit(self) -> None:
+        self.rollback()
+        raise BotmoxError("this unit of work only reads")

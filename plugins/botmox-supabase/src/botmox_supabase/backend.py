@@ -18,6 +18,7 @@ import psycopg_pool
 from psycopg import sql
 
 from botmox_core.errors import BotmoxError, ConfigurationError
+from botmox_core.models import DownloadAuditEntry
 from botmox_core.ports.agents import AgentRepository, CommandRepository
 from botmox_core.ports.control import ControlRepository
 from botmox_core.ports.domains import (
@@ -63,7 +64,7 @@ from botmox_supabase.vault_repositories import (
     PostgresSecretRepository,
 )
 
-__all__ = ["PostgresDataBackend", "PostgresUnitOfWork"]
+__all__ = ["PostgresDataBackend", "PostgresReadUnitOfWork", "PostgresUnitOfWork"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class PostgresUnitOfWork:
         if self._conn is not None:
             raise RuntimeError("unit of work entered twice")
         self._conn = self._backend._checkout()
+        self._entered(self._conn)
         connection = self._connection
         self.tokens = PostgresApiTokenRepository(connection)
         self.vms = PostgresVmRepository(connection)
@@ -137,6 +139,9 @@ class PostgresUnitOfWork:
         self.control = PostgresControlRepository(self._connection)
         self.inventory = inventory(self._connection)
         return self
+
+    def _entered(self, conn: psycopg.Connection[Any]) -> None:
+        """Hook for :class:`PostgresReadUnitOfWork`."""
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None:
@@ -167,12 +172,32 @@ class PostgresUnitOfWork:
         try:
             if not conn.closed:
                 conn.rollback()
+                conn.autocommit = False  # a read unit's connection goes back as it came
         except psycopg.Error as rollback_error:
             # The connection broke: the server aborts an open transaction when its session
             # ends, so nothing uncommitted survives; the pool discards the connection.
             log.debug("rollback on a broken connection failed: %s", type(rollback_error).__name__)
         finally:
             self._backend._checkin(conn)
+
+
+class PostgresReadUnitOfWork(PostgresUnitOfWork):
+    """A unit that only reads (:meth:`PostgresDataBackend.read_unit_of_work`): its connection
+    runs in autocommit, so a read is one round trip (no ``BEGIN`` before it, no ``ROLLBACK``
+    after), and it holds no transaction, hence no lock. Each read sees what was committed when it
+    ran. :meth:`commit` and :meth:`rollback` are refused; the database itself does not refuse a
+    write sent through it, so callers only read (the services' token and resolve reads)."""
+
+    def _entered(self, conn: psycopg.Connection[Any]) -> None:
+        with map_database_errors("read"):
+            conn.rollback()  # nothing is open (no SET LOCAL without a role): no round trip
+            conn.autocommit = True
+
+    def commit(self) -> None:
+        raise BotmoxError("this unit of work only reads")
+
+    def rollback(self) -> None:
+        raise BotmoxError("this unit of work only reads")
 
 
 class PostgresDataBackend:
@@ -272,6 +297,27 @@ class PostgresDataBackend:
     def unit_of_work(self) -> PostgresUnitOfWork:
         """A new unit of work (one transaction); use it as a context manager."""
         return PostgresUnitOfWork(self)
+
+    def read_unit_of_work(self) -> PostgresUnitOfWork:
+        """A unit that only reads, one round trip per read (:class:`PostgresReadUnitOfWork`);
+        with a configured ``role`` an ordinary unit instead (``SET LOCAL ROLE`` needs the
+        transaction)."""
+        if self.options.role:
+            return PostgresUnitOfWork(self)
+        return PostgresReadUnitOfWork(self)
+
+    def append_audit(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
+        """Append a download audit entry in one round trip: a single ``INSERT`` in autocommit,
+        durable when it returns (:class:`~botmox_core.ports.repositories.DurableAuditBackend`;
+        PostgreSQL groups the WAL flushes of concurrent commits itself). With a configured
+        ``role``: in a unit of work (``SET LOCAL ROLE``, insert, commit)."""
+        if self.options.role:
+            with self.unit_of_work() as uow:
+                stored = uow.audit.append(entry)
+                uow.commit()
+            return stored
+        with PostgresReadUnitOfWork(self) as unit:  # autocommit: the insert commits itself
+            return PostgresDownloadAuditRepository(unit._connection).append(entry)
 
     def check_health(self) -> HealthReport:
         """One round trip through the pool (within a couple of seconds); never raises.

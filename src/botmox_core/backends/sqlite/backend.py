@@ -12,6 +12,11 @@ Concurrency model:
 * Files use WAL journaling, so the write lock never blocks readers of other processes, and
   ``synchronous=FULL`` by default, so a committed unit survives a power cut.
 * ``":memory:"`` gives a private in-memory database shared by every thread using the instance.
+* Read-only units (:meth:`SqliteBackend.read_unit_of_work`) run on reader connections of their
+  own in a deferred transaction: they neither take nor wait for the write lock, nor the
+  instance's lock (see :mod:`botmox_core.backends.sqlite.reading`). Download audit entries are
+  appended with a group commit (:meth:`SqliteBackend.append_audit`): one commit, one fsync, for
+  every entry that arrived meanwhile, each caller answered only once its entry is committed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from botmox_core.backends.sqlite.domains import (
     SqliteSettingsRepository,
 )
 from botmox_core.backends.sqlite.errors import error_from_sqlite, translate_sqlite_errors
+from botmox_core.backends.sqlite.reading import AuditGroupCommit, ReaderPool
 from botmox_core.backends.sqlite.repositories import (
     Params,
     SqliteApiTokenRepository,
@@ -62,6 +68,7 @@ from botmox_core.errors import (
     DatabaseError,
     ServiceUnavailableError,
 )
+from botmox_core.models import DownloadAuditEntry
 from botmox_core.ports.agents import AgentRepository, CommandRepository
 from botmox_core.ports.control import ControlRepository
 from botmox_core.ports.domains import (
@@ -83,7 +90,7 @@ from botmox_core.ports.repositories import (
 )
 from botmox_core.ports.vault import SecretBindingRepository, SecretRepository
 
-__all__ = ["MEMORY", "SqliteBackend", "SqliteUnitOfWork"]
+__all__ = ["MEMORY", "SqliteBackend", "SqliteReadUnitOfWork", "SqliteUnitOfWork"]
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +155,8 @@ class SqliteBackend:
         self._pid = os.getpid()
         self._inherited: list[sqlite3.Connection] = []
         self._connection: sqlite3.Connection | None = self._open()
+        self._readers = ReaderPool(self)
+        self._audit_commits = AuditGroupCommit(self)
 
     def __repr__(self) -> str:
         return f"SqliteBackend(path={self.path!r})"
@@ -159,6 +168,20 @@ class SqliteBackend:
         connection); doing so raises :class:`BotmoxError` instead of deadlocking.
         """
         return SqliteUnitOfWork(self)
+
+    def read_unit_of_work(self) -> SqliteUnitOfWork:
+        """A unit that only reads (:class:`~botmox_core.ports.repositories.ReadingBackend`): on a
+        reader connection of its own for a file; an ordinary unit (rolled back) for
+        ``":memory:"``, whose database no other connection can open."""
+        if self.in_memory:
+            return SqliteUnitOfWork(self)
+        return SqliteReadUnitOfWork(self)
+
+    def append_audit(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
+        """Append ``entry`` in a commit of its own or shared with the entries that arrived
+        meanwhile (:class:`~botmox_core.ports.repositories.DurableAuditBackend`); durable when
+        this returns."""
+        return self._audit_commits.append(entry)
 
     def check_health(self) -> HealthReport:
         """Run ``SELECT 1`` (on a fresh connection for files) and report the latency.
@@ -214,6 +237,7 @@ class SqliteBackend:
             if self._closed:
                 return
             self._closed = True
+            self._readers.close()
             connection, self._connection = self._connection, None
             if connection is not None:
                 try:
@@ -314,6 +338,8 @@ class SqliteBackend:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._owner = None
+        self._readers.forget_after_fork()
+        self._audit_commits = AuditGroupCommit(self)
         if self._connection is not None:
             self._inherited.append(self._connection)
             self._connection = None
@@ -433,6 +459,54 @@ class SqliteUnitOfWork:
     def _begin(self, connection: sqlite3.Connection) -> None:
         with translate_sqlite_errors(self._backend._label):
             connection.execute("BEGIN IMMEDIATE")
+        self._transaction_open = True
+
+
+class SqliteReadUnitOfWork(SqliteUnitOfWork):
+    """A unit that only reads, on a reader connection (``PRAGMA query_only``) in a deferred
+    transaction: it takes no write lock and does not wait for writers. A write through it raises
+    :class:`DatabaseError`; :meth:`commit` only ends the read transaction."""
+
+    def __enter__(self) -> SqliteReadUnitOfWork:
+        if self._entered:
+            raise BotmoxError("a unit of work can be entered only once")
+        self._entered = True
+        backend = self._backend
+        if os.getpid() != backend._pid:
+            backend._after_fork()
+        if backend._closed:
+            raise ServiceUnavailableError("the SQLite backend is closed")
+        connection = backend._readers.checkout()
+        try:
+            self._begin(connection)
+        except BaseException:
+            backend._readers.checkin(connection, broken=True)
+            raise
+        self._connection = connection
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        broken = False
+        try:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            broken = True
+        finally:
+            self._transaction_open = False
+            self._backend._readers.checkin(connection, broken=broken)
+
+    def _begin(self, connection: sqlite3.Connection) -> None:
+        with translate_sqlite_errors(self._backend._label):
+            connection.execute("BEGIN")
         self._transaction_open = True
 
 
