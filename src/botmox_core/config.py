@@ -14,8 +14,8 @@ variable, or the key in the file); an unknown key in the file is refused too, ne
 Plugin options come from ``BOTMOX_<PLUGIN>_<KEY>`` variables or a ``[plugins.<plugin>]`` table in
 the TOML file; plugins read them with :meth:`Settings.plugin_options`.
 
-(A little over 500 lines on purpose: every setting, with its variables, its check and its
-documentation, is in this one module, so adding one is one field here.)
+Size: a little over 500 lines on purpose: every setting, with its variables, its check and its
+documentation, is in this one module, so adding one is one field here.
 """
 
 from __future__ import annotations
