@@ -74,6 +74,7 @@ def test_latency_by_route_template_resolve_outcomes_and_rate_limited(tmp_path: P
             json={"lease_token": "x", "vm_uuid": "abcdefgh", "module": "m", "platform": "p"},
         )
         client.get("/no/such/path")
+        client.request("BREW", "/api/v1/health/live")
         limited = client.get("/api/v1/vm/secret-vm-0003/resolve")
         scraped = client.get("/metrics", headers=AUTH)
     assert denied.status_code == 401 and limited.status_code == 429
@@ -91,6 +92,11 @@ def test_latency_by_route_template_resolve_outcomes_and_rate_limited(tmp_path: P
     assert samples[f'botmox_http_request_duration_seconds_count{{{unmatched},status="404"}}'] == 1
     assert samples[f'botmox_http_request_duration_seconds_count{{{unmatched},status="429"}}'] == 1
     assert samples["botmox_agents_connected"] == 0
+    assert "BREW" not in text  # methods a client makes up are not labels
+    assert any(
+        name.startswith('botmox_http_request_duration_seconds_count{method="OTHER"')
+        for name in samples
+    )
 
 
 def test_a_granted_resolve_counts_as_allowed(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ What is measured (``docs/operations.md``, Monitoring):
 * ``botmox_http_request_duration_seconds{method, route, status}``: a histogram per *route
   template* (``/api/v1/vm/{vm_uuid}/resolve``), never the raw path; requests that match no
   route are ``route="<unmatched>"`` (unknown paths, and requests the rate limiter refused
-  before routing).
+  before routing); methods other than the usual seven are ``method="OTHER"``.
 * ``botmox_resolve_download_total{result, reason}``: resolve-download outcomes; ``reason`` is
   the answer's error code (``LEASE_EXPIRED`` ...) or ``OK``.
 * ``botmox_rate_limited_requests_total``: 429 ``RATE_LIMITED`` answers.
@@ -58,6 +58,8 @@ METRICS_TOKEN_VARIABLE = "BOTMOX_METRICS_TOKEN"  # noqa: S105 - a variable name
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 RESOLVE_ROUTE = "/api/v1/artifacts/resolve-download"
 UNMATCHED = "<unmatched>"
+#: Methods labelled by name; any other (a client may send any token) is ``OTHER``.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Seconds between refreshes of this process's connected-agents gauge.
 AGENT_GAUGE_INTERVAL = 2.0
 #: The resolve answer is read for its error code only when it is this small.
@@ -188,6 +190,7 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.hub = hub
+        self._series: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -217,9 +220,12 @@ class MetricsMiddleware:
         finally:
             status = seen["status"] or 500
             route = scope.get("path_template") or UNMATCHED
-            metrics.latency.labels(scope.get("method", "-"), route, str(status)).observe(
-                time.perf_counter() - started
-            )
+            method = scope.get("method", "")
+            key = (method if method in HTTP_METHODS else "OTHER", route, status)
+            series = self._series.get(key)
+            if series is None:  # bounded: routes x methods x status codes
+                series = self._series[key] = metrics.latency.labels(key[0], route, str(status))
+            series.observe(time.perf_counter() - started)
             if status == 429:
                 metrics.rate_limited.inc()
             if resolve and route == RESOLVE_ROUTE and scope.get("method") == "POST":
