@@ -1,7 +1,7 @@
 """Benchmark of ``botmox serve --workers N``: resolve-download throughput and latency with one
 and two worker processes, on the embedded default (SQLite + localfs) and on Supabase/PostgreSQL
 (when the plugin and PostgreSQL are available), all in the same run; plus the cost of
-``/metrics`` on the resolve path (metrics on vs off, same server shape, same run).
+``/metrics`` on the resolve path (two one-worker servers, metrics off and on, loaded in turn).
 
 Load comes from autocannon (npm), run against a real ``botmox serve`` on loopback:
 
@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -76,12 +78,13 @@ def autocannon() -> str:
 
 def provision(server: RunningServer) -> dict[str, Any]:
     """A tenant with a published, assigned release and a lease; the resolve request body."""
+    tenant = f"bench-{secrets.token_hex(4)}"  # servers of one run may share a database
     core = bootstrap(load_settings(dict(server.env)))
     try:
-        admin = Principal("bench", Role.ADMIN)
-        token = core.tokens.create("bench", "api", user_id="runner").secret
-        core.licences.set_licence("bench", "active", None)
-        core.licences.set_entitlement("bench", "runner", ["bench-bot"])
+        admin = Principal(tenant, Role.ADMIN)
+        token = core.tokens.create(tenant, "api", user_id="runner").secret
+        core.licences.set_licence(tenant, "active", None)
+        core.licences.set_entitlement(tenant, "runner", ["bench-bot"])
         payload = os.urandom(64 * 1024)
         artifact = server.data_dir / "artifact.bin"
         artifact.write_bytes(payload)
@@ -188,6 +191,41 @@ def measure(
     return rows
 
 
+def metrics_overhead(work: Path, env: dict[str, str], pairs: int) -> list[dict[str, Any]]:
+    """/metrics off vs on: two servers (1 worker each) up at once, loaded in turn (off, on,
+    off, on ...) at max rate, so drift in the host's load hits both alike."""
+    base = {
+        **env,
+        "BOTMOX_RATE_LIMIT_ENABLED": "false",
+        "BOTMOX_LEASE_TTL_SECONDS": "3600",
+    }
+    args = ["--log-level", "warning"]
+    rows = []
+    with ExitStack() as stack:
+        servers = {}
+        for metrics in (False, True):
+            server_env = {**base, **({"BOTMOX_METRICS_TOKEN": METRICS_TOKEN} if metrics else {})}
+            server = stack.enter_context(
+                running_server(work / f"ab-{metrics}", server_env, args=args, startup_timeout=90)
+            )
+            request = provision(server)
+            warm_up(server, request, 1)
+            servers[metrics] = (server, request)
+        for round_ in range(pairs):
+            for metrics in (False, True):
+                server, request = servers[metrics]
+                row = load(server, request, None)
+                row.update(backend="sqlite-ab", workers=1, metrics=metrics, round=round_)
+                rows.append(row)
+                print(
+                    f"{'sqlite-ab':9} {1:>7} {'on' if metrics else 'off':>7} {'max':>6} "
+                    f"{row['rps']:>9.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+                    f"{row['non_2xx']:>7} {row['errors']:>6}",
+                    flush=True,
+                )
+    return rows
+
+
 def supabase_env(stack: ExitStack) -> dict[str, str] | None:
     """Environment for servers on a throwaway PostgreSQL, or None (said why)."""
     try:
@@ -227,13 +265,19 @@ def summary(rows: list[dict[str, Any]]) -> None:
         if one and two:
             ratio = two["rps"] / one["rps"]
             print(f"  {backend:9} {ratio:.2f}x  ({one['rps']:.0f} -> {two['rps']:.0f} req/s)")
-    off, on = at("sqlite", 1), at("sqlite", 1, metrics=True)
-    if off and on:
-        change = (on["rps"] - off["rps"]) / off["rps"] * 100
+    ab = {
+        flag: [r for r in rows if r["backend"] == "sqlite-ab" and r["metrics"] is flag]
+        for flag in (False, True)
+    }
+    if ab[False] and ab[True]:
+        off = statistics.median(r["rps"] for r in ab[False])
+        on = statistics.median(r["rps"] for r in ab[True])
+        p99_off = statistics.median(r["p99_ms"] for r in ab[False])
+        p99_on = statistics.median(r["p99_ms"] for r in ab[True])
         print(
-            f"  /metrics on the resolve path (sqlite, 1 worker): {change:+.1f}% req/s, "
-            f"p50 {off['p50_ms']:.2f} -> {on['p50_ms']:.2f} ms, "
-            f"p99 {off['p99_ms']:.2f} -> {on['p99_ms']:.2f} ms"
+            f"  /metrics on the resolve path (sqlite, 1 worker, {len(ab[True])} interleaved "
+            f"pairs, medians): {off:.0f} -> {on:.0f} req/s ({(on - off) / off * 100:+.1f}%), "
+            f"p99 {p99_off:.0f} -> {p99_on:.0f} ms"
         )
 
 
@@ -257,8 +301,8 @@ def main() -> None:
         if options.backend in ("sqlite", "both"):
             env = {"BOTMOX_PLUGINS": "none"}
             rows += measure(work, env, "sqlite", 1, metrics=False)
-            rows += measure(work, env, "sqlite", 1, metrics=True)
             rows += measure(work, env, "sqlite", 2, metrics=False)
+            rows += metrics_overhead(work, env, 1 if QUICK else 3)
         if options.backend in ("supabase", "both"):
             with ExitStack() as stack:
                 env_pg = supabase_env(stack)
