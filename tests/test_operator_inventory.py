@@ -330,10 +330,14 @@ def test_lease_list_show_revoke(installation: Installation) -> None:
     assert missing.returncode == 1 and "LEASE_NOT_FOUND" in missing.stderr
 
 
-def test_a_backend_without_an_inventory_is_refused_clearly(tmp_path: Path) -> None:
+def test_hashes_are_dropped_and_a_missing_installation_is_refused(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
     from botmox_core.cli import inventory as module
+    from botmox_core.ports.inventory import inventory_of
 
     assert module.public_view([{"token_hash": "x", "id": "a"}]) == [{"id": "a"}]
+    assert inventory_of(SimpleNamespace(tokens=None)) is None  # e.g. rtdb: refused clearly
     done = subprocess.run(
         [BOTMOX, "admin", "vm", "list", "--tenant", TENANT, "--data-dir", str(tmp_path / "none")],
         capture_output=True,
