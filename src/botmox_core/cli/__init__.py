@@ -3,16 +3,27 @@
 
 Every command that prints results accepts ``--json`` so operators can script it. Errors print
 ``Error: CODE: message`` on stderr and exit 1, without a traceback.
+
+Start-up is lazy: when the first word of the command line names a built-in command, only that
+command's module is imported (``botmox runner fetch`` imports neither the server, nor the
+admin commands, nor any plugin); any other command line (``botmox --help``, a plugin's command
+such as ``botmox db``, a misspelt name) loads every built-in command and the plugins' commands
+(``botmox_register_commands``) first, so plugin commands work as before and a plugin taking a
+built-in name is still refused.
 """
 
 from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
 
 import click
 
 from botmox_core.cli._group import BotmoxGroup
 from botmox_core.errors import BotmoxError
 
-__all__ = ["BotmoxGroup", "cli", "main"]
+__all__ = ["BUILTIN_COMMANDS", "BotmoxGroup", "cli", "main"]
 
 
 @click.group(cls=BotmoxGroup)
@@ -21,48 +32,70 @@ def cli() -> None:
     """botmox: deliver licensed bot modules to VMs and drive them through agents."""
 
 
+#: Built-in commands: name -> the modules to import (``module:attribute`` adds that command;
+#: a bare module is imported for what it adds to a group, e.g. the admin inventory commands).
+BUILTIN_COMMANDS: dict[str, tuple[str, ...]] = {
+    "serve": ("botmox_core.cli.serve:serve_command",),
+    "admin": ("botmox_core.cli.admin:admin_group", "botmox_core.cli.inventory"),
+    "runner": ("botmox_core.cli.runner:runner_group",),
+    "secret": ("botmox_core.cli.secret:secret_group",),
+    "agent": ("botmox_core.cli.agent:agent_group", "botmox_core.cli.operate"),
+    "config": ("botmox_core.cli.config:config_group",),
+    "data": ("botmox_core.cli.data:data_group",),
+    "keys": ("botmox_core.cli.keys:keys_group",),
+    "backup": ("botmox_core.cli.backup:backup_group",),
+    "command": ("botmox_core.cli.operate:command_group",),
+    "migrate": ("botmox_core.cli.migrate:migrate_command",),
+    "parity": ("botmox_core.cli.migrate:parity_command",),
+    "cutover": ("botmox_core.cli.migrate:cutover_group",),
+}
+
+
+def _add_builtin(name: str) -> None:
+    """Import built-in command ``name`` and add it to :data:`cli` (once)."""
+    if name in cli.commands:
+        return
+    for target in BUILTIN_COMMANDS[name]:
+        module_name, _, attribute = target.partition(":")
+        module = importlib.import_module(module_name)
+        if attribute:
+            cli.add_command(getattr(module, attribute), name)
+    if name == "agent":
+        from botmox_core.cli.agent import agent_group
+        from botmox_core.cli.operate import agent_commands
+
+        for command in agent_commands:
+            agent_group.add_command(command)
+
+
 def _add_commands() -> None:
-    from botmox_core.cli.admin import admin_group
-    from botmox_core.cli.agent import agent_group
-    from botmox_core.cli.backup import backup_group
-    from botmox_core.cli.config import config_group
-    from botmox_core.cli.data import data_group
-    from botmox_core.cli.keys import keys_group
-    from botmox_core.cli.migrate import cutover_group, migrate_command, parity_command
-    from botmox_core.cli.runner import runner_group
-    from botmox_core.cli.secret import secret_group
-    from botmox_core.cli.serve import serve_command
+    """Add every built-in command, then the plugins' commands (a plugin name that is taken is
+    refused with a :class:`~botmox_core.errors.ConfigurationError` naming the plugin)."""
     from botmox_core.plugin import build_plugin_manager
     from botmox_core.plugin.manager import register_commands
 
-    cli.add_command(serve_command)
-    cli.add_command(admin_group)
-    cli.add_command(runner_group)
-    cli.add_command(secret_group)
-    cli.add_command(agent_group)
-    cli.add_command(config_group)
-    cli.add_command(data_group)
-    cli.add_command(keys_group)
-    cli.add_command(backup_group)
-    import botmox_core.cli.inventory  # noqa: F401 - adds list/show/revoke to the admin groups
-    from botmox_core.cli.operate import agent_commands, command_group
-
-    for command in agent_commands:
-        agent_group.add_command(command)
-    cli.add_command(command_group)
-    cli.add_command(migrate_command)
-    cli.add_command(parity_command)
-    cli.add_command(cutover_group)
+    for name in BUILTIN_COMMANDS:
+        _add_builtin(name)
     register_commands(build_plugin_manager(), cli)
 
 
-def main() -> None:
+def _first_word(args: Sequence[str]) -> str | None:
+    """The command name on a command line (the root group takes no option with a value)."""
+    return next((arg for arg in args if not arg.startswith("-")), None)
+
+
+def main(args: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     from botmox_core.logging_redaction import install_redaction
 
     install_redaction()  # whatever any command logs goes through the redacting filter
+    words = list(sys.argv[1:] if args is None else args)
+    name = _first_word(words)
     try:
-        _add_commands()
+        if name in BUILTIN_COMMANDS:
+            _add_builtin(name)
+        else:
+            _add_commands()
     except BotmoxError as exc:
         raise SystemExit(f"Error: {exc.code}: {exc.message}") from None
-    cli.main(prog_name="botmox")
+    cli.main(args=words, prog_name="botmox")
