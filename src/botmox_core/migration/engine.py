@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import attrs
 
 from botmox_core.errors import BotmoxError, ConfigurationError
+from botmox_core.migration.catalog import STREAMS
 from botmox_core.migration.control import (
     MigrationLock,
     clear_checkpoint,
@@ -35,7 +36,6 @@ from botmox_core.migration.control import (
     write_checkpoint,
 )
 from botmox_core.migration.streams import (
-    STREAMS,
     Item,
     Key,
     NotPrunable,

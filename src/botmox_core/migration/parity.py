@@ -20,8 +20,9 @@ from typing import Any
 import attrs
 
 from botmox_core.migration.canonical import field_diff
+from botmox_core.migration.catalog import STREAMS
 from botmox_core.migration.engine import list_tenants, read_stream
-from botmox_core.migration.streams import STREAMS, Item, Stream
+from botmox_core.migration.streams import Item, Stream
 from botmox_core.ports import DataBackend
 
 __all__ = ["ParityReport", "StreamParity", "parity"]

@@ -33,7 +33,6 @@ from botmox_core.domain.records import (
     DomainRecord,
     LifecycleLogEntry,
 )
-from botmox_core.errors import BotmoxError
 from botmox_core.migration.canonical import canonical_text, digest
 from botmox_core.ports import DataBackend
 from botmox_core.ports.domains import DomainUnitOfWork, supports_domains
@@ -43,12 +42,10 @@ from botmox_core.vault.envelopes import envelope_document
 from botmox_core.vault.models import Secret, SecretBinding, SecretVersion
 
 __all__ = [
-    "STREAMS",
     "Item",
     "NotPrunable",
     "Stream",
     "Unrepresentable",
-    "stream_named",
 ]
 
 Key = tuple[Any, ...]
@@ -457,29 +454,3 @@ class BindingStream(_VaultStream):
     def delete(self, uow: VaultUnitOfWork, tenant: str, item: Item) -> None:
         binding: SecretBinding = item.value
         uow.bindings.delete(tenant, binding.scope_type, binding.scope_id, binding.field_name)
-
-
-# The artifact and agent streams live in their own module, which imports this one's types.
-from botmox_core.migration.artifact_streams import ARTIFACT_STREAMS  # noqa: E402
-
-STREAMS: tuple[Stream, ...] = (
-    *ARTIFACT_STREAMS,
-    SettingsStream(),
-    AggregateStream(),
-    *(RecordStream(collection) for collection in Collection),
-    LogStream(),
-    ArchiveStream(),
-    SecretStream(),
-    BindingStream(),
-)
-"""Every stream, in the order a migration copies them (releases before the assignments naming
-them, agents before their commands, secrets before the bindings naming them)."""
-
-
-def stream_named(name: str) -> Stream:
-    """The stream called ``name``; :class:`BotmoxError` naming the known ones otherwise."""
-    for stream in STREAMS:
-        if stream.name == name:
-            return stream
-    known = ", ".join(s.name for s in STREAMS)
-    raise BotmoxError(f"unknown stream {name!r} (known: {known})", code="BAD_REQUEST")
