@@ -36,9 +36,6 @@ ALLOWED: dict[str, str] = {
     "plugins/botmox-rtdb/src/botmox_rtdb/domain_repositories.py": (
         "every domain repository on RTDB; being reworked (record codec); split per domain"
     ),
-    "plugins/botmox-proxmox/src/botmox_proxmox/testing.py": (
-        "the fake Proxmox API and SSH host used by the plugin's tests; being changed"
-    ),
     # -- not split yet (issue 10, item 5 and the size rule); split by concern next:
     "src/botmox_core/testing/storage.py": (
         "ObjectStorage conformance in one class; split into mixins by concern (put/get, "
