@@ -353,3 +353,38 @@ def test_read_units_do_not_wait_for_a_writer_and_refuse_writes(core: App) -> Non
         assert time.monotonic() - started < 1.0  # well below the 15 s busy timeout
     finally:
         writer.__exit__(None, None, None)
+
+
+def test_a_revocation_announced_on_the_transport_empties_every_listening_cache(
+    core: App,
+) -> None:
+    import asyncio
+
+    from botmox_core.backends.inprocess_transport import InProcessTransport
+    from botmox_core.services.tokens import announce_revocation
+    from botmox_server.auth import hearing_revocations
+
+    created = core.tokens.create(TENANT, "api")
+    listening = TokenService(core.backend, cache_seconds=3600)  # a bound far away
+    listening.authenticate(created.secret)
+
+    async def scenario() -> None:
+        transport = InProcessTransport()
+        await transport.start()
+        try:
+            async with hearing_revocations(transport, listening):
+                await asyncio.sleep(0.05)  # the listener subscribes
+                core.tokens.revoke(TENANT, created.record.id)
+                assert listening.cached(created.secret) is not None
+                await announce_revocation(transport, TENANT, created.record.id)
+                for _ in range(100):
+                    if listening.cached(created.secret) is None:
+                        break
+                    await asyncio.sleep(0.01)
+        finally:
+            await transport.stop()
+
+    asyncio.run(scenario())
+    assert listening.cached(created.secret) is None
+    with pytest.raises(UnauthorizedError, match="revoked"):
+        listening.authenticate(created.secret)
