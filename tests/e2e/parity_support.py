@@ -229,6 +229,173 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
+class ParityDifference(AssertionError):
+    """The servers answered a request differently (or one answered 5xx).
+
+    Attributes:
+        requests: the sequence up to that request.
+        made: the harness name of the id each request generated (or ``None``).
+    """
+
+    def __init__(self, message: str, requests: list[Request], made: list[str | None]) -> None:
+        super().__init__(message)
+        self.requests = requests
+        self.made = made
+
+
+@attrs.define
+class Sequence:
+    """One sequence of requests, each sent to every server and the answers compared."""
+
+    endpoints: list[Endpoint]
+    sent: list[Request] = attrs.Factory(list)
+    made: list[str | None] = attrs.Factory(list)
+    written: set[str] = attrs.Factory(set)  # first path parts of the writes (to clean up)
+    generated: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        for endpoint in self.endpoints:
+            endpoint.reset()
+
+    @property
+    def last_generated(self) -> Sym:
+        return Sym(f"gen:{self.generated}")
+
+    def send(self, request: Request, *, name: str | None = None) -> tuple[int, Any]:
+        """Send ``request`` to every server; :class:`ParityDifference` unless all answer alike
+        (and below 500). Answers the first server's status and body (not normalised).
+        ``name``: the name of the id a create generates (default: the next ``gen:n``)."""
+        number = len(self.sent)
+        self.sent.append(request)
+        self.made.append(None)
+        if request.method != "GET":
+            self.written.add(str(request.path[0]))
+        answers = [endpoint.send(number, request) for endpoint in self.endpoints]
+        self._learn(request, answers, name)
+        seen = [
+            (status, canonical(endpoint.normalise(body)))
+            for endpoint, (status, body) in zip(self.endpoints, answers, strict=True)
+        ]
+        if len(set(seen)) > 1 or any(status >= 500 for status, _ in seen):
+            raise ParityDifference(self._report(seen), list(self.sent), list(self.made))
+        return answers[0]
+
+    def _learn(self, request: Request, answers: list[tuple[int, Any]], name: str | None) -> None:
+        """Name the ids the servers generated for a create without an id."""
+        creates = request.method == "POST" and len(request.path) == 1
+        if not creates or request.path[0] not in COLLECTIONS:
+            return
+        if isinstance(request.body, dict) and "id" in request.body:
+            return
+        found = [
+            body["data"]["id"]
+            for status, body in answers
+            if status == 201 and isinstance(body, dict) and isinstance(body.get("data"), dict)
+        ]
+        if len(found) == len(self.endpoints):
+            self.generated += 1
+            name = name or f"gen:{self.generated}"
+            self.made[-1] = name
+            for endpoint, real in zip(self.endpoints, found, strict=True):
+                endpoint.learn(name, real)
+
+    def _report(self, seen: list[tuple[int, str]]) -> str:
+        lines = ["the servers answered differently; the sequence of requests:"]
+        lines += [f"  {index}. {request.describe()}" for index, request in enumerate(self.sent)]
+        lines.append("answers to the last request (ids and stamps normalised):")
+        for endpoint, (status, body) in zip(self.endpoints, seen, strict=True):
+            lines.append(f"  {endpoint.name:9} {status} {body}")
+        return "\n".join(lines)
+
+
+def clean(endpoint: Endpoint, written: set[str] | None = None) -> None:
+    """Delete every record and setting of the harness's tenant on one server (of the
+    collections and the settings ``written`` to, or all)."""
+    client, headers = endpoint.client, {"Authorization": f"Bearer {endpoint.token}"}
+    for collection in COLLECTIONS:
+        if written is not None and collection not in written:
+            continue
+        for _ in range(100):  # bounded: a sequence makes far fewer than 20,000 records
+            found = client.get(collection, params={"limit": "200"}, headers=headers)
+            assert found.status_code == 200, found.text
+            page = found.json()["data"]
+            if not page:
+                break
+            for entity in page:
+                gone = client.delete(f"{collection}/{entity['id']}", headers=headers)
+                assert gone.status_code == 200, gone.text
+    if written is not None and "/api/v1/settings" not in written:
+        return
+    tree = client.get("/api/v1/settings", headers=headers).json()["data"]
+    if tree:
+        cleared = client.put("/api/v1/settings/settings", json=dict.fromkeys(tree), headers=headers)
+        assert cleared.status_code == 200, cleared.text
+    left = client.get("/api/v1/settings", headers=headers).json()["data"]
+    assert left in ({}, None), f"{endpoint.name}: settings left after the sequence: {left}"
+
+
+def replay(
+    endpoints: list[Endpoint], requests: list[Request], made: list[str | None]
+) -> ParityDifference | None:
+    """Send ``requests`` on an empty tenant (generated ids keep the names in ``made``); the
+    difference found, if any. Cleans up after."""
+    sequence = Sequence(endpoints)
+    try:
+        for request, name in zip(requests, made, strict=True):
+            sequence.send(request, name=name)
+    except ParityDifference as found:
+        return found
+    finally:
+        for endpoint in endpoints:
+            clean(endpoint, sequence.written)
+    return None
+
+
+def minimise(
+    endpoints: list[Endpoint], failure: ParityDifference, *, seconds: float = 120
+) -> ParityDifference:
+    """A shorter sequence that still makes the servers disagree: after Hypothesis's shrinking
+    (which works on its draws), drop whole requests and then top-level body keys one at a time
+    while a difference remains (a difference at any request counts)."""
+    best = failure
+    deadline = time.monotonic() + seconds
+
+    def attempt(requests: list[Request], made: list[str | None]) -> bool:
+        nonlocal best
+        if time.monotonic() > deadline:
+            return False
+        found = replay(endpoints, requests, made)
+        if found is None:
+            return False
+        best = found
+        return True
+
+    changed = True
+    while changed and time.monotonic() < deadline:
+        changed = False
+        index = len(best.requests) - 2
+        while index >= 0:
+            if index < len(best.requests) - 1:
+                requests = best.requests[:index] + best.requests[index + 1 :]
+                made = best.made[:index] + best.made[index + 1 :]
+                changed |= attempt(requests, made)
+            index -= 1
+        for index in range(len(best.requests)):
+            request = best.requests[index] if index < len(best.requests) else None
+            if request is None or not isinstance(request.body, dict):
+                continue
+            for key in list(request.body):
+                current = best.requests[index] if index < len(best.requests) else None
+                if current is None or not isinstance(current.body, dict) or key not in current.body:
+                    continue
+                smaller = attrs.evolve(
+                    current, body={k: v for k, v in current.body.items() if k != key}
+                )
+                requests = [*best.requests[:index], smaller, *best.requests[index + 1 :]]
+                changed |= attempt(requests, best.made[: len(requests)])
+    return best
+
+
 @contextmanager
 def parity_servers(tmp: Path) -> Iterator[list[Endpoint]]:
     """The three servers (embedded SQLite, Supabase on PostgreSQL, RTDB on the emulator with

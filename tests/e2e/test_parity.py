@@ -58,10 +58,13 @@ from tests.e2e.parity_support import (
     TRANSITION_STATUSES,
     VIEW_SORTS,
     Endpoint,
+    ParityDifference,
     Ref,
     Request,
+    Sequence,
     Sym,
-    canonical,
+    clean,
+    minimise,
     parity_servers,
     patch_bodies,
     record_bodies,
@@ -84,10 +87,6 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Endpoin
         yield running
 
 
-class ParityDifference(AssertionError):
-    """The servers answered one request differently."""
-
-
 class ParityMachine(RuleBasedStateMachine):
     """Sends every request to every server and compares the answers."""
 
@@ -100,60 +99,19 @@ class ParityMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sent: list[Request] = []
-        self.written: set[str] = set()  # first path parts of the writes (for the teardown)
-        self.generated = 0
-        for endpoint in self.endpoints:
-            endpoint.reset()
-
-    # -- sending and comparing ------------------------------------------------------------------
+        self.sequence = Sequence(self.endpoints)
 
     def send(self, request: Request) -> tuple[int, Any]:
-        """Send ``request`` to every server; fail unless all answer alike. Answers the first
-        server's status and body (not normalised)."""
-        number = len(self.sent)
-        self.sent.append(request)
-        if request.method != "GET":
-            self.written.add(str(request.path[0]))
-        answers = [endpoint.send(number, request) for endpoint in self.endpoints]
-        if request.method == "POST" and request.path[0] in COLLECTIONS and len(request.path) == 1:
-            self.learn_generated(request, answers)
-        seen = [
-            (status, canonical(endpoint.normalise(body)))
-            for endpoint, (status, body) in zip(self.endpoints, answers, strict=True)
-        ]
-        if len(set(seen)) > 1 or any(status >= 500 for status, _ in seen):
-            raise ParityDifference(self.report(seen))
+        """Send ``request`` to every server (:class:`ParityDifference` unless all answer
+        alike); the first server's status and body."""
+        status, body = self.sequence.send(request)
         route = str(request.path[0]).removeprefix("/api/v1/") + "/*" * (len(request.path) - 1)
-        self.tally[(request.method, route, seen[0][0])] += 1
-        return answers[0]
+        self.tally[(request.method, route, status)] += 1
+        return status, body
 
     @property
     def last_gen(self) -> Sym:
-        return Sym(f"gen:{self.generated}")
-
-    def learn_generated(self, request: Request, answers: list[tuple[int, Any]]) -> None:
-        """Name the ids the servers generated for a create without an id."""
-        if isinstance(request.body, dict) and "id" in request.body:
-            return
-        made = [
-            body["data"]["id"]
-            for status, body in answers
-            if status == 201 and isinstance(body, dict) and isinstance(body.get("data"), dict)
-        ]
-        if len(made) == len(self.endpoints):
-            self.generated += 1
-            name = f"gen:{self.generated}"
-            for endpoint, real in zip(self.endpoints, made, strict=True):
-                endpoint.learn(name, real)
-
-    def report(self, seen: list[tuple[int, str]]) -> str:
-        lines = ["the servers answered differently; the sequence of requests:"]
-        lines += [f"  {index}. {request.describe()}" for index, request in enumerate(self.sent)]
-        lines.append("answers to the last request (ids and stamps normalised):")
-        for endpoint, (status, body) in zip(self.endpoints, seen, strict=True):
-            lines.append(f"  {endpoint.name:9} {status} {body}")
-        return "\n".join(lines)
+        return self.sequence.last_generated
 
     def ok(self, status: int, body: Any) -> Any:
         return body.get("data") if 200 <= status < 300 and isinstance(body, dict) else None
@@ -391,33 +349,7 @@ class ParityMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         for endpoint in self.endpoints:
-            clean(endpoint, self.written)
-
-
-def clean(endpoint: Endpoint, written: set[str] | None = None) -> None:
-    """Delete every record and setting of the harness's tenant on one server (of the
-    collections and the settings ``written`` to, or all)."""
-    client, headers = endpoint.client, {"Authorization": f"Bearer {endpoint.token}"}
-    for collection in COLLECTIONS:
-        if written is not None and collection not in written:
-            continue
-        for _ in range(100):  # bounded: a sequence makes far fewer than 20,000 records
-            found = client.get(collection, params={"limit": "200"}, headers=headers)
-            assert found.status_code == 200, found.text
-            page = found.json()["data"]
-            if not page:
-                break
-            for entity in page:
-                gone = client.delete(f"{collection}/{entity['id']}", headers=headers)
-                assert gone.status_code == 200, gone.text
-    if written is not None and "/api/v1/settings" not in written:
-        return
-    tree = client.get("/api/v1/settings", headers=headers).json()["data"]
-    if tree:
-        cleared = client.put("/api/v1/settings/settings", json=dict.fromkeys(tree), headers=headers)
-        assert cleared.status_code == 200, cleared.text
-    left = client.get("/api/v1/settings", headers=headers).json()["data"]
-    assert left in ({}, None), f"{endpoint.name}: settings left after the sequence: {left}"
+            clean(endpoint, self.sequence.written)
 
 
 def parity_settings() -> settings:
@@ -443,7 +375,16 @@ def test_the_three_backends_answer_alike(endpoints: list[Endpoint]) -> None:
     ParityMachine.endpoints = endpoints
     ParityMachine.tally.clear()
     started = time.monotonic()
-    run_state_machine_as_test(ParityMachine, settings=parity_settings())
+    try:
+        run_state_machine_as_test(ParityMachine, settings=parity_settings())
+    except ParityDifference as failure:
+        shorter = minimise(endpoints, failure)
+        raise ParityDifference(
+            f"{shorter}\n(the sequence Hypothesis shrank had {len(failure.requests)} requests; "
+            "dropping requests and body keys left the one above)",
+            shorter.requests,
+            shorter.made,
+        ) from failure
     elapsed = time.monotonic() - started
     sent = sum(ParityMachine.tally.values())
     print(f"\nparity: {sent} requests to each of {len(endpoints)} servers in {elapsed:.1f} s")
