@@ -1,7 +1,10 @@
 """Benchmark of ``botmox serve --workers N``: resolve-download throughput and latency with one
 and two worker processes, on the embedded default (SQLite + localfs) and on Supabase/PostgreSQL
 (when the plugin and PostgreSQL are available), all in the same run; plus the cost of
-``/metrics`` on the resolve path (two one-worker servers, metrics off and on, loaded in turn).
+``/metrics`` on the resolve path (a one-worker server with metrics on beside one without).
+
+The servers of one backend are up at the same time and loaded in turn (interleaved rounds at
+max rate, medians reported), so the drift of a shared host's load hits each shape alike.
 
 Load comes from autocannon (npm), run against a real ``botmox serve`` on loopback:
 
@@ -161,66 +164,45 @@ def load(server: RunningServer, request: dict[str, Any], rate: int | None) -> di
     }
 
 
-def measure(
-    work: Path, env: dict[str, str], backend: str, workers: int, *, metrics: bool
+def compare(
+    work: Path, env: dict[str, str], backend: str, shapes: list[tuple[int, bool]], rounds: int
 ) -> list[dict[str, Any]]:
-    full_env = {
+    """One server per shape ``(workers, metrics)``, all up at once and loaded in turn: ``rounds``
+    max-rate runs each (interleaved, so drift in the host's load hits every shape alike), then
+    each fixed rate once per shape."""
+    base = {
         **env,
         "BOTMOX_RATE_LIMIT_ENABLED": "false",
         "BOTMOX_LEASE_TTL_SECONDS": "3600",
         "BOTMOX_LOG_FORMAT": "text",
     }
-    if metrics:
-        full_env["BOTMOX_METRICS_TOKEN"] = METRICS_TOKEN
-    name = f"{backend}-w{workers}{'-metrics' if metrics else ''}"
-    args = ["--workers", str(workers), "--log-level", "warning"]
-    rows = []
-    with running_server(work / name, full_env, args=args, startup_timeout=90) as server:
-        request = provision(server)
-        warm_up(server, request, workers)
-        for rate in (None, *RATES):
-            row = load(server, request, rate)
-            row.update(backend=backend, workers=workers, metrics=metrics)
-            rows.append(row)
-            print(
-                f"{backend:9} {workers:>7} {'on' if metrics else 'off':>7} {row['rate']!s:>6} "
-                f"{row['rps']:>9.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
-                f"{row['non_2xx']:>7} {row['errors']:>6}",
-                flush=True,
-            )
-    return rows
-
-
-def metrics_overhead(work: Path, env: dict[str, str], pairs: int) -> list[dict[str, Any]]:
-    """/metrics off vs on: two servers (1 worker each) up at once, loaded in turn (off, on,
-    off, on ...) at max rate, so drift in the host's load hits both alike."""
-    base = {
-        **env,
-        "BOTMOX_RATE_LIMIT_ENABLED": "false",
-        "BOTMOX_LEASE_TTL_SECONDS": "3600",
-    }
-    args = ["--log-level", "warning"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     with ExitStack() as stack:
-        servers = {}
-        for metrics in (False, True):
+        servers = []
+        for workers, metrics in shapes:
             server_env = {**base, **({"BOTMOX_METRICS_TOKEN": METRICS_TOKEN} if metrics else {})}
+            name = f"{backend}-w{workers}{'-metrics' if metrics else ''}"
             server = stack.enter_context(
-                running_server(work / f"ab-{metrics}", server_env, args=args, startup_timeout=90)
+                running_server(
+                    work / name,
+                    server_env,
+                    args=["--workers", str(workers), "--log-level", "warning"],
+                    startup_timeout=90,
+                )
             )
             request = provision(server)
-            warm_up(server, request, 1)
-            servers[metrics] = (server, request)
-        for round_ in range(pairs):
-            for metrics in (False, True):
-                server, request = servers[metrics]
-                row = load(server, request, None)
-                row.update(backend="sqlite-ab", workers=1, metrics=metrics, round=round_)
+            warm_up(server, request, workers)
+            servers.append((workers, metrics, server, request))
+        plan: list[int | None] = [None] * rounds + list(RATES)
+        for rate in plan:
+            for workers, metrics, server, request in servers:
+                row = load(server, request, rate)
+                row.update(backend=backend, workers=workers, metrics=metrics)
                 rows.append(row)
                 print(
-                    f"{'sqlite-ab':9} {1:>7} {'on' if metrics else 'off':>7} {'max':>6} "
-                    f"{row['rps']:>9.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
-                    f"{row['non_2xx']:>7} {row['errors']:>6}",
+                    f"{backend:9} {workers:>7} {'on' if metrics else 'off':>7} "
+                    f"{row['rate']!s:>6} {row['rps']:>9.0f} {row['p50_ms']:>8.2f} "
+                    f"{row['p99_ms']:>8.2f} {row['non_2xx']:>7} {row['errors']:>6}",
                     flush=True,
                 )
     return rows
@@ -248,36 +230,26 @@ def supabase_env(stack: ExitStack) -> dict[str, str] | None:
 
 
 def summary(rows: list[dict[str, Any]]) -> None:
-    def at(backend: str, workers: int, metrics: bool = False) -> dict[str, Any] | None:
-        for row in rows:
-            if (row["backend"], row["workers"], row["metrics"], row["rate"]) == (
-                backend,
-                workers,
-                metrics,
-                "max",
-            ):
-                return row
-        return None
+    def median(backend: str, workers: int, metrics: bool, key: str) -> float | None:
+        values = [
+            row[key]
+            for row in rows
+            if (row["backend"], row["workers"], row["metrics"], row["rate"])
+            == (backend, workers, metrics, "max")
+        ]
+        return statistics.median(values) if values else None
 
-    print("\nmax-rate throughput, 2 workers / 1 worker (target >= 1.6 on 2 cores):")
+    print("\nmax rate, medians of the interleaved rounds; 2 workers / 1 worker (target >= 1.6):")
     for backend in ("sqlite", "supabase"):
-        one, two = at(backend, 1), at(backend, 2)
+        one, two = median(backend, 1, False, "rps"), median(backend, 2, False, "rps")
         if one and two:
-            ratio = two["rps"] / one["rps"]
-            print(f"  {backend:9} {ratio:.2f}x  ({one['rps']:.0f} -> {two['rps']:.0f} req/s)")
-    ab = {
-        flag: [r for r in rows if r["backend"] == "sqlite-ab" and r["metrics"] is flag]
-        for flag in (False, True)
-    }
-    if ab[False] and ab[True]:
-        off = statistics.median(r["rps"] for r in ab[False])
-        on = statistics.median(r["rps"] for r in ab[True])
-        p99_off = statistics.median(r["p99_ms"] for r in ab[False])
-        p99_on = statistics.median(r["p99_ms"] for r in ab[True])
+            print(f"  {backend:9} {two / one:.2f}x  ({one:.0f} -> {two:.0f} req/s)")
+    off, on = median("sqlite", 1, False, "rps"), median("sqlite", 1, True, "rps")
+    p99_off, p99_on = median("sqlite", 1, False, "p99_ms"), median("sqlite", 1, True, "p99_ms")
+    if off and on and p99_off is not None and p99_on is not None:
         print(
-            f"  /metrics on the resolve path (sqlite, 1 worker, {len(ab[True])} interleaved "
-            f"pairs, medians): {off:.0f} -> {on:.0f} req/s ({(on - off) / off * 100:+.1f}%), "
-            f"p99 {p99_off:.0f} -> {p99_on:.0f} ms"
+            f"  /metrics on the resolve path (sqlite, 1 worker): {off:.0f} -> {on:.0f} req/s "
+            f"({(on - off) / off * 100:+.1f}%), p99 {p99_off:.0f} -> {p99_on:.0f} ms"
         )
 
 
@@ -298,17 +270,16 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     work = Path(tempfile.mkdtemp(prefix="botmox-bench-workers-"))
     try:
+        rounds = 1 if QUICK else 3
         if options.backend in ("sqlite", "both"):
-            env = {"BOTMOX_PLUGINS": "none"}
-            rows += measure(work, env, "sqlite", 1, metrics=False)
-            rows += measure(work, env, "sqlite", 2, metrics=False)
-            rows += metrics_overhead(work, env, 1 if QUICK else 3)
+            shapes = [(1, False), (2, False), (1, True)]
+            rows += compare(work, {"BOTMOX_PLUGINS": "none"}, "sqlite", shapes, rounds)
         if options.backend in ("supabase", "both"):
             with ExitStack() as stack:
                 env_pg = supabase_env(stack)
                 if env_pg is not None:
-                    rows += measure(work, env_pg, "supabase", 1, metrics=False)
-                    rows += measure(work, env_pg, "supabase", 2, metrics=False)
+                    shapes = [(1, False), (2, False)]
+                    rows += compare(work, env_pg, "supabase", shapes, rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary(rows)
