@@ -83,7 +83,8 @@ def test_stretched_expiry_is_denied(storage: S3Storage) -> None:
 
 
 def test_url_used_after_its_ttl_is_denied(storage: S3Storage) -> None:
-    presigned = storage.presign_download("modules/bot-1.0.zip", ttl_seconds=1)
+    # a few seconds of life, so a loaded machine still reaches it before expiry
+    presigned = storage.presign_download("modules/bot-1.0.zip", ttl_seconds=4)
     assert _get(presigned.url).status_code == 200
     time.sleep(max(0.0, presigned.expires_at.timestamp() - time.time()) + 1.2)
     response = _get(presigned.url)
