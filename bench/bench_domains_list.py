@@ -3,6 +3,8 @@
 the tenant's whole collection and filter, sort and page it in Python) measured in the same run.
 
 Target: p99 <= 25 ms for the backend's listing, and at least 10x faster than the baseline.
+Then the latency of a create and of a patch through the port on the loaded dataset (what the
+listing's indexes cost the writes).
 
 A backend is a parameter (``--backend NAME``): a :class:`Target` builds a
 :class:`~botmox_core.ports.domains.DomainDataBackend`, bulk-loads the dataset its own fastest way,
@@ -12,7 +14,9 @@ is the target's ``load_all`` plus :func:`~botmox_core.domain.listing.apply_query
 by adding a target to :data:`TARGETS`.
 
 ``BOTMOX_BENCH_QUICK=1`` shrinks the dataset to 10,000 bots per tenant; figures are printed
-(``--json`` for machines), never asserted.
+(``--json`` for machines), never asserted. Beside wall-clock latency, the calling thread's CPU
+time per list is printed: for SQLite (in-process) that is all the work, what a list costs when
+other load on the machine does not preempt it (for PostgreSQL it is the client's share only).
 
     python bench/bench_domains_list.py [--backend sqlite|postgres] [--json] [--rounds 200]
 """
@@ -256,14 +260,18 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def timed(action: Callable[[], object], rounds: int) -> list[float]:
-    """Milliseconds of each of ``rounds`` calls (after one warm-up call)."""
+def timed(action: Callable[[], object], rounds: int, cpu: list[float] | None = None) -> list[float]:
+    """Milliseconds of each of ``rounds`` calls (after one warm-up call); with ``cpu``, the
+    calling thread's CPU milliseconds of each call are appended to it (for SQLite, in-process,
+    all the work: what the call costs when the machine's other load does not preempt it)."""
     action()
     samples = []
     for _ in range(rounds):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         action()
         samples.append((time.perf_counter() - started) * 1000)
+        if cpu is not None:
+            cpu.append((time.thread_time() - started_cpu) * 1000)
     return samples
 
 
@@ -288,7 +296,8 @@ def run(target: Target, rounds: int, baseline_rounds: int) -> dict[str, Any]:
             ours, seeds = listed(), baseline()
             assert [r.id for r in ours.records] == [r.id for r in seeds.records], label
             assert ours.total == seeds.total, label
-            mine = timed(listed, rounds)
+            cpu: list[float] = []
+            mine = timed(listed, rounds, cpu)
             seed = timed(baseline, baseline_rounds)
             results.append(
                 {
@@ -296,11 +305,14 @@ def run(target: Target, rounds: int, baseline_rounds: int) -> dict[str, Any]:
                     "matches": ours.total,
                     "p50_ms": statistics.median(mine),
                     "p99_ms": percentile(mine, 0.99),
+                    "cpu_p50_ms": statistics.median(cpu),
+                    "cpu_p99_ms": percentile(cpu, 0.99),
                     "baseline_p50_ms": statistics.median(seed),
                     "baseline_p99_ms": percentile(seed, 0.99),
                     "speedup_p50": statistics.median(seed) / statistics.median(mine),
                 }
             )
+        write_results = writes(backend, rounds)
     return {
         "backend": target.name,
         "bots": loaded,
@@ -312,7 +324,50 @@ def run(target: Target, rounds: int, baseline_rounds: int) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "load_average": [round(load, 1) for load in os.getloadavg()],
         "results": results,
+        "writes": write_results,
     }
+
+
+def writes(backend: DomainDataBackend, rounds: int) -> list[dict[str, Any]]:
+    """Milliseconds of a create and of a patch (status and ``updated_at``) of one bot, each a
+    unit of work of its own committed as the services commit it, on the loaded dataset: what
+    the listing's indexes cost the writes."""
+    rng = random.Random(99)
+    with backend.unit_of_work() as uow:
+        existing = [
+            r.id for r in uow.records.list(TENANT, Collection.BOTS, ListQuery(limit=200)).records
+        ]
+    created = iter(range(10**6))
+
+    def create() -> None:
+        number = PER_TENANT + next(created)
+        record_id, data = bot(rng, number)
+        with backend.unit_of_work() as uow:
+            uow.records.add(DomainRecord(TENANT, Collection.BOTS, record_id, data))
+            uow.commit()
+
+    def patch() -> None:
+        status = rng.choice(STATUSES)
+
+        def change(record: DomainRecord) -> DomainRecord:
+            data = {**record.data, "status": status, "updated_at": record.data["updated_at"] + 1}
+            return DomainRecord(record.tenant_id, record.collection, record.id, data)
+
+        with backend.unit_of_work() as uow:
+            uow.records.modify(TENANT, Collection.BOTS, rng.choice(existing), change)
+            uow.commit()
+
+    results = []
+    for label, action in (("create", create), ("patch status", patch)):
+        samples = timed(action, rounds)
+        results.append(
+            {
+                "write": label,
+                "p50_ms": statistics.median(samples),
+                "p99_ms": percentile(samples, 0.99),
+            }
+        )
+    return results
 
 
 def main() -> None:
@@ -331,14 +386,17 @@ def main() -> None:
         f"loaded in {report['load_seconds']} s); {report['rounds']} rounds, baseline "
         f"{report['baseline_rounds']}; load average {report['load_average']}"
     )
-    heads = ("matches", "p50", "p99", "seed p50", "seed p99", "x")
+    heads = ("matches", "p50", "p99", "cpu p50", "cpu p99", "seed p50", "seed p99", "x")
     print(f"{'query':34} " + " ".join(f"{head:>9}" for head in heads))
     for row in report["results"]:
         print(
             f"{row['query']:34} {row['matches']:9,} {row['p50_ms']:7.2f}ms {row['p99_ms']:7.2f}ms "
+            f"{row['cpu_p50_ms']:7.2f}ms {row['cpu_p99_ms']:7.2f}ms "
             f"{row['baseline_p50_ms']:7.1f}ms {row['baseline_p99_ms']:7.1f}ms "
             f"{row['speedup_p50']:8.0f}x"
         )
+    for row in report["writes"]:
+        print(f"{row['write']:34} {'':9} {row['p50_ms']:7.2f}ms {row['p99_ms']:7.2f}ms")
 
 
 if __name__ == "__main__":
