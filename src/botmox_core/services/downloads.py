@@ -55,7 +55,7 @@ from botmox_core.models import (
     ReleaseStatus,
     Role,
 )
-from botmox_core.ports import DataBackend, ObjectStorage, presigning
+from botmox_core.ports import DataBackend, ObjectStorage, PresigningStorage, presigning
 from botmox_core.ports.repositories import append_audit_entry, read_unit_of_work
 from botmox_core.security import LeaseTokenSigner, hashes_match
 from botmox_core.security.lease_tokens import peek_lease_id
@@ -106,6 +106,13 @@ class DownloadService:
         self._signer = signer
         self._url_ttl = url_ttl_seconds
         self._clock = clock
+        self._presigner: PresigningStorage | None = None  # checked on first use, then kept
+
+    def _presigning(self) -> PresigningStorage:
+        # presigning() is a runtime Protocol check (~50 µs): once per service, not per resolve
+        if self._presigner is None:
+            self._presigner = presigning(self._storage)
+        return self._presigner
 
     def resolve(
         self,
@@ -239,7 +246,7 @@ class DownloadService:
                 raise ArtifactObjectNotFoundError("the release's object is missing from storage")
             remaining = int((lease.expires_at - now).total_seconds())
             ttl = max(1, min(self._url_ttl, remaining))
-            url = presigning(self._storage).presign_download(release.object_key, ttl_seconds=ttl)
+            url = self._presigning().presign_download(release.object_key, ttl_seconds=ttl)
         except BotmoxError:
             raise
         except Exception as exc:  # a storage plugin that leaked an SDK error
