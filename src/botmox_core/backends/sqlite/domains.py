@@ -339,6 +339,8 @@ class SqliteRecordRepository:
         order = f"k{direction}, id{direction}"
         scope = [tenant_id, str(collection)]
         if not query.q:
+            if query.offset >= size:  # a page past the end: the count alone
+                return ListPage([], size)
             if index is None:
                 return self._scanned(tenant_id, collection, query, key, order, None)
             page = self._walked(index, key, order, scope, None, query)
