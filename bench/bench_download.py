@@ -6,7 +6,10 @@ processes:
    embedded default (SQLite + localfs) and, when the Supabase plugin and PostgreSQL are
    available, on Supabase/PostgreSQL in the same run.
 2. download + sha256 verification MB/s through the runner client, beside ``curl -o file`` +
-   ``sha256sum file`` of the same object from the same server (embedded default).
+   ``sha256sum file`` of the same object from the same server (embedded default);
+3. ``botmox runner fetch`` of the artifact as a whole process (start-up, VM registration, lease,
+   resolve, download, hash, fsync, atomic replace) beside ``curl -o`` + ``sha256sum`` of the
+   same download URL, median of ``ROUNDS`` (the target: at most 1.05x).
 
 ``BOTMOX_BENCH_QUICK=1`` shrinks the workload (CI smoke); figures are printed, never asserted.
 """
@@ -18,6 +21,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,7 +41,7 @@ from botmox_core.testing.server import running_server
 QUICK = bool(os.environ.get("BOTMOX_BENCH_QUICK"))
 REQUESTS = 300 if QUICK else 2000
 THREADS = 8
-SIZE_MIB = 32 if QUICK else 256
+SIZE_MIB = int(os.environ.get("BOTMOX_BENCH_SIZE_MIB", "32" if QUICK else "400"))
 ROUNDS = 1 if QUICK else 3
 
 
@@ -208,6 +212,49 @@ def run(work: Path, artifact: Path, env: dict[str, str], label: str, *, download
         print(f"  runner client (stream, hash in one pass, atomic replace): {sdk:8.1f} MiB/s")
         print(f"  curl -o file && sha256sum file (baseline):                {curl:8.1f} MiB/s")
         print(f"  client / baseline: {sdk / curl:.0%}")
+        cli_versus_curl(server.url, token, work, expected)
+
+
+def cli_versus_curl(url: str, token: str, work: Path, expected: str) -> None:
+    """``botmox runner fetch`` as a process against ``curl -o`` + ``sha256sum`` of the URL it
+    would download, alternating, median of ``ROUNDS``."""
+    botmox = [sys.executable, "-m", "botmox_core"]
+    fetch_args = ["--server", url, "--module", "bench-bot", "--platform", "linux"]
+    fetch_args += ["--vm-uuid", "bench-vm-0001", "--json"]
+    env = {**os.environ, "BOTMOX_TOKEN": token}
+    cli_times, curl_times = [], []
+    with RunnerClient(url, token) as client:
+        lease = client.take_lease("bench-bot", vm_uuid="bench-vm-0001")
+        for round_ in range(ROUNDS):
+            dest = work / f"cli-{round_}.bin"
+            started = time.perf_counter()
+            done = subprocess.run(
+                [*botmox, "runner", "fetch", *fetch_args, "--dest", str(dest)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            cli_times.append(time.perf_counter() - started)
+            assert expected in done.stdout, done.stdout
+            dest.unlink()
+            resolved = client.resolve_download(
+                lease.token, "linux", vm_uuid="bench-vm-0001", module="bench-bot"
+            )
+            dest = work / f"curl-{round_}.bin"
+            started = time.perf_counter()
+            subprocess.run(["curl", "-sf", "-o", str(dest), resolved.download_url], check=True)
+            digest = subprocess.run(
+                ["sha256sum", str(dest)], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
+            curl_times.append(time.perf_counter() - started)
+            assert digest == expected
+            dest.unlink()
+    cli, curl = statistics.median(cli_times), statistics.median(curl_times)
+    print(f"\nbotmox runner fetch of {SIZE_MIB} MiB, whole process (median of {ROUNDS}):")
+    print(f"  botmox runner fetch (start-up, lease, resolve, download, verify): {cli:7.2f} s")
+    print(f"  curl -o file && sha256sum file (download + hash only):           {curl:7.2f} s")
+    print(f"  runner fetch / curl + sha256sum: {cli / curl:.2f}x (target <= 1.05x)")
 
 
 if __name__ == "__main__":

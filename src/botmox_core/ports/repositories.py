@@ -324,6 +324,55 @@ class DurableAuditBackend(Protocol):
         ``commit`` do when it cannot (then nothing of it was stored)."""
 
 
+@attrs.frozen
+class DownloadGrant:
+    """What resolve-download reads for one lease and scope, in one read.
+
+    Attributes:
+        lease: the lease, or None.
+        assignment: the assignment of the lease's user for the scope, else the tenant default
+            (None when there is neither, or no lease).
+        release: the release that assignment names, or None.
+    """
+
+    lease: Lease | None
+    assignment: Assignment | None = None
+    release: Release | None = None
+
+
+class DownloadGrantBackend(Protocol):
+    """A :class:`DataBackend` that reads a :class:`DownloadGrant` in one round trip (PostgreSQL:
+    one statement). Use :func:`read_download_grant`, which composes the repositories' reads in a
+    read unit for a backend without it."""
+
+    def read_download_grant(
+        self, tenant_id: str, lease_id: str, scope: ReleaseScope
+    ) -> DownloadGrant:
+        """The lease ``lease_id`` of ``tenant_id``, the effective assignment of its user for
+        ``scope`` and that assignment's release, as :func:`read_download_grant` defines them."""
+
+
+def read_download_grant(
+    backend: DataBackend, tenant_id: str, lease_id: str, scope: ReleaseScope
+) -> DownloadGrant:
+    """The lease, the effective assignment (the lease user's for ``scope``, else the tenant
+    default) and its release: the backend's :meth:`DownloadGrantBackend.read_download_grant`, or
+    these reads in one read-only unit of work."""
+    reader = getattr(backend, "read_download_grant", None)
+    if callable(reader):
+        return reader(tenant_id, lease_id, scope)  # type: ignore[no-any-return]
+    with read_unit_of_work(backend) as uow:
+        lease = uow.leases.get(tenant_id, lease_id)
+        if lease is None:
+            return DownloadGrant(None)
+        assignment = uow.assignments.get(tenant_id, lease.user_id, scope)
+        if assignment is None:
+            assignment = uow.assignments.get(tenant_id, None, scope)
+        if assignment is None:
+            return DownloadGrant(lease)
+        return DownloadGrant(lease, assignment, uow.releases.get(tenant_id, assignment.release_id))
+
+
 def read_unit_of_work(backend: DataBackend) -> UnitOfWork:
     """A read-only unit of ``backend`` (:class:`ReadingBackend`), or an ordinary unit of work
     (which is only ever rolled back) for a backend that has none."""

@@ -13,11 +13,12 @@ Who may resolve a lease (see :func:`botmox_core.services.leases.check_lease_owne
 bound to no user (a tenant service token, an agent) any lease whose token it holds.
 
 How one resolve runs (the hot path of every VM boot): the lease token's signature is checked
-first (no I/O); the lease, the assignment and the release are read in one read-only unit of work
-(:func:`~botmox_core.ports.repositories.read_unit_of_work`: no write lock, it sees every unit
-committed before it, so a lease revoked before the resolve started is refused); the storage is
-asked for the object and the URL signed outside any unit; then the audit entry is appended
-durably (:func:`~botmox_core.ports.repositories.append_audit_entry`: its own transaction,
+first (no I/O); the lease, the effective assignment and its release are read together
+(:func:`~botmox_core.ports.repositories.read_download_grant`: one read-only unit of work, or one
+statement on PostgreSQL; no write lock, and it sees every unit committed before it, so a lease
+revoked before the resolve started is refused); the checks then run in the order above; the
+storage is asked for the object and the URL signed outside any unit; then the audit entry is
+appended durably (:func:`~botmox_core.ports.repositories.append_audit_entry`: its own transaction,
 committed before this method returns). When the audit entry cannot be written the method raises
 the backend's error (503/502), so no attempt is ever answered 200 without its audit row.
 """
@@ -52,11 +53,17 @@ from botmox_core.models import (
     DownloadAuditEntry,
     LeaseStatus,
     Release,
+    ReleaseScope,
     ReleaseStatus,
     Role,
 )
 from botmox_core.ports import DataBackend, ObjectStorage, PresigningStorage, presigning
-from botmox_core.ports.repositories import append_audit_entry, read_unit_of_work
+from botmox_core.ports.repositories import (
+    DownloadGrant,
+    append_audit_entry,
+    read_download_grant,
+    read_unit_of_work,
+)
 from botmox_core.security import LeaseTokenSigner, hashes_match
 from botmox_core.security.lease_tokens import peek_lease_id
 from botmox_core.services import validation as check
@@ -196,48 +203,54 @@ class DownloadService:
         draft["lease_id"] = claims.lease_id
         if claims.expired(now):
             raise LeaseExpiredError("the lease token has expired")
-        with read_unit_of_work(self._backend) as uow:
-            lease = uow.leases.get(claims.tenant_id, claims.lease_id)
-            if lease is None:
-                raise LeaseNotFoundError("no such lease")
-            if lease.tenant_id != principal.tenant_id:
-                raise ForbiddenError("the lease belongs to another tenant")
-            if not (
-                hashes_match(lease_token, lease.token_hash)
-                or hashes_match(lease_token, lease.previous_token_hash)
-            ):
-                raise UnauthorizedError("the lease token is not current")
-            check_lease_owner(principal, lease, token=lease_token)
-            draft["user_id"] = lease.user_id
-            if lease.status is not LeaseStatus.ACTIVE:
-                raise LeaseInactiveError(f"the lease is {lease.status.value}")
-            if lease.expires_at <= now:
-                raise LeaseExpiredError("the lease has expired")
-            uuid = check.vm_uuid(vm_uuid)
-            if uuid != lease.vm_uuid:
-                raise VmUuidMismatchError("the lease was issued to another VM")
-            scope = scope_from(module, platform, channel)
-            if scope.module != lease.module:
-                raise ModuleMismatchError("the lease was issued for another module")
-            assignment = uow.assignments.get(principal.tenant_id, lease.user_id, scope)
-            if assignment is None:
-                assignment = uow.assignments.get(principal.tenant_id, None, scope)
-            if assignment is None:
-                raise ArtifactAssignmentNotFoundError(
-                    f"no release is assigned for module {scope.module}, platform {scope.platform},"
-                    f" channel {scope.channel}",
-                    details={
-                        "module": scope.module,
-                        "platform": scope.platform,
-                        "channel": scope.channel,
-                    },
-                )
-            release = uow.releases.get(principal.tenant_id, assignment.release_id)
-            if release is None:
-                raise ArtifactReleaseNotFoundError(
-                    f"the assigned release {assignment.release_id} does not exist",
-                    details={"release_id": assignment.release_id},
-                )
+        try:  # the scope is checked in the contract's order below; here it only shapes the read
+            scope: ReleaseScope | None = scope_from(module, platform, channel)
+        except BotmoxError:
+            scope = None
+        if scope is None:
+            with read_unit_of_work(self._backend) as uow:
+                grant = DownloadGrant(uow.leases.get(claims.tenant_id, claims.lease_id))
+        else:
+            grant = read_download_grant(self._backend, claims.tenant_id, claims.lease_id, scope)
+        lease = grant.lease
+        if lease is None:
+            raise LeaseNotFoundError("no such lease")
+        if lease.tenant_id != principal.tenant_id:
+            raise ForbiddenError("the lease belongs to another tenant")
+        if not (
+            hashes_match(lease_token, lease.token_hash)
+            or hashes_match(lease_token, lease.previous_token_hash)
+        ):
+            raise UnauthorizedError("the lease token is not current")
+        check_lease_owner(principal, lease, token=lease_token)
+        draft["user_id"] = lease.user_id
+        if lease.status is not LeaseStatus.ACTIVE:
+            raise LeaseInactiveError(f"the lease is {lease.status.value}")
+        if lease.expires_at <= now:
+            raise LeaseExpiredError("the lease has expired")
+        uuid = check.vm_uuid(vm_uuid)
+        if uuid != lease.vm_uuid:
+            raise VmUuidMismatchError("the lease was issued to another VM")
+        scope = scope_from(module, platform, channel)
+        if scope.module != lease.module:
+            raise ModuleMismatchError("the lease was issued for another module")
+        assignment = grant.assignment
+        if assignment is None:
+            raise ArtifactAssignmentNotFoundError(
+                f"no release is assigned for module {scope.module}, platform {scope.platform},"
+                f" channel {scope.channel}",
+                details={
+                    "module": scope.module,
+                    "platform": scope.platform,
+                    "channel": scope.channel,
+                },
+            )
+        release = grant.release
+        if release is None:
+            raise ArtifactReleaseNotFoundError(
+                f"the assigned release {assignment.release_id} does not exist",
+                details={"release_id": assignment.release_id},
+            )
         draft["release_id"] = release.id
         if release.status is not ReleaseStatus.ACTIVE:
             raise ArtifactReleaseNotActiveError(f"the assigned release is {release.status.value}")

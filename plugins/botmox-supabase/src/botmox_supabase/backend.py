@@ -18,7 +18,7 @@ import psycopg_pool
 from psycopg import sql
 
 from botmox_core.errors import BotmoxError, ConfigurationError
-from botmox_core.models import DownloadAuditEntry
+from botmox_core.models import Assignment, DownloadAuditEntry, Lease, Release, ReleaseScope
 from botmox_core.ports.agents import AgentRepository, CommandRepository
 from botmox_core.ports.control import ControlRepository
 from botmox_core.ports.domains import (
@@ -33,6 +33,7 @@ from botmox_core.ports.repositories import (
     AssignmentRepository,
     BackendCapabilities,
     DownloadAuditRepository,
+    DownloadGrant,
     LeaseRepository,
     LicenceRepository,
     ReleaseRepository,
@@ -50,6 +51,7 @@ from botmox_supabase.domain_repositories import (
 from botmox_supabase.error_mapping import map_database_errors
 from botmox_supabase.options import SupabaseOptions
 from botmox_supabase.repositories import (
+    CODEC,
     PostgresApiTokenRepository,
     PostgresAssignmentRepository,
     PostgresDownloadAuditRepository,
@@ -76,6 +78,27 @@ _HEALTH_QUERY = (
     " where rolname = current_user), false),"
     " to_regclass('botmox.leases') is not null and to_regclass('botmox.download_audit') is not null"
 )
+
+
+#: resolve-download's reads in one statement: rows as JSON (timestamps as ISO text, which the
+#: codec parses), the user's assignment before the tenant default.
+_DOWNLOAD_GRANT = """
+with lease as (
+    select * from botmox.leases where tenant_id = %(tenant)s and id = %(lease)s
+), assignment as (
+    select a.* from botmox.assignments a
+    where a.tenant_id = %(tenant)s and a.module = %(module)s and a.platform = %(platform)s
+      and a.channel = %(channel)s
+      and (a.user_id is null or a.user_id = (select user_id from lease))
+    order by a.user_id is null
+    limit 1
+)
+select
+    (select to_jsonb(lease) from lease),
+    (select to_jsonb(assignment) from assignment),
+    (select to_jsonb(r) from botmox.releases r
+      where r.tenant_id = %(tenant)s and r.id = (select release_id from assignment))
+"""
 
 
 def _elapsed_ms(started: float) -> float:
@@ -305,6 +328,31 @@ class PostgresDataBackend:
         if self.options.role:
             return PostgresUnitOfWork(self)
         return PostgresReadUnitOfWork(self)
+
+    def read_download_grant(
+        self, tenant_id: str, lease_id: str, scope: ReleaseScope
+    ) -> DownloadGrant:
+        """The lease, the effective assignment (the lease user's, else the tenant default) and
+        its release in one statement, one round trip
+        (:class:`~botmox_core.ports.repositories.DownloadGrantBackend`)."""
+        params = {
+            "tenant": tenant_id,
+            "lease": lease_id,
+            "module": scope.module,
+            "platform": scope.platform,
+            "channel": scope.channel,
+        }
+        with self.read_unit_of_work() as unit, map_database_errors("download grant"):
+            row = unit._connection().execute(_DOWNLOAD_GRANT, params).fetchone()
+        lease_row, assignment_row, release_row = row if row is not None else (None, None, None)
+        if lease_row is None:
+            return DownloadGrant(None)
+        lease = CODEC.value(lease_row, Lease)
+        if assignment_row is None:
+            return DownloadGrant(lease)
+        assignment = CODEC.value(assignment_row, Assignment)
+        release = None if release_row is None else CODEC.value(release_row, Release)
+        return DownloadGrant(lease, assignment, release)
 
     def append_audit(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
         """Append a download audit entry in one round trip: a single ``INSERT`` in autocommit,
