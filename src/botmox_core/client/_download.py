@@ -8,6 +8,8 @@ else starts from zero. Only a file whose size and sha256 match is fsynced and mo
 with :func:`os.replace`, so ``dest`` is either the old file or the complete verified new one.
 
 Both clients drive :class:`PartialDownload`; the async client runs its blocking calls in a thread.
+The sync client hands the chunks to :class:`PipelinedWrites`, so that hashing and writing one
+chunk overlaps receiving the next.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,7 +29,7 @@ from botmox_core.client._errors import LocalFileError, ServerError
 from botmox_core.client._models import DownloadResult
 from botmox_core.errors import ArtifactIntegrityError, BadRequestError
 
-__all__ = ["CHUNK_SIZE", "PartialDownload", "part_paths"]
+__all__ = ["CHUNK_SIZE", "PartialDownload", "PipelinedWrites", "part_paths"]
 
 CHUNK_SIZE = 1 << 20
 _SIDECAR_FORMAT = 1
@@ -309,3 +313,50 @@ class PartialDownload:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class PipelinedWrites:
+    """:meth:`PartialDownload.write` in a thread of its own, fed through a bounded queue: the
+    caller goes on receiving while the previous chunks are hashed and written (both release the
+    GIL), so a download takes about the longer of network and disk instead of their sum.
+
+    Use as a context manager around one attempt's chunks. A write error (a full disk, more bytes
+    than declared) is raised by the next :meth:`write` and at the end of the block; on leaving,
+    every chunk handed over has been written (or the error raised), so the ``PartialDownload``
+    can be resumed, finished or discarded as usual.
+    """
+
+    def __init__(self, partial: PartialDownload, depth: int = 32) -> None:
+        self.partial = partial
+        #: Bytes handed over so far (what has been received), for progress reports.
+        self.received = partial.have
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._drain, name="botmox-download-writer", daemon=True
+        )
+
+    def __enter__(self) -> PipelinedWrites:
+        self._thread.start()
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        """Hand ``chunk`` over; raises the writer's error, if it had one."""
+        if self._error is not None:
+            raise self._error
+        self.received += len(chunk)
+        self._queue.put(chunk)
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and self._error is not exc:
+            raise self._error
+
+    def _drain(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:  # after an error, drain without writing
+                try:
+                    self.partial.write(chunk)
+                except BaseException as error:
+                    self._error = error

@@ -14,7 +14,7 @@ import httpx
 
 from botmox_core import __version__
 from botmox_core.client import _rules as rules
-from botmox_core.client._download import CHUNK_SIZE, PartialDownload
+from botmox_core.client._download import CHUNK_SIZE, PartialDownload, PipelinedWrites
 from botmox_core.client._errors import NetworkError, ServerError
 from botmox_core.client._lease import Lease
 from botmox_core.client._machine import machine_vm_uuid
@@ -277,10 +277,11 @@ class RunnerClient:
                         raise ServerError("server refused the resume range; restarting from zero")
                     raise rules.download_error(status, response.headers, body)
                 partial.begin(status, response.headers)
-                for chunk in response.iter_bytes(CHUNK_SIZE):
-                    partial.write(chunk)
-                    if progress is not None:
-                        progress(partial.have, partial.expected_size)
+                with PipelinedWrites(partial) as writes:
+                    for chunk in response.iter_bytes(CHUNK_SIZE):
+                        writes.write(chunk)
+                        if progress is not None:
+                            progress(writes.received, partial.expected_size)
         except httpx.TransportError as exc:
             raise rules.network_error(exc, url) from exc
         if partial.have < partial.expected_size:
