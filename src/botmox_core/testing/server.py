@@ -78,7 +78,7 @@ def running_server(
     data_dir: Path,
     env: Mapping[str, str] | None = None,
     *,
-    startup_timeout: float = 30.0,
+    startup_timeout: float = 120.0,
     args: Sequence[str] = (),
 ) -> Iterator[RunningServer]:
     """Run a botmox server until the block exits (stopped by PID, never by name); ``args`` are
