@@ -135,16 +135,28 @@ def get_assignment(
     )
 
 
-@post("/api/v1/artifacts/resolve-download", status_code=200, tags=["artifacts"])
+async def _caller_first(connection: Any, _handler: Any) -> None:
+    """Guard: authenticate before the body is parsed, so a bad bearer token is a 401 whatever
+    the body holds (guards run before Litestar decodes the handler's arguments)."""
+    connection.scope.setdefault("state", {})["caller"] = await authenticated_caller(connection)
+
+
+@post(
+    "/api/v1/artifacts/resolve-download",
+    status_code=200,
+    tags=["artifacts"],
+    guards=[_caller_first],
+)
 async def resolve_download(
     request: Request[Any, Any, Any], data: JSONBody[ResolveDownloadBody]
 ) -> Response[Any]:
     """Exchange a valid lease token for a short-lived download URL (audited).
 
     The hot path of every VM boot: the caller comes from the token cache on the event loop
-    (:func:`authenticated_caller`), and the whole resolve, audit write included, runs in one
-    worker thread (one thread hop per request)."""
-    principal = await authenticated_caller(request)
+    (:func:`authenticated_caller`, run by the route's guard before the body is read), and the
+    whole resolve, audit write included, runs in one worker thread (one thread hop per
+    request)."""
+    principal = request.scope["state"]["caller"]
     core: App = request.app.state.core
     resolved = await anyio.to_thread.run_sync(
         partial(
