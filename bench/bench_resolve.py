@@ -5,8 +5,13 @@ For each data backend (the embedded SQLite default, and Supabase/PostgreSQL when
 PostgreSQL server are available) and each worker count (1 and 2, ``botmox serve --workers``):
 
 * ``health/live`` at the maximum rate (the floor);
-* resolve-download at the maximum rate, then at fixed 200, 500 and 1,000 requests/s;
-* p50/p99 latency, requests/s, non-2xx answers; the machine's load average before each run.
+* resolve-download at the maximum rate, then at fixed 200, 500 and 1,000 requests/s twice:
+  with autocannon's ``-R`` (which sends each connection's share of a second back to back at the
+  start of the second: a burst every second), and evenly paced by ``bench/open_loop.js`` (request
+  i due at start + i/rate, latency counted from when it was due: the steady arrival of a fleet);
+* p50/p99 latency, requests/s, non-2xx answers, the server's CPU time per request (user +
+  system of the server and its workers: the figure the machine's other load hardly moves); the
+  machine's load average after each run.
 
 Every resolve is a real attempt: the token is checked, the lease and assignment read, a URL
 signed and an audit row written (and counted at the end: one row per 2xx answer at least).
@@ -127,6 +132,28 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def paced(
+    url: str,
+    *,
+    rate: int,
+    seconds: int = SECONDS,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: str | None = None,
+) -> dict[str, Any]:
+    """One evenly paced open-loop run (``bench/open_loop.js``, Node); its JSON summary."""
+    script = Path(__file__).with_name("open_loop.js")
+    args = ["node", str(script), url, str(rate), str(seconds), method, body or ""]
+    args.append(json.dumps(dict(headers or {})))
+    before = cpu_seconds(SERVER_PID[0]) if SERVER_PID else 0.0
+    done = subprocess.run(args, capture_output=True, text=True, check=True)
+    figures: dict[str, Any] = json.loads(done.stdout)
+    if SERVER_PID:
+        spent = cpu_seconds(SERVER_PID[0]) - before
+        figures["cpu_ms_per_request"] = spent * 1000 / max(1, figures["requests"]["total"])
+    return figures
+
+
 def loadavg() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -216,7 +243,12 @@ def measure(server: RunningServer, artifact: Path, label: str) -> None:
             command, resolve_url, rate=rate, method="POST", headers=resolve_headers, body=payload
         )
         answered += figures["2xx"]
-        print(row(f"resolve-download, {rate}/s", figures))
+        print(row(f"resolve-download, {rate}/s (-R)", figures))
+        figures = paced(
+            resolve_url, rate=rate, method="POST", headers=resolve_headers, body=payload
+        )
+        answered += figures["2xx"]
+        print(row(f"resolve-download, {rate}/s paced", figures))
     share = peak["requests"]["average"] / max(1.0, floor["requests"]["average"])
     written = audit_rows(server) - before
     print(
