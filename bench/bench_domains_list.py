@@ -136,6 +136,7 @@ class SqliteTarget:
     ) -> int:
         assert isinstance(backend, SqliteBackend)
         connection = sqlite3.connect(backend.path, isolation_level=None)
+        connection.execute("PRAGMA cache_size = -524288")  # 512 MiB: the indexes grow at random
         count = 0
         try:
             connection.execute("BEGIN IMMEDIATE")
