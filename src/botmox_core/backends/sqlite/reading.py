@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -25,7 +25,6 @@ from botmox_core.backends.sqlite.errors import translate_sqlite_errors
 from botmox_core.errors import ServiceUnavailableError
 
 if TYPE_CHECKING:
-    from botmox_core.backends.sqlite.backend import SqliteBackend
     from botmox_core.models import DownloadAuditEntry
 
 __all__ = ["AuditGroupCommit", "ReaderPool"]
@@ -35,10 +34,23 @@ __all__ = ["AuditGroupCommit", "ReaderPool"]
 READERS_KEPT = 64
 
 
+class _Backend(Protocol):
+    """What these helpers use of :class:`~botmox_core.backends.sqlite.backend.SqliteBackend`
+    (a protocol, so this module does not import the backend that imports it)."""
+
+    _label: str
+    busy_timeout: float
+
+    @property
+    def path(self) -> Any: ...
+
+    def unit_of_work(self) -> Any: ...
+
+
 class ReaderPool:
     """Reader connections of one SQLite file, opened on demand and kept up to a limit."""
 
-    def __init__(self, backend: SqliteBackend) -> None:
+    def __init__(self, backend: _Backend) -> None:
         self._backend = backend
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -103,7 +115,7 @@ class AuditGroupCommit:
     (the leader), the others wait for their entry's commit; when the leader is done it hands the
     next batch to the first caller waiting for one. Each waiting caller is woken once."""
 
-    def __init__(self, backend: SqliteBackend) -> None:
+    def __init__(self, backend: _Backend) -> None:
         self._backend = backend
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
