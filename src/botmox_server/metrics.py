@@ -31,7 +31,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Sized
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from litestar.enums import ScopeType
@@ -61,7 +61,6 @@ UNMATCHED = "<unmatched>"
 #: Methods labelled by name; any other (a client may send any token) is ``OTHER``.
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Seconds between refreshes of this process's connected-agents gauge.
-AGENT_GAUGE_INTERVAL = 2.0
 #: The resolve answer is read for its error code only when it is this small.
 _RESOLVE_BODY_LIMIT = 16 * 1024
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -186,10 +185,9 @@ class MetricsMiddleware:
     """Times every HTTP request by route template, counts resolve outcomes and 429s, and
     answers ``GET /metrics``."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, hub: Sized | None = None) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.hub = hub
         self._series: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -239,8 +237,6 @@ class MetricsMiddleware:
                 send, 401, _error("UNAUTHORIZED", "metrics token required"), b"application/json"
             )
         else:
-            if self.hub is not None:
-                self.metrics.agents_connected.set(len(self.hub))
             body = await asyncio.to_thread(self.metrics.render)  # the command count reads the db
             await _answer(send, 200, body, _CONTENT_TYPE)
 
@@ -253,29 +249,15 @@ def install_metrics(app: Litestar, core: App) -> Litestar:
         return app
     metrics = Metrics(core, token)
     bus = app.state["agent_bus"]
-    refresher: dict[str, asyncio.Task[None]] = {}
-
-    async def refresh_agents() -> None:
-        while True:
-            metrics.agents_connected.set(len(bus.hub))
-            await asyncio.sleep(AGENT_GAUGE_INTERVAL)
-
-    async def start() -> None:
-        refresher["task"] = asyncio.create_task(refresh_agents())
+    bus.hub.watch(metrics.agents_connected.set)  # set on every attach and detach
 
     async def stop() -> None:
-        task = refresher.pop("task", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         if metrics.multiprocess_dir:
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(os.getpid(), metrics.multiprocess_dir)  # type: ignore[no-untyped-call]
 
-    app.on_startup.append(start)
     app.on_shutdown.append(stop)
-    app.asgi_handler = MetricsMiddleware(app.asgi_handler, metrics, bus.hub)
+    app.asgi_handler = MetricsMiddleware(app.asgi_handler, metrics)
     app.state["metrics"] = metrics
     return app

@@ -3,6 +3,7 @@ older."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from botmox_core.models import Agent
@@ -27,6 +28,17 @@ class AgentHub:
 
     def __init__(self) -> None:
         self._sessions: dict[str, LiveSession] = {}
+        self._watchers: list[Callable[[int], None]] = []
+
+    def watch(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback`` with the number of live sockets now and after every change (the
+        metrics gauge follows the hub this way, with no polling lag)."""
+        self._watchers.append(callback)
+        callback(len(self._sessions))
+
+    def _changed(self) -> None:
+        for callback in self._watchers:
+            callback(len(self._sessions))
 
     def connected(self, agent_id: str) -> bool:
         """Whether this process holds a live socket of the agent."""
@@ -39,6 +51,7 @@ class AgentHub:
         """Register ``session``; the agent's previous socket here is closed (4409)."""
         previous = self._sessions.get(session.agent.id)
         self._sessions[session.agent.id] = session
+        self._changed()
         if previous is not None:
             await previous.close(CLOSE_REPLACED, "replaced by a newer connection")
 
@@ -46,6 +59,7 @@ class AgentHub:
         """Forget ``session`` (unless a newer one replaced it already)."""
         if self._sessions.get(session.agent.id) is session:
             del self._sessions[session.agent.id]
+            self._changed()
 
     async def close_revoked(self, agent_id: str) -> None:
         """Close the agent's socket here, if any (4403)."""
