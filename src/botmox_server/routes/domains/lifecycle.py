@@ -28,9 +28,7 @@ class BotsController(_CollectionController):
         return ok(core.domains.bots.lifecycle(principal, record_id))
 
     @get(_LIFECYCLE + "/transitions", sync_to_thread=True)
-    def transitions(
-        self, record_id: FromPath[str], core: Core, principal: Caller
-    ) -> Response[Any]:
+    def transitions(self, record_id: FromPath[str], core: Core, principal: Caller) -> Response[Any]:
         """The bot's stage transitions (``[]`` if none)."""
         return ok(core.domains.bots.transitions(principal, record_id))
 
