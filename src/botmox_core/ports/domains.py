@@ -69,6 +69,13 @@ class RecordRepository(Protocol):
     def delete(self, tenant_id: str, collection: Collection, record_id: str) -> bool:
         """Remove the record; whether it existed."""
 
+    def put_many(self, records: Sequence[DomainRecord]) -> None:
+        """Create or replace every record of ``records`` (any tenants and collections, each
+        (tenant, collection, id) at most once): the bulk write of migration and data import.
+        The result equals :meth:`add` of each absent record and a replacing :meth:`modify` of
+        each present one, in the caller's unit of work (nothing is visible before its commit,
+        nothing is kept on rollback); a backend does it in as few round trips as it can."""
+
     def list(self, tenant_id: str, collection: Collection, query: ListQuery) -> ListPage:
         """One page of the tenant's collection, exactly as
         :func:`~botmox_core.domain.listing.apply_query` defines it."""
