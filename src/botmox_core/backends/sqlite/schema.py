@@ -11,6 +11,10 @@ VM per (tenant, vm_uuid); one assignment per (tenant, user, scope) and one tenan
 (tenant, scope) — two partial unique indexes, because SQLite treats NULLs as distinct in UNIQUE.
 Enum columns (roles, statuses, audit events) are checked by the repositories rather than by CHECK
 constraints, so a new enum value does not need a table rebuild.
+
+Size: one module because it is one ordered, append-only history: each version's DDL reads after
+the one it builds on (version 6 rebuilds what version 3 created), and :func:`migrate` applies
+them in that order; split across files, a reader would have to reassemble the order.
 """
 
 from __future__ import annotations
