@@ -58,8 +58,8 @@ from botmox_core.vault.models import (
     SecretVersion,
 )
 from botmox_rtdb.layout import checked_key, tenant_path
-from botmox_rtdb.records import children_of
 from botmox_rtdb.queries import query_string_value
+from botmox_rtdb.records import children_of
 from botmox_rtdb.sdk_errors import map_rtdb_errors
 from botmox_rtdb.transactions import UNCHANGED
 from botmox_rtdb.write_buffer import ConditionalWrite, WriteBuffer, create_if_absent

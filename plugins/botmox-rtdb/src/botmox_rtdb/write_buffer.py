@@ -100,6 +100,10 @@ class WriteBuffer:
         check_depth(path, value, _collection(path))
         self._writes[path] = value
 
+    def has_plain_write(self, path: str) -> bool:
+        """Whether a plain write (a value or a delete) is pending at exactly ``path``."""
+        return path in self._writes
+
     def stage_conditional(self, write: ConditionalWrite) -> None:
         """Buffer a conditional write for the commit."""
         self._conditional.append(write)

@@ -18,8 +18,9 @@ arrays, big integers, ``1.0``) reads back exactly.
 Writes are staged in the unit of work and applied at commit:
 
 * ``add``: a conditional create (ETag transaction) that refuses an existing id;
-* ``delete``, ``append_log``, ``append_archive``, ``aggregates.put``: plain writes, applied in
-  the unit's one multi-path ``update()`` (atomic);
+* ``delete``, ``records.put_many`` (create or replace, the bulk write of migration and import),
+  ``append_log``, ``append_archive``, ``aggregates.put``: plain writes, applied in the unit's
+  one multi-path ``update()`` (atomic), so a batch of any size is one request at commit;
 * ``records.modify`` and ``settings.modify``: read now with the location's ETag, applied at
   commit by compare-and-set. A unit whose only writes are such modifies writes each with
   ``set_if_unchanged``; on a conflict the change runs again on the value that won (no update is

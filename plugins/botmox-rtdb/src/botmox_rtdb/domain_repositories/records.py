@@ -12,7 +12,7 @@ from botmox_core.ports.modify import checked_change
 from botmox_rtdb.domain_codec import decode, encode
 from botmox_rtdb.domain_repositories.paths import COLLECTION_PATHS
 from botmox_rtdb.domain_repositories.writes import DomainWrites, same_json
-from botmox_rtdb.layout import checked_key
+from botmox_rtdb.layout import check_depth, checked_key
 from botmox_rtdb.transactions import UNCHANGED
 
 __all__ = ["RtdbRecordRepository"]
@@ -86,6 +86,34 @@ class RtdbRecordRepository:
             return False
         self._writes.stage_write(path, None)
         return True
+
+    def put_many(self, records: Sequence[DomainRecord]) -> None:
+        """Stage every record, created or replaced whole, as a plain write: no read and no
+        condition now, and at commit one multi-path ``update()`` for the whole unit (atomic),
+        instead of the conditional create of :meth:`add` (two requests a record) or the
+        compare-and-set of :meth:`modify`. What is stored is what those store for the same data
+        (:func:`~botmox_rtdb.domain_codec.encode`, at the same path). Every record is checked
+        before any is staged (ids and data keys usable as RTDB keys, depth within RTDB's limit,
+        no (tenant, collection, id) twice: :class:`BadRequestError`), so a refused batch stages
+        nothing. A record this unit added, modified or deleted is replaced
+        (:meth:`DomainWrites.replace`)."""
+        staged: dict[str, Any] = {}
+        for record in records:
+            path = self._path(record.tenant_id, record.collection, record.id)
+            if path in staged:
+                raise BadRequestError(
+                    f"record {record.id!r} is in the batch twice",
+                    details={
+                        "tenant_id": record.tenant_id,
+                        "collection": Collection(record.collection).value,
+                        "id": record.id,
+                    },
+                )
+            value = encode(record.data, "record")
+            check_depth(path, value, "record")
+            staged[path] = value
+        for path, value in staged.items():
+            self._writes.replace(path, value)
 
     def _records(
         self, tenant_id: str, collection: Collection, raw: Mapping[str, Any]

@@ -171,6 +171,17 @@ class DomainWrites:
             self._deleted.discard(path)
         self.buffer.stage_write(path, value)
 
+    def replace(self, path: str, value: Any) -> None:
+        """Stage ``value`` at ``path`` whatever is there (create or replace): a plain write for
+        the unit's multi-path update, superseding a modify or delete this unit staged there. A
+        create this unit staged there (an ``add``) now creates ``value`` instead, still refused
+        at commit if a racing writer took the location."""
+        conditional = self.buffer.pending_conditional(path)
+        if conditional is None or self.buffer.has_plain_write(path):
+            self.stage_write(path, value)
+        if conditional is not None:
+            conditional.pending_value = value
+
     def stage_create(
         self, path: str, value: Any, on_exists: Callable[[], DuplicateError], description: str
     ) -> None:
