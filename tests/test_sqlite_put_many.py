@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,10 @@ def _changed(rng: random.Random, record: DomainRecord) -> DomainRecord:
         data = {**record.data, "name": f"omega {rng.randrange(30)}", "level": rng.randrange(50)}
         data.pop("custom", None)
     return DomainRecord(record.tenant_id, record.collection, record.id, data)
+
+
+def _to(replacement: DomainRecord) -> Callable[[DomainRecord], DomainRecord]:
+    return lambda _current: replacement
 
 
 @pytest.fixture
@@ -140,9 +144,7 @@ def test_put_many_lists_exactly_as_add_and_modify(
     ]
     with added.unit_of_work() as uow:
         for record in replaced:
-            uow.records.modify(
-                record.tenant_id, record.collection, record.id, lambda _, r=record: r
-            )
+            uow.records.modify(record.tenant_id, record.collection, record.id, _to(record))
         for record in fresh:
             uow.records.add(record)
         uow.commit()
