@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from botmox_supabase import domain_repositories
+from botmox_supabase import domain_listing
 from botmox_supabase.backend import PostgresDataBackend
 from botmox_supabase.domain_repositories import COLLECTION_TABLES, dump_json, list_statement
 
@@ -87,13 +87,20 @@ def test_backend_declares_domains(backend: PostgresDataBackend) -> None:
         assert uow.records is not None and uow.settings is not None
 
 
-@pytest.mark.parametrize("factor", [0.0, 1e9], ids=["among-matches", "in-sort-order"])
+@pytest.mark.parametrize(
+    ("factor", "max_ids"),
+    [(0.0, 5000), (1e9, 5000), (0.0, 0)],
+    ids=["among-matches", "in-sort-order", "filtered-without-ids"],
+)
 def test_list_matches_the_reference(
-    backend: PostgresDataBackend, factor: float, monkeypatch: pytest.MonkeyPatch
+    backend: PostgresDataBackend, factor: float, max_ids: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both ways of choosing a filtered page (among the matching ids, or in sort-index order
-    skipping non-matches) give the reference's records, order and total."""
-    monkeypatch.setattr(domain_repositories, "FEW_MATCHES_FACTOR", factor)
+    """Every way of choosing a filtered page (among the matching ids, in sort-index order
+    skipping non-matches, or with the filter when the ids were too many to return), with ``q``
+    found through the trigram index or the covering index, gives the reference's records,
+    order and total."""
+    monkeypatch.setattr(domain_listing, "FEW_MATCHES_FACTOR", factor)
+    monkeypatch.setattr(domain_listing, "MAX_MATCH_IDS", max_ids)
     rng = random.Random(1234)
     records: list[DomainRecord] = []
     with backend.unit_of_work() as uow:

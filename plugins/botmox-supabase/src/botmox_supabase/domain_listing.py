@@ -1,0 +1,177 @@
+"""How the Supabase backend lists a collection in PostgreSQL: the statements of
+:meth:`~botmox_supabase.domain_records.PostgresRecordRepository.list` and the choice among them.
+
+* The filter ``q`` is ``search like '%q%'`` (``search`` is
+  :func:`~botmox_core.domain.listing.search_text` of the record, wildcards of ``q`` escaped). A
+  ``q`` with a word of three letters or digits is found through the trigram index (migration
+  ``20261204000000``: it narrows the candidates, the LIKE re-checks each); any other ``q`` is
+  counted in one index-only scan of the covering btree ``(tenant_id, search) include (id)``.
+* The order is :func:`~botmox_core.domain.listing.sort_key` as SQL (``botmox.domain_rank``,
+  ``domain_number`` and ``domain_text`` of ``data -> field``, then ``id``, all
+  ``COLLATE "C"``); bots have an expression index per sort field the web client uses.
+* With ``q``, one statement counts the matches and, when they are few, returns their ids; the
+  page is then chosen among those ids (primary-key reads) or read in sort-index order skipping
+  non-matches, whichever reads fewer rows (:func:`among_matches`). Without ``q`` the total is an
+  uncorrelated sub-select of the page statement; only a page past the end (no row to carry the
+  total) takes a second, count-only statement.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from psycopg import sql
+
+from botmox_core.domain.listing import SORT_FIELD_PATTERN, ListQuery
+from botmox_core.domain.records import Collection
+from botmox_core.errors import BadRequestError
+from botmox_supabase.domain_storage import COLLECTION_TABLES, collection_table
+
+__all__ = [
+    "FEW_MATCHES_FACTOR",
+    "INDEXED_SORTS",
+    "LIST_SETTINGS",
+    "MAX_MATCH_IDS",
+    "SEARCH_INDEX_MAX_BYTES",
+    "among_matches",
+    "count_statement",
+    "like_pattern",
+    "list_statement",
+    "tenant_count_statement",
+    "uses_trigrams",
+]
+
+#: Search texts up to this many bytes are in the covering index ``<table>_search_idx``
+#: (the migration's partial index predicate; the planner needs the same expression).
+SEARCH_INDEX_MAX_BYTES = 1024
+
+#: Sort fields with an expression index per table (migration 20261201000000): a sorted page
+#: is read in index order. Without ``q`` (or with many matches) that reads about a page of rows.
+INDEXED_SORTS: Mapping[Collection, frozenset[str]] = {
+    Collection.BOTS: frozenset({"name", "status", "project_id", "created_at", "updated_at"}),
+}
+
+#: Per-row cost of choosing a page among the matching ids, against reading in sort-index order
+#: (both read a row per step): see :func:`among_matches`.
+FEW_MATCHES_FACTOR = 1.0
+
+#: The count statement returns the matching ids when there are at most this many (else the page
+#: is read with the filter, in sort-index order or sorted).
+MAX_MATCH_IDS = 5000
+
+#: Set for the unit's transaction before a list: a list reads one tenant's rows, a few
+#: milliseconds of work, where starting parallel workers or JIT-compiling costs more than it saves.
+LIST_SETTINGS = (
+    "select set_config('max_parallel_workers_per_gather', '0', true),"
+    " set_config('jit', 'off', true)"
+)
+
+# A run of three ASCII letters or digits: a trigram pg_trgm extracts from a LIKE pattern without
+# word-boundary padding (a padded one such as " 17" of "vm-17" matches every word starting "17").
+_TRIGRAM_WORD = re.compile(r"[a-z0-9]{3}", re.ASCII)
+
+
+def uses_trigrams(q: str) -> bool:
+    """Whether ``q`` (normalised, ASCII-lower-cased) is found through the trigram index: it has
+    a word of three letters or digits, so its trigrams narrow the tenant's rows."""
+    return _TRIGRAM_WORD.search(q) is not None
+
+
+def like_pattern(q: str) -> str:
+    """``q`` as a LIKE pattern matching any text that contains it (``\\``, ``%``, ``_``
+    escaped; LIKE's default escape character is the backslash)."""
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def among_matches(query: ListQuery, matches: int, rows: int, indexed: bool) -> bool:
+    """Whether to choose the page among the ``matches`` matching ids (about ``matches`` rows
+    read) rather than in sort-index order, skipping non-matches (about
+    ``(offset + limit) * rows / matches`` rows read, ``rows`` the collection's rows)."""
+    if not indexed:
+        return True
+    in_order = (query.offset + query.limit) * rows / max(matches, 1)
+    return matches * FEW_MATCHES_FACTOR <= in_order
+
+
+def _order_by(query: ListQuery) -> sql.Composable:
+    """The ORDER BY list of :func:`~botmox_core.domain.listing.sort_key` (reversed for desc)."""
+    direction = sql.SQL(" desc" if query.descending else "")
+    if query.sort is None or query.sort == "id":
+        return sql.SQL("id{}").format(direction)
+    if not SORT_FIELD_PATTERN.fullmatch(query.sort):
+        raise BadRequestError(f"cannot sort by {query.sort[:80]!r}")
+    field = sql.Literal(query.sort)  # a literal, so an expression index on the field matches
+    parts = [
+        sql.SQL("botmox.domain_rank(data -> {})").format(field),
+        sql.SQL("botmox.domain_number(data -> {})").format(field),
+        sql.SQL('botmox.domain_text(data -> {}) collate "C"').format(field),
+        sql.SQL("id"),
+    ]
+    return sql.SQL(", ").join(sql.SQL("{}{}").format(part, direction) for part in parts)
+
+
+def _matching(table: sql.Identifier, columns: str, trigrams: bool) -> sql.Composed:
+    """``columns`` of the tenant's rows matching ``%(pattern)s``: one filter the planner serves
+    from the trigram index, or the covering index's rows and the rare longer ones (two
+    partial indexes, so the first part is an index-only scan)."""
+    if trigrams:
+        return sql.SQL(
+            "select {columns} from {table} where tenant_id = %(tenant)s and search like %(pattern)s"
+        ).format(columns=sql.SQL(columns), table=table)
+    return sql.SQL(
+        "select {columns} from {table} where tenant_id = %(tenant)s"
+        " and octet_length(search) <= {max} and search like %(pattern)s"
+        " union all select {columns} from {table} where tenant_id = %(tenant)s"
+        " and octet_length(search) > {max} and search like %(pattern)s"
+    ).format(columns=sql.SQL(columns), table=table, max=sql.Literal(SEARCH_INDEX_MAX_BYTES))
+
+
+def count_statement(collection: Collection, q: str) -> sql.Composed:
+    """``(matches, ids, rows)`` for ``q`` (parameters ``tenant``, ``pattern``, ``max_ids``):
+    how many of the tenant's rows match, their ids if at most ``max_ids`` (else null), and the
+    collection's row count as the statistics have it (for :func:`among_matches`)."""
+    table = collection_table(collection)
+    return sql.SQL(
+        "select count(*), case when count(*) <= %(max_ids)s then array_agg(id) end,"
+        " (select greatest(reltuples, 0)::bigint from pg_catalog.pg_class"
+        " where oid = {name}::regclass) from ({matching}) as matching"
+    ).format(
+        name=sql.Literal(f"botmox.{COLLECTION_TABLES[Collection(collection)]}"),
+        matching=_matching(table, "id", uses_trigrams(q)),
+    )
+
+
+def tenant_count_statement(collection: Collection) -> sql.Composed:
+    """How many rows the tenant has in ``collection`` (parameter ``tenant``)."""
+    return sql.SQL("select count(*) from {} where tenant_id = %(tenant)s").format(
+        collection_table(collection)
+    )
+
+
+def list_statement(collection: Collection, query: ListQuery, *, ids: bool = False) -> sql.Composed:
+    """The page statement of a list (parameters ``tenant``, ``pattern``, ``ids``, ``limit``,
+    ``offset``), rows ``(id, data, total)``.
+
+    Without ``q`` the total is an uncorrelated sub-select on every row (one statement). With
+    ``q`` the total was counted first (:func:`count_statement`) and ``total`` is null here;
+    ``ids`` picks the page among the matching ids that statement returned, else the rows are
+    read with the filter (in sort-index order where there is one).
+    """
+    table, order = collection_table(collection), _order_by(query)
+    if query.q is None:
+        return sql.SQL(
+            "select id, data, (select count(*) from {table} where tenant_id = %(tenant)s)"
+            " from {table} where tenant_id = %(tenant)s order by {order}"
+            " limit %(limit)s offset %(offset)s"
+        ).format(table=table, order=order)
+    if ids:
+        return sql.SQL(
+            "select id, data, null::bigint from {table} where tenant_id = %(tenant)s"
+            " and id = any(%(ids)s::text[]) order by {order} limit %(limit)s offset %(offset)s"
+        ).format(table=table, order=order)
+    return sql.SQL(
+        "select id, data, null::bigint from {table} where tenant_id = %(tenant)s"
+        " and search like %(pattern)s order by {order} limit %(limit)s offset %(offset)s"
+    ).format(table=table, order=order)
