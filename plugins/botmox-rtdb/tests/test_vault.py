@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,8 +19,6 @@ from botmox_rtdb.domain_repositories import DOMAIN_ROOTS
 from botmox_rtdb.rules import rules_document
 from botmox_rtdb.testing import ADMIN_TOKEN, RtdbEmulator
 from botmox_rtdb.vault_repositories import VAULT, binding_key
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from botmox_core.errors import (
     DatabaseError,
@@ -36,19 +32,14 @@ from botmox_core.services import Principal
 from botmox_core.services.vault import VaultService
 from botmox_core.testing.vault import (
     T0,
+    RawVaultDump,
+    VaultAtRestConformance,
     VaultRepositoryConformance,
+    envelope_texts,
     make_aes_envelope,
     make_binding,
     make_secret,
     make_version,
-)
-from botmox_core.vault.envelopes import (
-    RecipientKey,
-    SealContext,
-    envelope_document,
-    key_id_of,
-    open_,
-    seal,
 )
 from botmox_core.vault.models import Secret, SecretVersion
 
@@ -91,15 +82,6 @@ def _store(backend: RtdbBackend, secret: Secret, envelope: Any = None) -> Secret
 
     _write(backend, add)
     return version
-
-
-def _texts(envelope: Any) -> list[str]:
-    """Every base64 value (enc, ciphertext, nonce) of an envelope document."""
-    document = envelope_document(envelope)
-    found = [c[name] for c in document.get("recipients", []) for name in ("enc", "ciphertext")]
-    found += [document[name] for name in ("nonce", "ciphertext") if name in document]
-    assert found, "an envelope without ciphertext: the checks below would be vacuous"
-    return found
 
 
 @pytest.fixture
@@ -223,54 +205,35 @@ def test_a_tampered_envelope_reads_as_a_database_error_without_its_text(
         _read(rtdb, lambda uow: uow.secrets.get_version("t1", secret.id, 1))
     assert caught.value.message == "a stored secret envelope is malformed"
     assert caught.value.__cause__ is None
-    assert all(value not in str(caught.value) for value in _texts(version.envelope))
+    assert all(value not in str(caught.value) for value in envelope_texts(version.envelope))
 
 
-def test_the_database_export_holds_the_ciphertext_but_never_the_plaintext(
-    legacy: RtdbBackend, emulator: RtdbEmulator, namespace: str
-) -> None:
-    plaintext = f"proxmox-root-pw-{secrets.token_hex(12)}"
-    private = X25519PrivateKey.generate()
-    public = base64.b64encode(private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
-    for tenant in (LEGACY, "tenant-b"):
-        secret_id = str(uuid.uuid4())
-        envelope = seal(
-            plaintext.encode(),
-            [RecipientKey(agent_id="agt_one", public_key=public.decode("ascii"))],
-            tenant_id=tenant,
-            secret_id=secret_id,
-            version=1,
-        )
-        secret = make_secret(tenant, envelope, id=secret_id)
-        _store(legacy, secret, envelope)
-        _write(legacy, lambda uow, t=tenant, s=secret_id: uow.bindings.upsert(make_binding(t, s)))
+class TestRtdbVaultAtRest(VaultAtRestConformance[RtdbBackend]):
+    """The kit's at-rest check on the database's JSON export (GET /.json of the root, what
+    `firebase database:get /` fetches), for the legacy tenant and another, on a backend
+    configured with a legacy tenant."""
 
-        # What was stored opens for its agent (nothing was altered on the way) ...
-        stored = _read(legacy, lambda uow, t=tenant, s=secret_id: uow.secrets.get_version(t, s, 1))
-        context = SealContext(
-            tenant_id=tenant,
-            secret_id=secret_id,
-            version=1,
-            agent_id="agt_one",
-            key_id=key_id_of(private.public_key()),
-        )
-        assert open_(stored.envelope, private, context) == plaintext.encode()
+    @pytest.fixture
+    def backend(self, legacy: RtdbBackend) -> RtdbBackend:
+        return legacy
 
-        # ... and the database's JSON export (GET /.json of the root, what
-        # `firebase database:get /` fetches) has the ciphertext, never the plaintext.
-        response = requests.get(
-            f"http://{emulator.host_port}/.json",
-            params={"ns": namespace},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=10,
-        )
-        assert response.status_code == 200, response.text
-        export = response.content
-        assert secret_id.encode() in export
-        for value in _texts(envelope):
-            assert value.encode() in export, "the grep must find what is there"
-        assert plaintext.encode() not in export
-        assert base64.b64encode(plaintext.encode()) not in export
+    @pytest.fixture(params=[LEGACY, "tenant-b"], ids=["legacy-tenant", "other-tenant"])
+    def tenant(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
+
+    @pytest.fixture
+    def raw_vault_dump(self, emulator: RtdbEmulator, namespace: str) -> RawVaultDump:
+        def export() -> list[bytes]:
+            response = requests.get(
+                f"http://{emulator.host_port}/.json",
+                params={"ns": namespace},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+            return [response.content]
+
+        return export
 
 
 # -- the vault service on this backend ----------------------------------------------------------
