@@ -1,11 +1,13 @@
 """How the Supabase backend lists a collection in PostgreSQL: the statements of
 :meth:`~botmox_supabase.domain_records.PostgresRecordRepository.list` and the choice among them.
 
-* The filter ``q`` is ``search like '%q%'`` (``search`` is
-  :func:`~botmox_core.domain.listing.search_text` of the record, wildcards of ``q`` escaped). A
-  ``q`` with a word of three letters or digits is found through the trigram index (migration
-  ``20261204000000``: it narrows the candidates, the LIKE re-checks each); any other ``q`` is
-  counted in one index-only scan of the covering btree ``(tenant_id, search) include (id)``.
+* The filter ``q`` is a substring test on ``search``, the record's
+  :func:`~botmox_core.domain.listing.search_text`. A ``q`` with a word of three letters or digits is
+  ``search like '%q%'`` (wildcards escaped), found through the trigram index (migration
+  ``20261204000000``: it narrows the candidates, the LIKE re-checks each). Any other ``q``
+  (``vm-17``, ``a``, ``%``) narrows nothing there; it is ``strpos(search, q) > 0``, which that
+  index cannot serve, counted in one index-only scan of the covering btree
+  ``(tenant_id, search) include (id)``.
 * The order is :func:`~botmox_core.domain.listing.sort_key` as SQL (``botmox.domain_rank``,
   ``domain_number`` and ``domain_text`` of ``data -> field``, then ``id``, all
   ``COLLATE "C"``); bots have an expression index per sort field the web client uses.
@@ -112,24 +114,35 @@ def _order_by(query: ListQuery) -> sql.Composable:
     return sql.SQL(", ").join(sql.SQL("{}{}").format(part, direction) for part in parts)
 
 
-def _matching(table: sql.Identifier, columns: str, trigrams: bool) -> sql.Composed:
-    """``columns`` of the tenant's rows matching ``%(pattern)s``: one filter the planner serves
-    from the trigram index, or the covering index's rows and the rare longer ones (two
-    partial indexes, so the first part is an index-only scan)."""
-    if trigrams:
-        return sql.SQL(
-            "select {columns} from {table} where tenant_id = %(tenant)s and search like %(pattern)s"
-        ).format(columns=sql.SQL(columns), table=table)
+def _filter(q: str) -> sql.SQL:
+    """The filter ``q`` on ``search``: a LIKE the trigram index serves (parameter ``pattern``),
+    or, for a ``q`` whose trigrams narrow nothing, ``strpos`` (parameter ``q``; the same
+    substring test), which the trigram index cannot serve, so the planner reads the covering
+    index instead of re-checking every row of the tenant found through the trigram index."""
+    if uses_trigrams(q):
+        return sql.SQL("search like %(pattern)s")
+    return sql.SQL("strpos(search, %(q)s) > 0")
+
+
+def _matching(table: sql.Identifier, q: str) -> sql.Composed:
+    """The ids of the tenant's rows matching ``q``: from the trigram index, or from the covering
+    index and the rare rows with longer search texts (two partial indexes, so the first part is
+    an index-only scan)."""
+    if uses_trigrams(q):
+        return sql.SQL("select id from {table} where tenant_id = %(tenant)s and {filter}").format(
+            table=table, filter=_filter(q)
+        )
     return sql.SQL(
-        "select {columns} from {table} where tenant_id = %(tenant)s"
-        " and octet_length(search) <= {max} and search like %(pattern)s"
-        " union all select {columns} from {table} where tenant_id = %(tenant)s"
-        " and octet_length(search) > {max} and search like %(pattern)s"
-    ).format(columns=sql.SQL(columns), table=table, max=sql.Literal(SEARCH_INDEX_MAX_BYTES))
+        "select id from {table} where tenant_id = %(tenant)s"
+        " and octet_length(search) <= {max} and {filter}"
+        " union all select id from {table} where tenant_id = %(tenant)s"
+        " and octet_length(search) > {max} and {filter}"
+    ).format(table=table, filter=_filter(q), max=sql.Literal(SEARCH_INDEX_MAX_BYTES))
 
 
 def count_statement(collection: Collection, q: str) -> sql.Composed:
-    """``(matches, ids, rows)`` for ``q`` (parameters ``tenant``, ``pattern``, ``max_ids``):
+    """``(matches, ids, rows)`` for ``q`` (parameters ``tenant``, ``pattern``, ``q``,
+    ``max_ids``):
     how many of the tenant's rows match, their ids if at most ``max_ids`` (else null), and the
     collection's row count as the statistics have it (for :func:`among_matches`)."""
     table = collection_table(collection)
@@ -139,7 +152,7 @@ def count_statement(collection: Collection, q: str) -> sql.Composed:
         " where oid = {name}::regclass) from ({matching}) as matching"
     ).format(
         name=sql.Literal(f"botmox.{COLLECTION_TABLES[Collection(collection)]}"),
-        matching=_matching(table, "id", uses_trigrams(q)),
+        matching=_matching(table, q),
     )
 
 
@@ -151,8 +164,8 @@ def tenant_count_statement(collection: Collection) -> sql.Composed:
 
 
 def list_statement(collection: Collection, query: ListQuery, *, ids: bool = False) -> sql.Composed:
-    """The page statement of a list (parameters ``tenant``, ``pattern``, ``ids``, ``limit``,
-    ``offset``), rows ``(id, data, total)``.
+    """The page statement of a list (parameters ``tenant``, ``pattern``, ``q``, ``ids``,
+    ``limit``, ``offset``), rows ``(id, data, total)``.
 
     Without ``q`` the total is an uncorrelated sub-select on every row (one statement). With
     ``q`` the total was counted first (:func:`count_statement`) and ``total`` is null here;
@@ -173,5 +186,5 @@ def list_statement(collection: Collection, query: ListQuery, *, ids: bool = Fals
         ).format(table=table, order=order)
     return sql.SQL(
         "select id, data, null::bigint from {table} where tenant_id = %(tenant)s"
-        " and search like %(pattern)s order by {order} limit %(limit)s offset %(offset)s"
-    ).format(table=table, order=order)
+        " and {filter} order by {order} limit %(limit)s offset %(offset)s"
+    ).format(table=table, filter=_filter(query.q), order=order)

@@ -174,6 +174,7 @@ class PostgresRecordRepository(DomainRepository):
         params: dict[str, Any] = {
             "tenant": tenant_id,
             "pattern": None if query.q is None else domain_listing.like_pattern(query.q),
+            "q": query.q,
             "ids": None,
             "max_ids": domain_listing.MAX_MATCH_IDS,
             "limit": query.limit,
