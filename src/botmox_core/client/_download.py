@@ -7,6 +7,10 @@ same identity re-hashes the bytes already in ``dest.part`` and asks only for the
 else starts from zero. Only a file whose size and sha256 match is fsynced and moved onto ``dest``
 with :func:`os.replace`, so ``dest`` is either the old file or the complete verified new one.
 
+While the bytes arrive, the kernel is asked (``sync_file_range``, Linux) to start writing them to
+disk every few MiB, so the fsync at the end waits for the last few MiB instead of the whole file;
+that fsync is still what makes the file durable before it replaces ``dest``.
+
 Both clients drive :class:`PartialDownload`; the async client runs its blocking calls in a thread.
 The sync client hands the chunks to :class:`PipelinedWrites`, so that hashing and writing one
 chunk overlaps receiving the next.
@@ -15,13 +19,15 @@ chunk overlaps receiving the next.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import queue
 import re
+import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -32,6 +38,8 @@ from botmox_core.errors import ArtifactIntegrityError, BadRequestError
 __all__ = ["CHUNK_SIZE", "PartialDownload", "PipelinedWrites", "part_paths"]
 
 CHUNK_SIZE = 1 << 20
+#: Written bytes after which the kernel is asked to start writing them back (see the module doc).
+WRITEBACK_STEP = 8 << 20
 _SIDECAR_FORMAT = 1
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -48,6 +56,25 @@ def _local_io(action: str, path: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         raise LocalFileError(f"cannot {action} {path}: {exc.strerror or exc}") from exc
+
+
+@functools.cache
+def _writeback_starter() -> Callable[[int, int, int], object] | None:
+    """``start(fd, offset, length)``: ``sync_file_range(..., SYNC_FILE_RANGE_WRITE)`` through the C
+    library on Linux, or None where it is not available. It only starts the writeback of dirty
+    pages (it neither waits for it nor flushes the disk cache): an fsync is still needed."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    sync_file_range_write = 2  # SYNC_FILE_RANGE_WRITE
+    return lambda fd, offset, length: function(fd, offset, length, sync_file_range_write)
 
 
 def _strong_etag(headers: Mapping[str, str]) -> str | None:
@@ -83,6 +110,8 @@ class PartialDownload:
         self._etag: str | None = None
         self._last_modified: str | None = None
         self._file: BinaryIO | None = None
+        #: Offset up to which writeback has been started (see :meth:`_start_writeback`).
+        self._writeback_from = 0
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -158,6 +187,7 @@ class PartialDownload:
         self._write_sidecar()
         with _local_io("create", self.part_path):
             self._file = self.part_path.open("wb")
+        self._writeback_from = 0
 
     def _begin_partial(self, headers: Mapping[str, str]) -> None:
         match = _CONTENT_RANGE.fullmatch(headers.get("content-range", "").strip())
@@ -185,6 +215,7 @@ class PartialDownload:
         self.resumed_from = self.have
         with _local_io("open", self.part_path):
             self._file = self.part_path.open("ab")
+        self._writeback_from = self.have
 
     def write(self, chunk: bytes) -> None:
         """Hash and append ``chunk``; more bytes than expected is an integrity failure."""
@@ -200,6 +231,8 @@ class PartialDownload:
         with _local_io("write", self.part_path):
             self._file.write(chunk)
         self.have += len(chunk)
+        if self.have - self._writeback_from >= WRITEBACK_STEP:
+            self._start_writeback()
 
     def suspend(self) -> None:
         """Close the ``.part`` after a broken-off attempt, keeping it for a resume."""
@@ -219,8 +252,6 @@ class PartialDownload:
         with _local_io("flush", self.part_path):
             if self._file is not None:
                 self._file.flush()
-                os.fsync(self._file.fileno())
-        self.close()
         digest = self._hasher.hexdigest()
         if self.have != self.expected_size or digest != self.expected_sha256:
             self.discard()
@@ -232,11 +263,15 @@ class PartialDownload:
                 actual_sha256=digest,
             )
         with _local_io("fsync", self.part_path):
-            fd = os.open(self.part_path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            if self._file is not None:
+                os.fsync(self._file.fileno())
+            else:  # complete from an earlier run: its bytes may not have reached the disk
+                fd = os.open(self.part_path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        self.close()
         with _local_io("replace", self.dest):
             os.replace(self.part_path, self.dest)
             self._fsync_directory()
@@ -269,6 +304,17 @@ class PartialDownload:
 
     def _has_part(self) -> bool:
         return self.part_path.exists()
+
+    def _start_writeback(self) -> None:
+        """Have the kernel start writing the bytes since the last call to disk, so the fsync in
+        :meth:`finish` has little left to wait for. Best effort: errors are left to that fsync."""
+        start = _writeback_starter()
+        if start is None or self._file is None:
+            return
+        with _local_io("write", self.part_path):
+            self._file.flush()
+        start(self._file.fileno(), self._writeback_from, self.have - self._writeback_from)
+        self._writeback_from = self.have
 
     def _integrity_error(
         self, message: str, *, actual_size: int | None = None, actual_sha256: str | None = None
@@ -318,7 +364,9 @@ class PartialDownload:
 class PipelinedWrites:
     """:meth:`PartialDownload.write` in a thread of its own, fed through a bounded queue: the
     caller goes on receiving while the previous chunks are hashed and written (both release the
-    GIL), so a download takes about the longer of network and disk instead of their sum.
+    GIL), so a download takes about the longer of network and disk instead of their sum. Small
+    chunks are handed over in batches of about :data:`CHUNK_SIZE` (a list, not a copy), so the
+    queue costs the same whatever size the network delivers.
 
     Use as a context manager around one attempt's chunks. A write error (a full disk, more bytes
     than declared) is raised by the next :meth:`write` and at the end of the block; on leaving,
@@ -330,7 +378,9 @@ class PipelinedWrites:
         self.partial = partial
         #: Bytes handed over so far (what has been received), for progress reports.
         self.received = partial.have
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=depth)
+        self._batch: list[bytes] = []
+        self._batch_size = 0
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._drain, name="botmox-download-writer", daemon=True
@@ -345,17 +395,28 @@ class PipelinedWrites:
         if self._error is not None:
             raise self._error
         self.received += len(chunk)
-        self._queue.put(chunk)
+        self._batch.append(chunk)
+        self._batch_size += len(chunk)
+        if self._batch_size >= CHUNK_SIZE:
+            self._hand_over()
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._hand_over()
         self._queue.put(None)
         self._thread.join()
         if self._error is not None and self._error is not exc:
             raise self._error
 
+    def _hand_over(self) -> None:
+        if self._batch:
+            batch, self._batch, self._batch_size = self._batch, [], 0
+            self._queue.put(batch)
+
     def _drain(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            if self._error is None:  # after an error, drain without writing
+        while (batch := self._queue.get()) is not None:
+            for chunk in batch:
+                if self._error is not None:  # after an error, drain without writing
+                    break
                 try:
                     self.partial.write(chunk)
                 except BaseException as error:

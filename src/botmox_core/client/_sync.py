@@ -14,7 +14,8 @@ import httpx
 
 from botmox_core import __version__
 from botmox_core.client import _rules as rules
-from botmox_core.client._download import CHUNK_SIZE, PartialDownload, PipelinedWrites
+from botmox_core.client._body import iter_body
+from botmox_core.client._download import PartialDownload, PipelinedWrites
 from botmox_core.client._errors import NetworkError, ServerError
 from botmox_core.client._lease import Lease
 from botmox_core.client._machine import machine_vm_uuid
@@ -37,6 +38,13 @@ ProgressCallback = Callable[[int, int], None]
 """``progress(done_bytes, total_bytes)``, called as bytes arrive (and once at the start)."""
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def _shared_ssl_context() -> Any:
+    """One TLS context for both clients (httpx would load the CA bundle once per client), made
+    the way httpx makes its default one; ``True`` (httpx's default) where httpx cannot."""
+    create = getattr(httpx, "create_ssl_context", None)
+    return create() if create is not None else True
 
 
 class RunnerClient:
@@ -72,8 +80,11 @@ class RunnerClient:
             "User-Agent": f"botmox-runner/{__version__}",
         }
         self._owns = [c is None for c in (http_client, download_client)]
-        self._api = http_client or httpx.Client(timeout=timeout)
-        self._downloads = download_client or httpx.Client(timeout=timeout, follow_redirects=True)
+        verify = _shared_ssl_context() if http_client is None and download_client is None else True
+        self._api = http_client or httpx.Client(timeout=timeout, verify=verify)
+        self._downloads = download_client or httpx.Client(
+            timeout=timeout, verify=verify, follow_redirects=True
+        )
 
     def __repr__(self) -> str:
         return f"RunnerClient(base_url={redact_url(self.base_url)!r})"
@@ -278,7 +289,7 @@ class RunnerClient:
                     raise rules.download_error(status, response.headers, body)
                 partial.begin(status, response.headers)
                 with PipelinedWrites(partial) as writes:
-                    for chunk in response.iter_bytes(CHUNK_SIZE):
+                    for chunk in iter_body(response):
                         writes.write(chunk)
                         if progress is not None:
                             progress(writes.received, partial.expected_size)
