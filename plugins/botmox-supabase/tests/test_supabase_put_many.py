@@ -5,6 +5,7 @@ same records written by ``add`` and ``modify`` (records, order, totals, and the 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -57,6 +58,10 @@ def _as(tenant: str, record: DomainRecord, data: dict[str, Any] | None = None) -
     return DomainRecord(tenant, record.collection, record.id, record.data if data is None else data)
 
 
+def _replace_with(record: DomainRecord) -> Callable[[DomainRecord], DomainRecord]:
+    return lambda _current: record
+
+
 def _stored(sql: psycopg.Connection[Any], tenant: str) -> dict[str, tuple[Any, str]]:
     rows = sql.execute(
         "select id, data, search from botmox.bots where tenant_id = %s", (tenant,)
@@ -90,7 +95,7 @@ def test_put_many_lists_as_add_and_modify(
     with pg_backend.unit_of_work() as uow:
         for record in second:
             if record.id in existing:
-                uow.records.modify(BY_ONE, Collection.BOTS, record.id, lambda _r, r=record: r)
+                uow.records.modify(BY_ONE, Collection.BOTS, record.id, _replace_with(record))
             else:
                 uow.records.add(record)
         uow.commit()

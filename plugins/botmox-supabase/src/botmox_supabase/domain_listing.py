@@ -142,17 +142,25 @@ def _matching(table: sql.Identifier, q: str) -> sql.Composed:
 
 def count_statement(collection: Collection, q: str) -> sql.Composed:
     """``(matches, ids, rows)`` for ``q`` (parameters ``tenant``, ``pattern``, ``q``,
-    ``max_ids``):
-    how many of the tenant's rows match, their ids if at most ``max_ids`` (else null), and the
-    collection's row count as the statistics have it (for :func:`among_matches`)."""
-    table = collection_table(collection)
+    ``max_ids``): how many of the tenant's rows match, their ids if at most ``max_ids`` (else
+    null), and how many rows the tenant has as the statistics estimate it (for
+    :func:`among_matches`): the table's rows times the tenant's share among the most common
+    values of ``tenant_id``, or all the table's rows for a tenant not among them (an upper
+    bound, which can only favour reading the matching ids, at most ``max_ids`` of them)."""
+    table = COLLECTION_TABLES[Collection(collection)]
     return sql.SQL(
         "select count(*), case when count(*) <= %(max_ids)s then array_agg(id) end,"
-        " (select greatest(reltuples, 0)::bigint from pg_catalog.pg_class"
-        " where oid = {name}::regclass) from ({matching}) as matching"
+        " (select coalesce((select (greatest(c.reltuples, 0) * share.freq)::bigint"
+        " from pg_catalog.pg_stats as s cross join lateral"
+        " unnest(s.most_common_vals::text::text[], s.most_common_freqs) as share(value, freq)"
+        " where s.schemaname = 'botmox' and s.tablename = {table} and s.attname = 'tenant_id'"
+        " and share.value = %(tenant)s limit 1), greatest(c.reltuples, 0)::bigint)"
+        " from pg_catalog.pg_class as c where c.oid = {name}::regclass)"
+        " from ({matching}) as matching"
     ).format(
-        name=sql.Literal(f"botmox.{COLLECTION_TABLES[Collection(collection)]}"),
-        matching=_matching(table, q),
+        table=sql.Literal(table),
+        name=sql.Literal(f"botmox.{table}"),
+        matching=_matching(collection_table(collection), q),
     )
 
 
