@@ -62,6 +62,20 @@ def test_bad_toml_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_secrets_stay_out_of_repr() -> None:
     assert "hunter2" not in repr(load_settings({"BOTMOX_JWT_SECRET": "hunter2"}))
+    assert "hunter3" not in repr(load_settings({"BOTMOX_METRICS_TOKEN": "hunter3"}))
+
+
+def test_the_metrics_token_and_the_socket_directory_are_trimmed_and_blank_is_unset(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings({"BOTMOX_METRICS_TOKEN": " tok \n", "BOTMOX_UNIXSOCKET_DIR": " /x "})
+    assert (settings.metrics_token, settings.unixsocket_dir) == ("tok", Path("/x"))
+    blank = load_settings({"BOTMOX_METRICS_TOKEN": "  ", "BOTMOX_UNIXSOCKET_DIR": " "})
+    assert (blank.metrics_token, blank.unixsocket_dir) == (None, None)
+    path = tmp_path / "botmox.toml"
+    path.write_text("metrics_token = 5\n")
+    with pytest.raises(ConfigurationError, match=r"metrics_token in .* must be a string"):
+        load_settings({}, config_file=path)
 
 
 @pytest.mark.parametrize(
@@ -133,6 +147,8 @@ SAMPLES: dict[str, tuple[str, str, object]] = {
     "command_sweep_interval_seconds": ("0.25", "0.25", 0.25),
     "vault_keep_old_ciphertexts": ("0", "0", 0),
     "infra_wait_seconds": ("3", "3", 3),
+    "metrics_token": ("m3trics-t0ken", '"m3trics-t0ken"', "m3trics-t0ken"),
+    "unixsocket_dir": ("/run/botmox-bus", '"/run/botmox-bus"', Path("/run/botmox-bus")),
     "enabled_plugins": ("s3, minio", "", ("s3", "minio")),
     "disabled_plugins": ("rtdb", "", ("rtdb",)),
     "config_file": ("", "", None),  # BOTMOX_CONFIG names the file itself: tested below
@@ -246,6 +262,8 @@ _OTHER: dict[str, str] = {
     "vault_keep_old_ciphertexts": "5",
     "infra_wait_seconds": "4",
     "command_sweep_interval_seconds": "2.5",
+    "metrics_token": '"b"',
+    "unixsocket_dir": '"/b-bus"',
 }
 
 
@@ -295,9 +313,7 @@ def test_bad_values_name_the_setting_and_the_variable(env: dict[str, str], messa
          r"rate_limit_requests in"),
     ],
 )  # fmt: skip
-def test_bad_file_values_name_the_key_and_the_file(
-    tmp_path: Path, body: str, message: str
-) -> None:
+def test_bad_file_values_name_the_key_and_the_file(tmp_path: Path, body: str, message: str) -> None:
     path = tmp_path / "botmox.toml"
     path.write_text(body + "\n")
     with pytest.raises(ConfigurationError, match=message):
@@ -328,6 +344,16 @@ def test_plugin_options_fall_back_to_the_services_own_variables(tmp_path: Path) 
     )
     rtdb = load_settings({"FIREBASE_DATABASE_EMULATOR_HOST": "127.0.0.1:9000"})
     assert rtdb.plugin_options("rtdb") == {"emulator_host": "127.0.0.1:9000"}
+
+
+def test_a_setting_variable_under_a_plugin_prefix_is_not_a_plugin_option(tmp_path: Path) -> None:
+    path = tmp_path / "botmox.toml"
+    path.write_text('[plugins.unixsocket]\ndir = "/from/file"\nmode = "x"\n')
+    env = {"BOTMOX_UNIXSOCKET_DIR": "/from/env", "BOTMOX_UNIXSOCKET_OTHER": "y"}
+    settings = load_settings(env, config_file=path)
+    assert settings.unixsocket_dir == Path("/from/env")
+    assert settings.origin("unixsocket_dir") == Origin("env", "BOTMOX_UNIXSOCKET_DIR")
+    assert settings.plugin_options("unixsocket") == {"dir": "/from/file", "mode": "x", "other": "y"}
 
 
 # -- the composition root runs with what Settings says -------------------------------------------

@@ -27,6 +27,7 @@ MINIO_SECRET = "minio-Secret-Key-8899"
 URL_KEY = "ab" * 32
 SSL_PASSWORD = "ssl-Pass-2233"
 FSSPEC_SECRET = "fsspec-Secret-3344"
+METRICS_TOKEN = "metrics-Token-5566"
 SECRETS = (
     JWT_SECRET,
     DB_PASSWORD,
@@ -39,6 +40,7 @@ SECRETS = (
     URL_KEY,
     SSL_PASSWORD,
     FSSPEC_SECRET,
+    METRICS_TOKEN,
 )
 
 
@@ -51,9 +53,7 @@ def _console_script() -> list[str]:
     return [found]
 
 
-def botmox(
-    *args: str, env: dict[str, str], cwd: Path
-) -> subprocess.CompletedProcess[str]:
+def botmox(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("BOTMOX_", "DATA_BACKEND"))}
     return subprocess.run(
         [*_console_script(), *args],
@@ -101,6 +101,8 @@ def configured(tmp_path: Path) -> tuple[dict[str, str], Path]:
         "BOTMOX_SUPABASE_ANON_KEY": ANON_KEY,
         "BOTMOX_S3_SESSION_TOKEN": S3_SESSION,
         "BOTMOX_MINIO_SECRET_KEY": MINIO_SECRET,
+        "BOTMOX_METRICS_TOKEN": METRICS_TOKEN,
+        "BOTMOX_UNIXSOCKET_DIR": str(tmp_path / "bus"),
     }
     return env, tmp_path
 
@@ -141,6 +143,18 @@ def test_json_shows_every_setting_with_its_source_and_no_secret(
     }
     assert settings["config_file"]["value"] == config
     assert settings["enabled_plugins"]["toml"] is False
+    assert settings["metrics_token"] == {
+        "value": MASK,
+        "source": "env",
+        "origin": "BOTMOX_METRICS_TOKEN",
+        "secret": True,
+        "env": ["BOTMOX_METRICS_TOKEN"],
+        "toml": True,
+    }
+    assert settings["unixsocket_dir"]["value"] == str(cwd / "bus")
+    assert settings["unixsocket_dir"]["origin"] == "BOTMOX_UNIXSOCKET_DIR"
+    assert "dir" not in report["plugins"].get("unixsocket", {}).get("options", {})
+    assert not any("METRICS" in w or "UNIXSOCKET" in w for w in report["warnings"])
 
     supabase = report["plugins"]["supabase"]
     assert supabase["roles"] == ["data backend"]
@@ -187,6 +201,8 @@ def test_text_lists_every_setting_with_its_source_and_no_secret(
         assert any(line.split()[:1] == [field.name] for line in lines), field.name
     row = next(line for line in lines if line.split()[:1] == ["jwt_secret"])
     assert row.split() == ["jwt_secret", MASK, "env", "BOTMOX_JWT_SECRET"]
+    row = next(line for line in lines if line.split()[:1] == ["metrics_token"])
+    assert row.split() == ["metrics_token", MASK, "env", "BOTMOX_METRICS_TOKEN"]
     row = next(line for line in lines if line.split()[:1] == ["agent_offline_seconds"])
     assert row.split() == ["agent_offline_seconds", "45", "file", str(cwd / "botmox.toml")]
     row = next(line for line in lines if line.split()[:1] == ["port"])

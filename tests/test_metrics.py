@@ -1,6 +1,6 @@
-"""``/metrics``: off without ``BOTMOX_METRICS_TOKEN``, behind the token with it; latency per
-route template (never the raw path), resolve outcomes by reason code, 429s, commands by state
-and queue depth from the data backend."""
+"""``/metrics``: off without the ``metrics_token`` setting (``BOTMOX_METRICS_TOKEN``), behind the
+token with it; latency per route template (never the raw path), resolve outcomes by reason code,
+429s, commands by state and queue depth from the data backend."""
 
 from __future__ import annotations
 
@@ -45,6 +45,35 @@ def test_metrics_are_off_without_a_token(tmp_path: Path) -> None:
         answer = client.get("/metrics")
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_a_blank_token_leaves_metrics_off(tmp_path: Path) -> None:
+    with _client(tmp_path, BOTMOX_METRICS_TOKEN="  ") as client:
+        assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 404
+
+
+def test_the_token_is_the_metrics_token_setting(tmp_path: Path) -> None:
+    """The token comes from Settings: the TOML file's ``metrics_token`` turns metrics on too,
+    and the variable (trimmed) wins over the file."""
+    config = tmp_path / "botmox.toml"
+    config.write_text(f'metrics_token = "{TOKEN}"\n')
+    settings = load_settings(
+        environ={}, config_file=config, data_dir=tmp_path / "a", public_url=BASE_URL
+    )
+    with TestClient(create_app(settings), base_url=BASE_URL) as client:
+        assert client.get("/metrics", headers=AUTH).status_code == 200
+        assert client.get("/metrics").status_code == 401
+    other = "other-" + "b2" * 16
+    settings = load_settings(
+        environ={"BOTMOX_METRICS_TOKEN": f" {other} "},
+        config_file=config,
+        data_dir=tmp_path / "b",
+        public_url=BASE_URL,
+    )
+    with TestClient(create_app(settings), base_url=BASE_URL) as client:
+        assert client.get("/metrics", headers=AUTH).status_code == 401
+        answer = client.get("/metrics", headers={"Authorization": f"Bearer {other}"})
+        assert answer.status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -77,3 +77,12 @@ def test_the_directory_defaults_to_the_data_dir_and_is_configurable(tmp_path: Pa
     assert socket_directory(load_settings({}, data_dir=tmp_path)) == tmp_path / "agent-bus"
     configured = load_settings({"BOTMOX_UNIXSOCKET_DIR": str(tmp_path / "x")})
     assert socket_directory(configured) == tmp_path / "x"
+    path = tmp_path / "botmox.toml"
+    path.write_text(f'unixsocket_dir = "{tmp_path / "toml"}"\n')
+    assert socket_directory(load_settings({}, config_file=path)) == tmp_path / "toml"
+    path.write_text(f'[plugins.unixsocket]\ndir = "{tmp_path / "older"}"\n')  # still read
+    assert socket_directory(load_settings({}, config_file=path)) == tmp_path / "older"
+    both = load_settings({"BOTMOX_UNIXSOCKET_DIR": str(tmp_path / "x")}, config_file=path)
+    assert socket_directory(both) == tmp_path / "x"  # the setting wins over the older option
+    home = load_settings({"BOTMOX_UNIXSOCKET_DIR": "~/bus"})
+    assert socket_directory(home) == Path.home() / "bus"

@@ -14,7 +14,7 @@ variable, or the key in the file); an unknown key in the file is refused too, ne
 Plugin options come from ``BOTMOX_<PLUGIN>_<KEY>`` variables or a ``[plugins.<plugin>]`` table in
 the TOML file; plugins read them with :meth:`Settings.plugin_options`.
 
-Size: a little over 500 lines on purpose: every setting, with its variables, its check and its
+Size: about 570 lines on purpose: every setting, with its variables, its check and its
 documentation, is in this one module, so adding one is one field here.
 """
 
@@ -130,6 +130,14 @@ def _networks(value: object) -> tuple[str, ...]:
                 f"rate_limit_trusted_proxies: {text!r} is not an IP address or CIDR"
             ) from None
     return tuple(networks)
+
+
+def _trimmed(value: object) -> str | None:
+    """Optional text with surrounding blanks removed; blank means not set."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
 
 
 def _names(value: object) -> tuple[str, ...] | None:
@@ -264,6 +272,11 @@ class Settings:
             their envelope after a rotation (older ones keep only their metadata).
         infra_wait_seconds: how long an ``/api/v1/infra`` route waits for the agent's result
             before answering 202 (0-60; a request's ``?wait=`` overrides it).
+        metrics_token: bearer token a scrape of ``/metrics`` must send; unset (the default):
+            no ``/metrics`` at all. A secret.
+        unixsocket_dir: where the ``unixsocket`` agent transport's processes bind their
+            sockets; default: the older ``[plugins.unixsocket] dir`` option, else
+            ``<data_dir>/agent-bus`` (the path of a socket must stay under 108 bytes).
         enabled_plugins: allow list of entry-point plugins (``BOTMOX_PLUGINS``; environment
             only); None = every installed plugin.
         disabled_plugins: block list (``BOTMOX_DISABLE_PLUGINS``; environment only).
@@ -337,6 +350,15 @@ class Settings:
         2, "BOTMOX_VAULT_KEEP_OLD_CIPHERTEXTS", validator=_integer(0)
     )
     infra_wait_seconds: int = _setting(10, "BOTMOX_INFRA_WAIT_SECONDS", validator=_integer(0, 60))
+    metrics_token: str | None = _setting(
+        None, "BOTMOX_METRICS_TOKEN", secret=True, converter=_trimmed, name="metrics_token"
+    )
+    unixsocket_dir: Path | None = _setting(  # noqa: RUF009 - an attrs field
+        None,
+        "BOTMOX_UNIXSOCKET_DIR",
+        converter=lambda value: None if (text := _trimmed(value)) is None else Path(text),
+        name="unixsocket_dir",
+    )
     enabled_plugins: tuple[str, ...] | None = _setting(
         None, "BOTMOX_PLUGINS", converter=_names, name="enabled_plugins"
     )
@@ -377,8 +399,10 @@ class Settings:
 
     def plugin_options(self, plugin: str) -> dict[str, str]:
         """Options of one plugin: the ``[plugins.<plugin>]`` TOML table, overridden by
-        ``BOTMOX_<PLUGIN>_<KEY>`` environment variables (keys lower-cased); an option neither
-        sets (or sets empty) falls back to the variables in :data:`PLUGIN_ENV_FALLBACKS`."""
+        ``BOTMOX_<PLUGIN>_<KEY>`` environment variables (keys lower-cased; a variable that is
+        a setting of its own, such as ``BOTMOX_UNIXSOCKET_DIR``, is not an option); an option
+        neither sets (or sets empty) falls back to the variables in
+        :data:`PLUGIN_ENV_FALLBACKS`."""
         return {key: value for key, (value, _) in self.plugin_option_origins(plugin).items()}
 
     def plugin_option_origins(self, plugin: str) -> dict[str, tuple[str, Origin]]:
@@ -388,8 +412,9 @@ class Settings:
         for key, value in self.file_options.get(plugin, {}).items():
             options[str(key)] = (str(value), Origin("file", path))
         prefix = plugin_env_prefix(plugin)
+        settings = {variable for field in setting_fields() for variable in field.metadata["env"]}
         for name, value in self.environ.items():
-            if name.startswith(prefix) and len(name) > len(prefix):
+            if name.startswith(prefix) and len(name) > len(prefix) and name not in settings:
                 options[name[len(prefix) :].lower()] = (value, Origin("env", name))
         for key, names in PLUGIN_ENV_FALLBACKS.get(plugin, {}).items():
             if options.get(key, ("", DEFAULT))[0]:

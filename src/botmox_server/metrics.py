@@ -1,9 +1,9 @@
-"""``/metrics``: Prometheus text format, off unless ``BOTMOX_METRICS_TOKEN`` is set.
+"""``/metrics``: Prometheus text format, off unless the ``metrics_token`` setting is set.
 
 Served by an ASGI wrapper around the whole application (outside the rate limiter, so refused
 requests are counted too), never listed in OpenAPI. A scrape must send
-``Authorization: Bearer <BOTMOX_METRICS_TOKEN>``; without the variable the path is an unknown
-path like any other (404 ``NOT_FOUND``).
+``Authorization: Bearer <token>`` (``BOTMOX_METRICS_TOKEN``, or ``metrics_token`` in the TOML
+file); without it the path is an unknown path like any other (404 ``NOT_FOUND``).
 
 What is measured (``docs/operations.md``, Monitoring):
 
@@ -54,6 +54,7 @@ __all__ = ["METRICS_PATH", "METRICS_TOKEN_VARIABLE", "Metrics", "install_metrics
 log = logging.getLogger("botmox.metrics")
 
 METRICS_PATH = "/metrics"
+#: The variable of the ``metrics_token`` setting.
 METRICS_TOKEN_VARIABLE = "BOTMOX_METRICS_TOKEN"  # noqa: S105 - a variable name
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 RESOLVE_ROUTE = "/api/v1/artifacts/resolve-download"
@@ -242,9 +243,9 @@ class MetricsMiddleware:
 
 
 def install_metrics(app: Litestar, core: App) -> Litestar:
-    """Put the metrics wrapper around ``app`` when ``BOTMOX_METRICS_TOKEN`` is set (from the
-    settings' environment); otherwise leave the app as it is (no ``/metrics``)."""
-    token = core.settings.environ.get(METRICS_TOKEN_VARIABLE, "").strip()
+    """Put the metrics wrapper around ``app`` when the ``metrics_token`` setting is set;
+    otherwise leave the app as it is (no ``/metrics``)."""
+    token = core.settings.metrics_token
     if not token:
         return app
     metrics = Metrics(core, token)

@@ -8,9 +8,9 @@ nobody reads any more (its process ended) is removed by the first publish that f
 Delivery is at most once and best effort, which is what the port asks: the command queue in the
 repository is the source of truth, and the sweeper re-sends what a lost wake-up delays.
 
-The directory defaults to ``<data dir>/agent-bus`` (option ``[plugins.unixsocket] dir`` or
-``BOTMOX_UNIXSOCKET_DIR``); every process that shares the SQLite database on this host should
-share it.
+The directory defaults to ``<data dir>/agent-bus`` (the ``unixsocket_dir`` setting,
+``BOTMOX_UNIXSOCKET_DIR``, moves it; the older ``[plugins.unixsocket] dir`` option still does);
+every process that shares the SQLite database on this host should share it.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class UnixSocketTransport:
         if len(os.fsencode(path)) > MAX_SOCKET_PATH:
             raise ConfigurationError(
                 f"unixsocket transport: {path} is longer than a Unix socket path may be "
-                f"({MAX_SOCKET_PATH} bytes); set [plugins.unixsocket] dir "
+                f"({MAX_SOCKET_PATH} bytes); set unixsocket_dir "
                 "(BOTMOX_UNIXSOCKET_DIR) to a shorter directory"
             )
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -131,7 +131,11 @@ class UnixSocketTransport:
 
 
 def socket_directory(settings: Settings) -> Path:
-    """Where the processes sharing ``settings``' data put their sockets."""
+    """Where the processes sharing ``settings``' data put their sockets: the
+    ``unixsocket_dir`` setting, else the older ``[plugins.unixsocket] dir`` option, else
+    ``<data_dir>/agent-bus``."""
+    if settings.unixsocket_dir is not None:
+        return settings.unixsocket_dir.expanduser()
     configured = settings.plugin_options("unixsocket").get("dir", "").strip()
     return Path(configured).expanduser() if configured else settings.data_dir / "agent-bus"
 

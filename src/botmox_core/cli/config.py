@@ -58,6 +58,8 @@ _UNSET_MEANING: Mapping[str, str] = {
     "config_file": "none",
     "jwt_secret": "none (HS256 JWTs refused)",
     "jwks_url": "none",
+    "metrics_token": "none (no /metrics)",
+    "unixsocket_dir": "[plugins.unixsocket] dir, else <data_dir>/agent-bus",
 }
 
 

@@ -186,7 +186,7 @@ def _worker_environment(settings: Settings, workers: int, config_file: str | Non
 
     The parent builds the core once (schema, key rings, URL key are created here, not raced by
     the workers), checks the configuration and passes its choices on: host, port, data dir,
-    config file, log format, the agent transport and, when ``BOTMOX_METRICS_TOKEN`` is set, a
+    config file, log format, the agent transport and, when the metrics token is set, a
     fresh ``PROMETHEUS_MULTIPROC_DIR`` removed at exit.
     """
     from botmox_core.bootstrap import bootstrap
@@ -215,7 +215,7 @@ def _worker_environment(settings: Settings, workers: int, config_file: str | Non
     if config_file:
         environment["BOTMOX_CONFIG"] = str(Path(config_file).absolute())
     metrics_dir = None
-    if settings.environ.get("BOTMOX_METRICS_TOKEN", "").strip():
+    if settings.metrics_token:
         metrics_dir = tempfile.mkdtemp(prefix="botmox-metrics-")
         environment["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     saved = {name: os.environ.get(name) for name in environment}
