@@ -17,9 +17,9 @@ How a list finds its page without reading a tenant's whole collection (schema ve
   it in order, tests each record with the substring test (``LIKE``) and stops at its page:
   about ``(offset + limit) * records / matches`` rows. With few matches (fewer than that walk),
   or a field without an index, the matching ``seq`` are taken from the FTS index and sorted.
-* A ``q`` shorter than a trigram scans the covering index (tenant, collection, search,
-  sort_keys, id) with ``LIKE``, counting and ordering in one pass, as does a sort on a field
-  without an index.
+* A ``q`` shorter than a trigram, and a list without ``q`` sorted by a field without an index,
+  scan the covering index (tenant, collection, search, sort_keys, id) with ``LIKE``, counting
+  and ordering in one pass.
 
 Only the page's rows have their ``data`` read (``search`` and ``sort_keys`` come first in the
 row, so a large ``data`` is not read to test a record).
@@ -28,7 +28,6 @@ row, so a large ``data`` is not read to test a record).
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
@@ -234,57 +233,23 @@ class SqliteRecordRepository:
         if len(query.q) < TRIGRAM:
             return self._scanned(tenant_id, collection, query, key, order, query.q)
         phrase = fts_phrase(query.q)
-        if index is not None:
-            # Walking the sort index reads about (offset + limit) * size / total records,
-            # sorting the matches reads all total: the walk wins once total exceeds
-            # sqrt((offset + limit) * size). Up to that many matches are counted first (the
-            # FTS index alone); only a broad q is then counted in full, from where that ended.
-            cap = math.isqrt((query.offset + query.limit) * size) + 1
-            head, end = self._sql.rows(
-                f"SELECT count(*), max(rowid) FROM ({_HITS} LIMIT ?)",  # noqa: S608 - fixed text
-                (phrase, first, last, cap),
-            )[0]
-            if head >= cap:
-                total = head + int(self._sql.rows(_COUNT_HITS, (phrase, end + 1, last))[0][0])
-                if total <= query.offset:
-                    return ListPage([], total)
-                page = self._walked(index, key, order, scope, query.q, query)
-                return ListPage([_record(tenant_id, collection, row) for row in page], total)
-            if head <= query.offset:
-                return ListPage([], head)
-            last = end  # every match is at or before it
-        return self._sorted_hits(tenant_id, collection, query, key, order, phrase, first, last)
-
-    def _sorted_hits(
-        self,
-        tenant_id: str,
-        collection: Collection,
-        query: ListQuery,
-        key: str,
-        order: str,
-        phrase: str,
-        first: int,
-        last: int,
-    ) -> ListPage:
-        """The page and count of the FTS index's matches in ``seq`` range ``first..last``,
-        sorted, in one statement (a page past the end counts them apart)."""
-        chosen = (
-            f"SELECT r.seq, {key} AS k, r.id, count(*) OVER () AS total"  # noqa: S608
-            f" FROM hits JOIN domain_records AS r ON r.seq = hits.seq ORDER BY {order}"
-        )
-        rows = self._sql.rows(
-            _page_sql(
-                chosen, query.descending, with_clause=f"WITH hits (seq) AS ({_HITS})", total=True
-            ),
-            (phrase, first, last, query.limit, query.offset),
-        )
-        if rows:
-            total = int(rows[0]["total"])
-        elif query.offset == 0:
-            total = 0
-        else:  # a page past the end
-            total = int(self._sql.rows(_COUNT_HITS, (phrase, first, last))[0][0])
-        return ListPage([_record(tenant_id, collection, row) for row in rows], total)
+        total = int(self._sql.rows(_COUNT_HITS, (phrase, first, last))[0][0])
+        if total <= query.offset:
+            return ListPage([], total)
+        walk = (query.offset + query.limit) * size / total
+        if index is not None and walk < total:
+            page = self._walked(index, key, order, scope, query.q, query)
+        else:
+            hits = f"WITH hits (seq) AS ({_HITS})"
+            chosen = (
+                f"SELECT r.seq, {key} AS k, r.id FROM hits"  # noqa: S608 - fixed text
+                f" JOIN domain_records AS r ON r.seq = hits.seq ORDER BY {order}"
+            )
+            page = self._sql.rows(
+                _page_sql(chosen, query.descending, with_clause=hits),
+                (phrase, first, last, query.limit, query.offset),
+            )
+        return ListPage([_record(tenant_id, collection, row) for row in page], total)
 
     def _walked(
         self,
