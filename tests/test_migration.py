@@ -4,11 +4,13 @@ records the target cannot hold reported (and the rest copied), canonical hashes,
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from botmox_core.domain.records import (
     LifecycleLogEntry,
 )
 from botmox_core.migration import MigrationOptions, migrate, parity
+from botmox_core.migration import canonical as canonical_module
 from botmox_core.migration.canonical import canonical_text, field_diff
 from botmox_core.migration.control import (
     LOCK_KEY,
@@ -167,14 +170,13 @@ def test_since_leaves_older_changes_alone_but_creates_and_prunes(
 ) -> None:
     _seed(source, bots=5)
     _run(source, target)
+
+    def stamped(stamp: int) -> Any:
+        return lambda r: attrs.evolve(r, data={**r.data, "level": 99, "updated_at": stamp})
+
     with source.unit_of_work() as uow:
         for record_id, stamp in (("bot-0001", 1), ("bot-0002", 9000)):
-            uow.records.modify(
-                "t1",
-                Collection.BOTS,
-                record_id,
-                lambda r, s=stamp: attrs.evolve(r, data={**r.data, "level": 99, "updated_at": s}),
-            )
+            uow.records.modify("t1", Collection.BOTS, record_id, stamped(stamp))
         uow.records.add(DomainRecord("t1", Collection.BOTS, "bot-new", {"updated_at": 10}))
         uow.commit()
     report = _run(source, target, since=5000, streams=["records/bots"])
@@ -192,18 +194,18 @@ def test_a_crashed_run_resumes_from_its_checkpoint(
     from botmox_core.migration import streams
 
     calls = {"n": 0}
-    original = streams.RecordStream.write
+    original = streams.RecordStream.write_many
 
-    def failing(self: Any, uow: Any, tenant: str, item: Any, current: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 450:
+    def failing(self: Any, uow: Any, tenant: str, items: Any) -> None:
+        calls["n"] += self.collection is Collection.BOTS
+        if calls["n"] == 5:  # the batch of bot-0400 to bot-0499
             raise KeyboardInterrupt  # not a BotmoxError: the run stops like a killed one
-        original(self, uow, tenant, item, current)
+        original(self, uow, tenant, items)
 
-    monkeypatch.setattr(streams.RecordStream, "write", failing)
+    monkeypatch.setattr(streams.RecordStream, "write_many", failing)
     with pytest.raises(KeyboardInterrupt):
         _run(source, target, batch_size=100, page_size=100)
-    monkeypatch.setattr(streams.RecordStream, "write", original)
+    monkeypatch.setattr(streams.RecordStream, "write_many", original)
     state = read_checkpoint(target)
     assert state is not None
     bots = state["streams"]["t1\x00records/bots"]
@@ -278,6 +280,51 @@ def test_records_the_target_cannot_hold_are_reported_and_the_rest_is_copied(
         assert uow.records.get("t1", Collection.BOTS, "huge") is None
 
 
+def test_a_batch_the_target_refuses_is_written_record_by_record(
+    source: SqliteBackend, target: SqliteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Creates and updates of a batch go through one put_many; when the target refuses the
+    batch, each record is written in a unit of its own: the refused one is named, the rest
+    land, and the batch's updates and deletes (prune) still apply."""
+    from botmox_core.backends.sqlite.records import SqliteRecordRepository
+    from botmox_core.errors import BadRequestError
+
+    with source.unit_of_work() as uow:
+        for index in range(20):
+            uow.records.add(DomainRecord("t1", Collection.BOTS, f"b{index:02d}", {"n": index}))
+        uow.commit()
+    with target.unit_of_work() as uow:
+        uow.records.add(DomainRecord("t1", Collection.BOTS, "b03", {"n": "old"}))
+        uow.records.add(DomainRecord("t1", Collection.BOTS, "extra", {"n": 0}))
+        uow.commit()
+    batches: list[int] = []
+    put_many, add = SqliteRecordRepository.put_many, SqliteRecordRepository.add
+
+    def refusing_put_many(self: Any, records: Any) -> None:
+        batches.append(len(records))
+        if any(record.id == "b07" for record in records):
+            raise BadRequestError("no b07 here")
+        put_many(self, records)
+
+    def refusing_add(self: Any, record: DomainRecord) -> DomainRecord:
+        if record.id == "b07":
+            raise BadRequestError("no b07 here")
+        return add(self, record)
+
+    monkeypatch.setattr(SqliteRecordRepository, "put_many", refusing_put_many)
+    monkeypatch.setattr(SqliteRecordRepository, "add", refusing_add)
+    report = _run(source, target, streams=["records/bots"], prune=True, batch_size=500)
+    assert batches == [20]  # the whole batch in one call, refused
+    bots = report.streams[0]
+    assert (bots.created, bots.updated, bots.deleted, bots.failed) == (18, 1, 1, 1)
+    assert [(p.id, p.stream) for p in report.problems] == [("b07", "records/bots")]
+    assert "no b07 here" in report.problems[0].reason
+    with target.unit_of_work() as uow:
+        stored = uow.records.scan("t1", Collection.BOTS)
+    assert [r.id for r in stored] == [f"b{i:02d}" for i in range(20) if i != 7]
+    assert stored[3].data == {"n": 3}
+
+
 def test_canonical_form_ignores_what_backends_cannot_keep_apart() -> None:
     assert canonical_text({"b": 1.0, "a": [], "c": None, "d": {}}) == '{"b":1}'
     assert canonical_text({"x": ["p", "q"]}) == canonical_text({"x": {"0": "p", "1": "q"}})
@@ -287,6 +334,50 @@ def test_canonical_form_ignores_what_backends_cannot_keep_apart() -> None:
         {"path": "a/b", "source": 1, "target": 2},
         {"path": "c", "source": 2, "target": None},
     ]
+
+
+def _general_text(value: Any) -> str:
+    """The canonical text by the general walk alone (what the fast paths must equal)."""
+    normal = canonical_module._general(value)
+    return json.dumps(
+        None if normal is canonical_module.EMPTY else normal,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+class _Kind(enum.StrEnum):
+    FARMING = "farming"
+
+
+class _Level(enum.IntEnum):
+    ONE = 1
+
+
+class _Ratio(float):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1, "b": "x", "c": True, "d": 1.5, "e": {"f": "g"}},
+        {"a": 1.0, "b": -0.0, "c": 1e16, "d": 2.0**64, "e": 1e-7, "f": float("nan")},
+        {"null": "null", "t": "[x]", "u": "{}", "v": "1.0", "w": "e+"},
+        {"a": None, "b": {}, "c": [], "d": [None], "e": {"f": None}},
+        {"tags": ["a", None, "b"], "deep": [[1, {"x": []}], {"y": 2.0}]},
+        {"k": _Kind.FARMING, "l": _Level.ONE, "r": _Ratio(2.0), "s": _Ratio(2.5)},
+        {1: "int key", "a": {True: "bool key", None: "none key"}},
+        {"big": 2**70, "neg": -(2**70), "tuple": (1, 2), "set": frozenset({3, 1})},
+        {"when": datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC), "ü ✓ \U0001f600": "\x00"},
+        {},
+        {"a": {"b": {}}},
+    ],
+)
+def test_the_fast_canonical_paths_equal_the_general_walk(value: Any) -> None:
+    assert canonical_text(value) == _general_text(value)
+    assert canonical_module.canonical(value) == canonical_module._general(value)
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

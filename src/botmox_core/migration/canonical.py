@@ -14,6 +14,13 @@ backends without meaning anything:
   every backend keeps.
 
 The hash is the SHA-256 of the canonical JSON text (UTF-8, compact, sorted keys).
+
+Speed (a migration or parity hashes every record of both sides): plain JSON values (``dict``,
+``list``, ``str``, ``int``, ``float``, ``bool``, ``None``) are normalised by a walk that
+dispatches on the exact type, and a value whose JSON text shows nothing to normalise (no
+``null``, no array, no empty object, no integral float) is not walked at all: its sorted compact
+JSON text already is the canonical text. Anything else (enums, datetimes, sets, tuples, other
+mappings, non-string keys) takes the general walk.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import Enum
@@ -42,22 +50,65 @@ EMPTY: Any = _Empty()
 
 
 def canonical(value: Any) -> Any:
-    """``value``'s canonical form (:data:`EMPTY` when it is dropped entirely). Iterative, so
-    any nesting is safe."""
-    return _canonical(value)
+    """``value``'s canonical form (:data:`EMPTY` when it is dropped entirely)."""
+    return _plain(value)
 
 
-def _canonical(value: Any) -> Any:
+_MAX_EXACT = 2**63
+
+
+def _plain(value: Any) -> Any:
+    """The canonical form, fast for plain JSON types (exact ``dict``/``list`` with ``str``
+    keys, ``str``, ``int``, ``float``, ``bool``, ``None``); anything else is handed to
+    :func:`_general`, whose result it equals."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool:
+        return value
+    if kind is dict:
+        result: dict[str, Any] = {}
+        for key, member in value.items():
+            if type(key) is not str:
+                return _general(value)
+            member_kind = type(member)
+            if member_kind is str or member_kind is int or member_kind is bool:
+                result[key] = member
+            elif member is not None:
+                normal = _plain(member)
+                if normal is not EMPTY:
+                    result[key] = normal
+        return result if result else EMPTY
+    if kind is list:
+        listed: dict[str, Any] = {}
+        for index, member in enumerate(value):
+            member_kind = type(member)
+            if member_kind is str or member_kind is int or member_kind is bool:
+                listed[str(index)] = member
+            elif member is not None:
+                normal = _plain(member)
+                if normal is not EMPTY:
+                    listed[str(index)] = normal
+        return listed if listed else EMPTY
+    if kind is float:
+        if math.isfinite(value) and value.is_integer() and abs(value) <= _MAX_EXACT:
+            return int(value)
+        return value
+    if value is None:
+        return EMPTY
+    return _general(value)
+
+
+def _general(value: Any) -> Any:
+    """The canonical form of any value (members through :func:`_plain`)."""
     if value is None:
         return EMPTY
     if isinstance(value, bool | str):
         return value
     if isinstance(value, Enum):
-        return _canonical(value.value)
+        return _plain(value.value)
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer() and abs(value) <= 2**63:
+        if math.isfinite(value) and value.is_integer() and abs(value) <= _MAX_EXACT:
             return int(value)
         return value
     if isinstance(value, datetime):
@@ -73,22 +124,51 @@ def _canonical(value: Any) -> Any:
         return str(value)
     result: dict[str, Any] = {}
     for key, member in items:
-        normal = _canonical(member)
+        normal = _plain(member)
         if normal is not EMPTY:
             result[str(key)] = normal
     return result if result else EMPTY
 
 
+_encode = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True
+).encode
+
+#: What in a value's JSON text may need normalising: ``null``, an array, an empty object, an
+#: integral float (``repr`` writes it ``1.0`` or with a positive exponent, ``1e+16``). A string
+#: holding one of these only costs the normalising walk.
+_NORMALISABLE = re.compile(r"null|\[|\{\}|\.0(?![0-9])|e\+")
+
+
 def canonical_text(value: Any) -> str:
     """The canonical JSON text of ``value`` (``null`` when it is dropped entirely)."""
+    if type(value) is dict:
+        try:
+            text = _encode(value)
+        except (TypeError, ValueError, RecursionError):
+            pass
+        else:
+            # Only exact dicts, lists, strings, numbers, booleans and None encode without a
+            # TypeError here, save subclasses of str, int and float (enums among them), whose
+            # text is their value's: what the general walk makes of them too. Keys that are not
+            # strings are the one thing the text cannot show; they are checked below.
+            if _NORMALISABLE.search(text) is None and _string_keys(value):
+                return text
     normal = canonical(value)
-    return json.dumps(
-        None if normal is EMPTY else normal,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=True,
-    )
+    return _encode(None if normal is EMPTY else normal)
+
+
+def _string_keys(value: dict[Any, Any]) -> bool:
+    """Every key at every depth is a ``str`` (``value`` holds no arrays: only dicts nest)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        for key, member in node.items():
+            if type(key) is not str:
+                return False
+            if type(member) is dict:
+                stack.append(member)
+    return True
 
 
 def digest(value: Any) -> bytes:

@@ -7,10 +7,15 @@ target; a key on both sides whose canonical forms differ
 (:mod:`botmox_core.migration.canonical`) is replaced; an equal one is left alone (so a run over
 unchanged data writes nothing); a key only at the target is deleted with ``prune``. Records are
 written as they are (``created_at``, ``updated_at``, ids: everything the port returns), in
-batches of one unit of work each. Before a write each record is checked with the services'
-rules; one the target cannot hold is reported with its tenant, stream, id and reason, never
-silently dropped, and the rest is copied (the run then ends non-zero). A batch the target
+batches of one unit of work each; a stream that writes in bulk (records:
+:meth:`~botmox_core.ports.domains.RecordRepository.put_many`) writes a batch's creates and
+updates in one call, deletes go one by one. Before a write each record is checked with the
+services' rules; one the target cannot hold is reported with its tenant, stream, id and reason,
+never silently dropped, and the rest is copied (the run then ends non-zero). A batch the target
 refuses is written again one record per unit, so the refused records are named.
+
+Each side is read one page ahead in a thread of its own (:func:`read_stream`), so the source's
+and the target's reads overlap the comparison and the writes.
 
 Resumable: after each committed batch the key reached is stored in the *target*'s control
 entries (``migration_checkpoint``); a run with the same source and options goes on after it.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import attrs
@@ -36,6 +42,7 @@ from botmox_core.migration.control import (
     write_checkpoint,
 )
 from botmox_core.migration.streams import (
+    BulkWrites,
     Item,
     Key,
     NotPrunable,
@@ -175,16 +182,39 @@ class MigrationReport:
 
 
 def read_stream(
-    backend: DataBackend, stream: Stream, tenant: str, after: Key | None, page_size: int
+    backend: DataBackend,
+    stream: Stream,
+    tenant: str,
+    after: Key | None,
+    page_size: int,
+    *,
+    ahead: bool = True,
 ) -> Iterator[Item]:
-    """Every item of the stream after ``after``, one unit of work per page."""
-    for _ in range(10**9):
+    """Every item of the stream after ``after``, one unit of work per page. With ``ahead`` the
+    next page is read in a thread of its own while the caller works through the current one
+    (each page still in a unit of its own; closing the iterator waits for that read)."""
+
+    def page_after(cursor: Key | None) -> list[Item]:
         with backend.unit_of_work() as uow:
-            page = list(stream.read(uow, tenant, after, page_size))
-        yield from page
-        if len(page) < page_size:
-            return
-        after = page[-1].key
+            return list(stream.read(uow, tenant, cursor, page_size))
+
+    if not ahead:
+        for _ in range(10**9):
+            page = page_after(after)
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1].key
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix=f"read-{stream.name}") as reader:
+        pending = reader.submit(page_after, after)
+        for _ in range(10**9):
+            page = pending.result()
+            if len(page) < page_size:
+                yield from page
+                return
+            pending = reader.submit(page_after, page[-1].key)
+            yield from page
 
 
 def list_tenants(backend: DataBackend, role: str) -> list[str]:
@@ -291,12 +321,13 @@ class _Run:
         reached: Key | None = after
         since = self.options.since
         pending_reads = 0
+        advanced = 0
         for left, right in _merge(sources, targets):
             current = left or right
             assert current is not None
             if left is not None:
                 result.source += 1
-                self.progress.advance(label)
+                advanced += 1
             if right is not None:
                 result.target += 1
             if left is not None and right is None:
@@ -316,9 +347,13 @@ class _Run:
                 self._flush(tenant, stream, batch, result)
                 batch = []
                 pending_reads = 0
+                self.progress.advance(label, advanced)
+                advanced = 0
                 self.state["streams"][entry_key] = {"after": list(reached), "done": False}
                 self._save()
         self._flush(tenant, stream, batch, result)
+        if advanced:
+            self.progress.advance(label, advanced)
         self.state["streams"][entry_key] = {"after": None, "done": True}
         self._save()
 
@@ -346,8 +381,7 @@ class _Run:
             return
         try:
             with self.target.unit_of_work() as uow:
-                for action in writable:
-                    self._apply(uow, tenant, stream, action)
+                self._apply_all(uow, tenant, stream, writable)
                 uow.commit()
         except (BotmoxError, Unrepresentable, NotPrunable):
             if len(writable) > 1:
@@ -384,6 +418,21 @@ class _Run:
             )
             return
         self._count(action, result)
+
+    @classmethod
+    def _apply_all(cls, uow: Any, tenant: str, stream: Stream, actions: list[_Action]) -> None:
+        """A batch in one unit: the creates and updates in one call when the stream writes in
+        bulk, otherwise one by one; deletes one by one."""
+        if not isinstance(stream, BulkWrites):
+            for action in actions:
+                cls._apply(uow, tenant, stream, action)
+            return
+        writes = [action.source for action in actions if action.source is not None]
+        if writes:
+            stream.write_many(uow, tenant, writes)
+        for action in actions:
+            if action.kind == "delete":
+                cls._apply(uow, tenant, stream, action)
 
     @staticmethod
     def _apply(uow: Any, tenant: str, stream: Stream, action: _Action) -> None:

@@ -1,20 +1,24 @@
 """``botmox parity``: are two backends' copies equal, record by record?
 
 Per tenant and stream (:mod:`botmox_core.migration.streams`), each side is read once in the
-stream's order and every record's canonical hash (:func:`~botmox_core.migration.canonical.digest`
-of its logical JSON) is folded into one of ``buckets`` buckets chosen by its key: a bucket holds
-the count and the XOR of ``sha256(key) || hash`` digests of its records. Equal buckets on both
-sides are done with; only the records of differing buckets are read again and compared one by
-one (missing at the target, extra at the target, different, with a field-level diff of the
-first ``diff_limit``). So memory is the bucket table plus the records of differing buckets, and
-a green parity reads each side exactly once.
+stream's order and every record is folded into one of ``buckets`` buckets chosen by its key (a
+CRC-32 of the key's text): a bucket holds the count and the XOR of the records'
+``sha256(key || canonical text)`` digests (:func:`~botmox_core.migration.canonical.canonical_text`
+of the logical JSON, so a record's key and content both count). Equal buckets on both sides are
+done with; only the records of differing buckets are read again and compared one by one
+(missing at the target, extra at the target, different, with a field-level diff of the first
+``diff_limit``). So memory is the bucket table plus the records of differing buckets, and a
+green parity reads each side exactly once. The two sides are read at the same time (the target
+in a thread of its own), each one page ahead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+import zlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -75,22 +79,29 @@ class ParityReport:
 
 
 def _bucket(item: Item, buckets: int) -> int:
-    return int.from_bytes(hashlib.sha256(repr(item.key).encode()).digest()[:4], "big") % buckets
+    return zlib.crc32(repr(item.key).encode()) % buckets
 
 
-def _fold(
-    backend: DataBackend, stream: Stream, tenant: str, buckets: int, page_size: int
-) -> tuple[int, list[int], list[bytes]]:
+_Fold = tuple[int, list[int], list[bytes]]
+
+
+def _fold(backend: DataBackend, stream: Stream, tenant: str, buckets: int, page_size: int) -> _Fold:
     counts = [0] * buckets
     sums = [0] * buckets
     total = 0
+    sha256 = hashlib.sha256
     for item in read_stream(backend, stream, tenant, None, page_size):
-        index = _bucket(item, buckets)
+        key = repr(item.key).encode()
+        index = zlib.crc32(key) % buckets
         counts[index] += 1
-        mixed = hashlib.sha256(repr(item.key).encode() + b"\x00" + item.hash).digest()
+        mixed = sha256(key + b"\x00" + item.text.encode("utf-8", "surrogatepass")).digest()
         sums[index] ^= int.from_bytes(mixed, "big")
         total += 1
     return total, counts, [value.to_bytes(32, "big") for value in sums]
+
+
+def _empty(buckets: int) -> _Fold:
+    return 0, [0] * buckets, [bytes(32)] * buckets
 
 
 def _gather(
@@ -123,18 +134,15 @@ def _compare(
     if not on_source and not on_target:
         result.skipped = "neither backend stores it"
         return result
-    if on_source:
-        result.source, source_counts, source_sums = _fold(
-            source, stream, tenant, buckets, page_size
+    with ThreadPoolExecutor(1, thread_name_prefix="parity-target") as other:
+        on_the_target = (
+            other.submit(_fold, target, stream, tenant, buckets, page_size) if on_target else None
         )
-    else:
-        source_counts, source_sums = [0] * buckets, [bytes(32)] * buckets
-    if on_target:
-        result.target, target_counts, target_sums = _fold(
-            target, stream, tenant, buckets, page_size
+        folded = _fold(source, stream, tenant, buckets, page_size) if on_source else None
+        result.source, source_counts, source_sums = folded or _empty(buckets)
+        result.target, target_counts, target_sums = (
+            on_the_target.result() if on_the_target is not None else _empty(buckets)
         )
-    else:
-        target_counts, target_sums = [0] * buckets, [bytes(32)] * buckets
     differing = {
         index
         for index in range(buckets)

@@ -18,10 +18,11 @@ for the 8 collections, ``lifecycle_log``, ``archive`` (domain data, ``capabiliti
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -42,6 +43,8 @@ from botmox_core.vault.envelopes import envelope_document
 from botmox_core.vault.models import Secret, SecretBinding, SecretVersion
 
 __all__ = [
+    "AppendOnlyStream",
+    "BulkWrites",
     "Item",
     "NotPrunable",
     "Stream",
@@ -107,6 +110,15 @@ class Stream(Protocol):
 
     def delete(self, uow: Any, tenant: str, item: Item) -> None:
         """Remove ``item`` from the target (:class:`NotPrunable` when the port cannot)."""
+
+
+@runtime_checkable
+class BulkWrites(Protocol):
+    """A stream that writes many items in one call (the engine then writes a batch's creates
+    and updates through :meth:`write_many`; deletes still go through ``delete``)."""
+
+    def write_many(self, uow: Any, tenant: str, items: Sequence[Item]) -> None:
+        """Make the target hold every item of ``items`` (created or replaced)."""
 
 
 def _ms(value: datetime) -> int:
@@ -180,30 +192,93 @@ class RecordStream(_DomainStream):
                 return
         uow.records.add(DomainRecord(tenant, self.collection, record.id, data))
 
+    def write_many(self, uow: DomainUnitOfWork, tenant: str, items: Sequence[Item]) -> None:
+        """Create or replace every record of ``items`` in one
+        :meth:`~botmox_core.ports.domains.RecordRepository.put_many`."""
+        uow.records.put_many(
+            [
+                DomainRecord(tenant, self.collection, item.value.id, dict(item.value.data))
+                for item in items
+            ]
+        )
+
     def delete(self, uow: DomainUnitOfWork, tenant: str, item: Item) -> None:
         uow.records.delete(tenant, self.collection, str(item.key[0]))
 
 
-class LogStream(_DomainStream):
-    """The bot lifecycle log, by (timestamp, id); append-only."""
+_Entry = TypeVar("_Entry", LifecycleLogEntry, ArchiveEntry)
 
-    name = "lifecycle_log"
+
+class AppendOnlyStream(_DomainStream, ABC, Generic[_Entry]):
+    """An append-only history of the bot history port, by (time, id): entries are read after a
+    (time, id) cursor, appended when absent, never changed (another version at the target is
+    reported) and never deleted. :class:`LogStream` and :class:`ArchiveStream` say which
+    history, its time field, its line kind and how an entry reads as a document."""
+
+    #: The stream's name, what reports call the history and one of its entries.
+    name: ClassVar[str]
+    history: ClassVar[str]
+    what: ClassVar[str]
+    #: The line kind of the export format (the services' rules check an entry as that line).
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def entries(
+        self, uow: DomainUnitOfWork, tenant: str, after: tuple[int, str] | None, limit: int
+    ) -> Sequence[_Entry]:
+        """Up to ``limit`` entries after ``after``, oldest first."""
+
+    @abstractmethod
+    def stamp(self, entry: _Entry) -> int:
+        """The entry's time (epoch ms): the first part of its key."""
+
+    @abstractmethod
+    def document(self, entry: _Entry) -> dict[str, Any]:
+        """The entry's logical JSON, as an export line holds it (without ``kind``)."""
+
+    @abstractmethod
+    def append(self, uow: DomainUnitOfWork, entry: _Entry) -> None:
+        """Append ``entry`` at the target."""
 
     def read(self, uow: DomainUnitOfWork, tenant: str, after: Key | None, limit: int) -> list[Item]:
         cursor = None if after is None else (int(after[0]), str(after[1]))
-        return [
-            Item(
-                key=(entry.timestamp, entry.id),
-                label=entry.id,
-                value=entry,
-                doc=self._doc(entry),
-                stamp=entry.timestamp,
-            )
-            for entry in uow.bot_history.log(tenant, limit=limit, after=cursor)
-        ]
+        items = []
+        for entry in self.entries(uow, tenant, cursor, limit):
+            stamp = self.stamp(entry)
+            items.append(Item((stamp, entry.id), entry.id, entry, self.document(entry), stamp))
+        return items
 
-    @staticmethod
-    def _doc(entry: LifecycleLogEntry) -> dict[str, Any]:
+    def check(self, item: Item) -> None:
+        _checked_line({"kind": self.kind, **self.document(item.value)})
+
+    def write(self, uow: DomainUnitOfWork, tenant: str, item: Item, current: Item | None) -> None:
+        if current is not None:
+            raise Unrepresentable(
+                f"the target holds another version of this {self.what} (entries never change)"
+            )
+        self.append(uow, attrs.evolve(item.value, tenant_id=tenant))
+
+    def delete(self, uow: DomainUnitOfWork, tenant: str, item: Item) -> None:
+        raise NotPrunable(f"the {self.history} is append-only")
+
+
+class LogStream(AppendOnlyStream[LifecycleLogEntry]):
+    """The bot lifecycle log, by (timestamp, id); append-only."""
+
+    name = "lifecycle_log"
+    history = "lifecycle log"
+    what = "lifecycle log entry"
+    kind = transfer.LOG
+
+    def entries(
+        self, uow: DomainUnitOfWork, tenant: str, after: tuple[int, str] | None, limit: int
+    ) -> Sequence[LifecycleLogEntry]:
+        return uow.bot_history.log(tenant, limit=limit, after=after)
+
+    def stamp(self, entry: LifecycleLogEntry) -> int:
+        return entry.timestamp
+
+    def document(self, entry: LifecycleLogEntry) -> dict[str, Any]:
         return {
             "id": entry.id,
             "bot_id": entry.bot_id,
@@ -213,41 +288,27 @@ class LogStream(_DomainStream):
             "details": dict(entry.details),
         }
 
-    def check(self, item: Item) -> None:
-        _checked_line({"kind": transfer.LOG, **self._doc(item.value)})
-
-    def write(self, uow: DomainUnitOfWork, tenant: str, item: Item, current: Item | None) -> None:
-        if current is not None:
-            raise Unrepresentable(
-                "the target holds another version of this lifecycle log entry (entries never "
-                "change)"
-            )
-        uow.bot_history.append_log(attrs.evolve(item.value, tenant_id=tenant))
-
-    def delete(self, uow: DomainUnitOfWork, tenant: str, item: Item) -> None:
-        raise NotPrunable("the lifecycle log is append-only")
+    def append(self, uow: DomainUnitOfWork, entry: LifecycleLogEntry) -> None:
+        uow.bot_history.append_log(entry)
 
 
-class ArchiveStream(_DomainStream):
+class ArchiveStream(AppendOnlyStream[ArchiveEntry]):
     """The ban archive, by (archived_at, id); append-only."""
 
     name = "archive"
+    history = "ban archive"
+    what = "archive entry"
+    kind = transfer.ARCHIVE
 
-    def read(self, uow: DomainUnitOfWork, tenant: str, after: Key | None, limit: int) -> list[Item]:
-        cursor = None if after is None else (int(after[0]), str(after[1]))
-        return [
-            Item(
-                key=(entry.archived_at, entry.id),
-                label=entry.id,
-                value=entry,
-                doc=self._doc(entry),
-                stamp=entry.archived_at,
-            )
-            for entry in uow.bot_history.archive(tenant, limit=limit, after=cursor)
-        ]
+    def entries(
+        self, uow: DomainUnitOfWork, tenant: str, after: tuple[int, str] | None, limit: int
+    ) -> Sequence[ArchiveEntry]:
+        return uow.bot_history.archive(tenant, limit=limit, after=after)
 
-    @staticmethod
-    def _doc(entry: ArchiveEntry) -> dict[str, Any]:
+    def stamp(self, entry: ArchiveEntry) -> int:
+        return entry.archived_at
+
+    def document(self, entry: ArchiveEntry) -> dict[str, Any]:
         return {
             "id": entry.id,
             "bot_id": entry.bot_id,
@@ -257,18 +318,8 @@ class ArchiveStream(_DomainStream):
             "snapshot": dict(entry.snapshot),
         }
 
-    def check(self, item: Item) -> None:
-        _checked_line({"kind": transfer.ARCHIVE, **self._doc(item.value)})
-
-    def write(self, uow: DomainUnitOfWork, tenant: str, item: Item, current: Item | None) -> None:
-        if current is not None:
-            raise Unrepresentable(
-                "the target holds another version of this archive entry (entries never change)"
-            )
-        uow.bot_history.append_archive(attrs.evolve(item.value, tenant_id=tenant))
-
-    def delete(self, uow: DomainUnitOfWork, tenant: str, item: Item) -> None:
-        raise NotPrunable("the ban archive is append-only")
+    def append(self, uow: DomainUnitOfWork, entry: ArchiveEntry) -> None:
+        uow.bot_history.append_archive(entry)
 
 
 class AggregateStream(_DomainStream):
