@@ -471,3 +471,108 @@ def test_cli_bad_lines_exit_non_zero_naming_them(tmp_path: Path) -> None:
         assert [record.id for record in all_records(backend, "t1")] == ["good"]
     finally:
         backend.close()
+
+
+# -- batched record writes ----------------------------------------------------------------------
+
+
+def test_import_writes_each_batch_of_records_with_one_put_many(
+    target: SqliteBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's records are looked up in a few reads and written in one put_many: new ones
+    created, changed ones replaced, equal ones left alone, and the target's records the file
+    does not hold (many of them between the file's ids) untouched."""
+    from botmox_core.backends.sqlite.records import SqliteRecordRepository
+
+    monkeypatch.setattr(transfer.importing, "BATCH_SIZE", 40)
+    monkeypatch.setattr(transfer.writing, "_LOOKUP_SLACK", 2)
+    monkeypatch.setattr(transfer.writing, "_MAX_LOOKUP_SCANS", 2)
+    data = {"status": "prepare", "created_at": T0, "updated_at": T0}
+    with target.unit_of_work() as uow:
+        for index in range(0, 100, 3):  # every third id, a third of them different
+            changed = {**data, "status": "farming"} if index % 9 == 0 else data
+            uow.records.add(DomainRecord("t1", Collection.BOTS, f"bot-{index:03d}", changed))
+        for index in range(100):  # not in the file, between its ids
+            uow.records.add(DomainRecord("t1", Collection.BOTS, f"bot-{index:03d}-x", data))
+        uow.commit()
+    calls: list[int] = []
+    put_many = SqliteRecordRepository.put_many
+
+    def counted(self: Any, records: Any) -> None:
+        calls.append(len(records))
+        put_many(self, records)
+
+    monkeypatch.setattr(SqliteRecordRepository, "put_many", counted)
+    lines = [header(), *(record_line(f"bot-{index:03d}", **data) for index in range(100))]
+    report = import_tenant(target, "t1", write(tmp_path, rehash(lines)))
+    stored = {index for index in range(0, 100, 3)}
+    changed = {index for index in stored if index % 9 == 0}
+    assert report.counts["bots"] == {
+        "created": 100 - len(stored),
+        "updated": len(changed),
+        "unchanged": len(stored) - len(changed),
+    }
+    assert len(calls) == 3 and sum(calls) == 100 - len(stored) + len(changed)
+    records = {record.id: record for record in all_records(target, "t1")}
+    assert len(records) == 200
+    assert all(record.data == data for record in records.values())
+    again = import_tenant(target, "t1", write(tmp_path, rehash(lines)))
+    assert again.counts["bots"] == {"created": 0, "updated": 0, "unchanged": 100}
+    assert len(calls) == 3  # nothing to write the second time
+
+
+def test_a_record_twice_in_a_file_is_written_in_file_order(
+    target: SqliteBackend, tmp_path: Path
+) -> None:
+    lines = [
+        header(),
+        record_line("bot-1", v=1),
+        record_line("bot-2", v=1),
+        record_line("bot-1", v=2),
+        record_line("bot-1", v=2),
+    ]
+    report = import_tenant(target, "t1", write(tmp_path, rehash(lines)))
+    assert report.counts["bots"] == {"created": 2, "updated": 1, "unchanged": 1}
+    assert {record.id: record.data for record in all_records(target, "t1")} == {
+        "bot-1": {"v": 2},
+        "bot-2": {"v": 1},
+    }
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"a": 1, "b": "ü ✓ \U0001f600", "c": [1, {"d": None}], "e": 1.5, "f": True},
+        {"integral": 2.0},
+        {"big": 2**53},
+        {"bad key.": 1},
+        {"nul": "a\x00b"},
+        {"lone": "\ud800"},
+        {"inf": float("inf")},
+        {"deep": {"a": {"b": {"c": {"d": 1}}}}},
+        {"quotes": '"\\' * 100, "control": "\x01" * 100},
+        {"unsupported": (1, 2)},
+        {"k" * 769: 1},
+    ],
+)
+def test_the_quick_line_check_agrees_with_clean_json(data: dict[str, Any]) -> None:
+    """The walk that spares clean_json for plain values accepts exactly what clean_json
+    accepts unchanged, and its size bound is never below the encoded size."""
+    from botmox_core.errors import BadRequestError
+    from botmox_core.services.domains.rules import clean_json, encoded_size
+    from botmox_core.services.domains.transfer.lines import _json_object_sized, _plain_size
+
+    try:
+        expected: Any = clean_json(data, "data", max_depth=4)
+    except BadRequestError:
+        expected = None
+    bound = _plain_size(data, 4)
+    if bound is not None:
+        assert repr(expected) == repr(data)
+        assert encoded_size(data) <= bound
+    try:
+        checked, _ = _json_object_sized(data, "data", 4)
+    except transfer._Bad:
+        assert expected is None
+    else:
+        assert repr(checked) == repr(expected)

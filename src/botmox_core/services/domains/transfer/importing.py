@@ -30,6 +30,7 @@ from botmox_core.services.domains.transfer.lines import (
     _label,
     _lines,
     _parse,
+    _Record,
 )
 from botmox_core.services.domains.transfer.writing import _write_batch
 
@@ -37,7 +38,7 @@ __all__ = ["BATCH_SIZE", "import_tenant", "readable_path"]
 
 
 #: Items written per unit of work on import.
-BATCH_SIZE = 200
+BATCH_SIZE = 500
 
 
 def import_tenant(
@@ -75,6 +76,7 @@ def import_tenant(
     for label, total in found.totals.items():
         shown.start(label, total)
     batch: list[tuple[int, _Item]] = []
+    in_batch: set[tuple[str, str]] = set()  # the batch's record keys: each at most once
     for number, raw, _ in _lines(path):
         if number == 1 or number in found.bad_lines or number in found.skipped_lines:
             continue
@@ -85,10 +87,16 @@ def import_tenant(
             item = _item(value)
         except _Bad as exc:  # the file changed since the check
             raise TransferError(f"line {number}: changed while importing: {exc}") from None
+        if isinstance(item, _Record):
+            key = (str(item.collection), item.id)
+            if key in in_batch:  # the same record again: it is written after the first
+                _flush(domains, tenant, batch, report, dry_run, shown)
+                batch, in_batch = [], set()
+            in_batch.add(key)
         batch.append((number, item))
         if len(batch) >= BATCH_SIZE:
             _flush(domains, tenant, batch, report, dry_run, shown)
-            batch = []
+            batch, in_batch = [], set()
     if batch:
         _flush(domains, tenant, batch, report, dry_run, shown)
     return report

@@ -1,15 +1,23 @@
 """Writing checked items through the domain ports with upsert semantics (added when absent,
-replaced when different, left alone when equal), batch by batch."""
+replaced when different, left alone when equal), batch by batch.
+
+A batch's records are looked up per collection in a few reads (a ``get`` and ``scan`` pages
+from there, in id order) and the new and changed ones written with one
+:meth:`~botmox_core.ports.domains.RecordRepository.put_many`; log and archive entries,
+aggregates and the settings tree go item by item. A batch holds a record id at most once (the
+importer starts a new batch at a repeated one). A record written by someone else between the
+read and the write of its batch is replaced: import is create-or-replace either way."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from botmox_core.domain.records import (
     ArchiveEntry,
+    Collection,
     DomainRecord,
     LifecycleLogEntry,
 )
@@ -192,6 +200,87 @@ def _write(uow: DomainUnitOfWork, tenant: str, item: _Item, dry_run: bool) -> st
     return _write_settings(uow, tenant, item, dry_run)
 
 
+#: ``scan`` pages a batch's look-up reads before the rest of its ids are read one by one (the
+#: target then holds many records between the batch's ids).
+_MAX_LOOKUP_SCANS = 4
+#: Records a look-up page reads beyond the ids still wanted (a few the file does not hold).
+_LOOKUP_SLACK = 64
+
+
+def _current_records(
+    uow: DomainUnitOfWork, tenant: str, collection: Collection, ids: Sequence[str]
+) -> dict[str, DomainRecord]:
+    """The stored records among ``ids`` (sorted, distinct) by id: a ``get`` of the first, then
+    ``scan`` pages after it (an export file's records come in id order, so a batch's ids are
+    mostly neighbours at the target too), the rest one ``get`` each."""
+    found: dict[str, DomainRecord] = {}
+    first = uow.records.get(tenant, collection, ids[0])
+    if first is not None:
+        found[first.id] = first
+    wanted = set(ids)
+    remaining = list(ids[1:])
+    after = ids[0]
+    for _ in range(_MAX_LOOKUP_SCANS):
+        if not remaining:
+            return found
+        limit = len(remaining) + _LOOKUP_SLACK
+        page = uow.records.scan(tenant, collection, after=after, limit=limit)
+        for record in page:
+            if record.id in wanted:
+                found[record.id] = record
+        if len(page) < limit:
+            return found
+        after = page[-1].id
+        remaining = [record_id for record_id in remaining if record_id > after]
+    for record_id in remaining:
+        alone = uow.records.get(tenant, collection, record_id)
+        if alone is not None:
+            found[record_id] = alone
+    return found
+
+
+def _write_records(
+    uow: DomainUnitOfWork, tenant: str, records: Sequence[_Record], dry_run: bool
+) -> list[str]:
+    """The outcome of each record (each id at most once): looked up per collection, the new
+    and changed ones written in one ``put_many``."""
+    ids: dict[Collection, list[str]] = {}
+    for item in records:
+        ids.setdefault(item.collection, []).append(item.id)
+    stored = {
+        collection: _current_records(uow, tenant, collection, sorted(wanted))
+        for collection, wanted in ids.items()
+    }
+    outcomes: list[str] = []
+    writes: list[DomainRecord] = []
+    for item in records:
+        current = stored[item.collection].get(item.id)
+        if current is not None and _same(current.data, item.data):
+            outcomes.append("unchanged")
+            continue
+        outcomes.append("created" if current is None else "updated")
+        writes.append(DomainRecord(tenant, item.collection, item.id, item.data))
+    if writes and not dry_run:
+        uow.records.put_many(writes)
+    return outcomes
+
+
+def _write_all(
+    uow: DomainUnitOfWork, tenant: str, batch: list[tuple[int, _Item]], dry_run: bool
+) -> list[str]:
+    """Every item of the batch in ``uow``; their outcomes in batch order."""
+    outcomes: list[str | None] = [None] * len(batch)
+    records = [(index, item) for index, (_, item) in enumerate(batch) if isinstance(item, _Record)]
+    if len(records) > 1:
+        written = _write_records(uow, tenant, [item for _, item in records], dry_run)
+        for (index, _), known in zip(records, written, strict=True):
+            outcomes[index] = known
+    done: list[str] = []
+    for (_, item), outcome in zip(batch, outcomes, strict=True):
+        done.append(outcome if outcome is not None else _write(uow, tenant, item, dry_run))
+    return done
+
+
 def _write_batch(
     backend: DomainDataBackend,
     tenant: str,
@@ -204,8 +293,7 @@ def _write_batch(
     outcomes: list[str] = []
     try:
         with (uow := backend.unit_of_work()):
-            for _, item in batch:
-                outcomes.append(_write(uow, tenant, item, dry_run))
+            outcomes = _write_all(uow, tenant, batch, dry_run)
             if not dry_run:
                 uow.commit()
     except (_Bad, BotmoxError):
