@@ -505,14 +505,14 @@ def test_import_writes_each_batch_of_records_with_one_put_many(
     monkeypatch.setattr(SqliteRecordRepository, "put_many", counted)
     lines = [header(), *(record_line(f"bot-{index:03d}", **data) for index in range(100))]
     report = import_tenant(target, "t1", write(tmp_path, rehash(lines)))
-    stored = {index for index in range(0, 100, 3)}
-    changed = {index for index in stored if index % 9 == 0}
+    stored = set(range(0, 100, 3))
+    differing = {index for index in stored if index % 9 == 0}
     assert report.counts["bots"] == {
         "created": 100 - len(stored),
-        "updated": len(changed),
-        "unchanged": len(stored) - len(changed),
+        "updated": len(differing),
+        "unchanged": len(stored) - len(differing),
     }
-    assert len(calls) == 3 and sum(calls) == 100 - len(stored) + len(changed)
+    assert len(calls) == 3 and sum(calls) == 100 - len(stored) + len(differing)
     records = {record.id: record for record in all_records(target, "t1")}
     assert len(records) == 200
     assert all(record.data == data for record in records.values())
