@@ -16,7 +16,8 @@ See ``docs/runner-client.md``. :class:`VaultClient` seals secrets locally to age
 keys and sends only envelopes (``docs/vault.md``).
 """
 
-from botmox_core.client._async import AsyncLeaseSession, AsyncRunnerClient
+from typing import TYPE_CHECKING, Any
+
 from botmox_core.client._download import CHUNK_SIZE, PartialDownload
 from botmox_core.client._errors import (
     InvalidResponseError,
@@ -36,7 +37,27 @@ from botmox_core.client._models import (
 from botmox_core.client._redact import redact_url
 from botmox_core.client._rules import RetryPolicy, parse_retry_after
 from botmox_core.client._sync import LeaseSession, ProgressCallback, RunnerClient
-from botmox_core.client._vault import VaultClient
+
+if TYPE_CHECKING:
+    from botmox_core.client._async import AsyncLeaseSession, AsyncRunnerClient
+    from botmox_core.client._vault import VaultClient
+
+#: Imported on first use, so that ``botmox runner fetch`` (sync client only) does not load asyncio
+#: and the vault's cryptography at start-up.
+_LAZY = {
+    "AsyncLeaseSession": "botmox_core.client._async",
+    "AsyncRunnerClient": "botmox_core.client._async",
+    "VaultClient": "botmox_core.client._vault",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CHUNK_SIZE",
