@@ -136,6 +136,10 @@ def test_list_matches_the_reference(
                 "\\",
                 "a%b",
                 "x" * 300,
+                "snake_case",  # LIKE's wildcards and escape beside trigram words
+                "ck\\sla",
+                "50%",
+                "long long",
             ]:
                 queries.append(ListQuery(sort=sort, descending=descending, q=q, limit=17))
     queries += [ListQuery(page=page, limit=7, sort="name") for page in range(1, 30)]
