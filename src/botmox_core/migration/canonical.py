@@ -142,7 +142,7 @@ _NORMALISABLE = re.compile(r"null|\[|\{\}|\.0(?![0-9])|e\+")
 
 def canonical_text(value: Any) -> str:
     """The canonical JSON text of ``value`` (``null`` when it is dropped entirely)."""
-    if type(value) is dict:
+    if type(value) is dict and not _surely_normalised(value):
         try:
             text = _encode(value)
         except (TypeError, ValueError, RecursionError):
@@ -156,6 +156,12 @@ def canonical_text(value: Any) -> str:
                 return text
     normal = canonical(value)
     return _encode(None if normal is EMPTY else normal)
+
+
+def _surely_normalised(value: dict[Any, Any]) -> bool:
+    """A top-level member is an array or ``null``: the text would only show it (and cost an
+    encoding more than the walk)."""
+    return any(member is None or type(member) is list for member in value.values())
 
 
 def _string_keys(value: dict[Any, Any]) -> bool:

@@ -145,8 +145,9 @@ class MigrationLock:
                 )
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
 
-    def renew(self) -> None:
-        """Move the expiry forward; :class:`MigrationLockedError` if the lock was taken."""
+    def renew(self, checkpoint: Mapping[str, Any] | None = None) -> None:
+        """Move the expiry forward; :class:`MigrationLockedError` if the lock was taken. With
+        ``checkpoint``, store it in the same unit of work (only while the lock is held)."""
         now = _now_ms()
         lost: list[bool] = []
 
@@ -159,6 +160,9 @@ class MigrationLock:
 
         with self.backend.unit_of_work() as uow:
             uow.control.modify(LOCK_KEY, renew)
+            if checkpoint is not None and not lost:
+                text = _checkpoint_text(checkpoint)
+                uow.control.modify(CHECKPOINT_KEY, lambda current: {"state": text})
             uow.commit()
         if lost:
             self.held = False
@@ -195,8 +199,12 @@ def read_checkpoint(backend: ControlDataBackend) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
+def _checkpoint_text(state: Mapping[str, Any]) -> str:
+    return json.dumps(state, separators=(",", ":"), ensure_ascii=True)
+
+
 def write_checkpoint(backend: ControlDataBackend, state: Mapping[str, Any]) -> None:
-    text = json.dumps(state, separators=(",", ":"), ensure_ascii=True)
+    text = _checkpoint_text(state)
     with backend.unit_of_work() as uow:
         uow.control.modify(CHECKPOINT_KEY, lambda current: {"state": text})
         uow.commit()

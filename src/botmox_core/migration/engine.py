@@ -18,7 +18,9 @@ Each side is read one page ahead in a thread of its own (:func:`read_stream`), s
 and the target's reads overlap the comparison and the writes.
 
 Resumable: after each committed batch the key reached is stored in the *target*'s control
-entries (``migration_checkpoint``); a run with the same source and options goes on after it.
+entries (``migration_checkpoint``, in one unit with the lock's renewal; through a stretch that
+writes nothing, every :data:`SAVE_SECONDS`); a run with the same source and options goes on
+after it.
 One migration at a time writes into a target (``migration_lock``); see
 :mod:`botmox_core.migration.control`.
 """
@@ -39,7 +41,6 @@ from botmox_core.migration.control import (
     clear_checkpoint,
     control_backend,
     read_checkpoint,
-    write_checkpoint,
 )
 from botmox_core.migration.streams import (
     BulkWrites,
@@ -69,6 +70,8 @@ PAGE_SIZE = 500
 BATCH_SIZE = 200
 #: Problems listed in a report (all are counted).
 MAX_LISTED_PROBLEMS = 1000
+#: How often the checkpoint (and the lock) is saved while nothing is written.
+SAVE_SECONDS = 2.0
 
 
 class Progress(Protocol):
@@ -282,11 +285,20 @@ class _Run:
         self.progress = progress
         self.lock = lock
         self.state = state
+        self._wrote = False
+        self._saved_at = time.monotonic()
 
     def _save(self) -> None:
-        if self.lock is not None:
-            self.lock.renew()
-            write_checkpoint(control_backend(self.target, "target"), self.state)
+        """Store the checkpoint with the lock's renewal: after a batch that wrote, otherwise
+        every :data:`SAVE_SECONDS` (a resumed run reads again what an unsaved stretch left
+        unchanged, and finds it unchanged)."""
+        if self.lock is None:
+            return
+        if not self._wrote and time.monotonic() - self._saved_at < SAVE_SECONDS:
+            return
+        self.lock.renew(checkpoint=self.state)
+        self._wrote = False
+        self._saved_at = time.monotonic()
 
     def copy(self, tenant: str, stream: Stream) -> None:
         entry_key = f"{tenant}\x00{stream.name}"
@@ -379,6 +391,7 @@ class _Run:
             for action in writable:
                 self._count(action, result)
             return
+        self._wrote = True
         try:
             with self.target.unit_of_work() as uow:
                 self._apply_all(uow, tenant, stream, writable)
