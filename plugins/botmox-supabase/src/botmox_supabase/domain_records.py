@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from botmox_core.domain.listing import SEARCH_SEPARATOR, ListPage, ListQuery, search_text
 from botmox_core.domain.records import Collection, DomainRecord
@@ -182,17 +183,20 @@ class PostgresRecordRepository(DomainRepository):
         }
         if query.q is not None and SEARCH_SEPARATOR in query.q:
             return ListPage([], 0)  # never in a search text's values (the reference)
-        self._rows(domain_listing.LIST_SETTINGS)
+        first = (
+            domain_listing.list_statement(collection, query)
+            if query.q is None
+            else domain_listing.count_statement(collection, query.q)
+        )
+        rows = self._after_list_settings(first, params)
         if query.q is None:
-            rows = self._rows(domain_listing.list_statement(collection, query), params)
             if rows:
                 total = int(rows[0][2])
             else:  # an empty collection, or a page past the end (no row carried the total)
-                counted = self._rows(domain_listing.tenant_count_statement(collection), params)
-                total = int(counted[0][0])
+                count = self._rows(domain_listing.tenant_count_statement(collection), params)
+                total = int(count[0][0])
             return ListPage([self._record(tenant_id, collection, row) for row in rows], total)
-        counted = self._rows(domain_listing.count_statement(collection, query.q), params)
-        total, ids, size = int(counted[0][0]), counted[0][1], int(counted[0][2])
+        total, ids, size = int(rows[0][0]), rows[0][1], int(rows[0][2])
         if total == 0 or query.offset >= total:
             return ListPage([], total)
         indexed = query.sort in (None, "id") or query.sort in domain_listing.INDEXED_SORTS.get(
@@ -202,8 +206,25 @@ class PostgresRecordRepository(DomainRepository):
             query, total, max(size, total), indexed
         )
         params["ids"] = ids if among else None
-        rows = self._rows(domain_listing.list_statement(collection, query, ids=among), params)
-        return ListPage([self._record(tenant_id, collection, row) for row in rows], total)
+        page = self._rows(domain_listing.list_statement(collection, query, ids=among), params)
+        return ListPage([self._record(tenant_id, collection, row) for row in page], total)
+
+    def _after_list_settings(
+        self, statement: sql.Composed, params: dict[str, Any]
+    ) -> Sequence[tuple[Any, ...]]:
+        """The rows of ``statement``, sent in one round trip (a pipeline) after
+        :data:`~botmox_supabase.domain_listing.LIST_SETTINGS`."""
+        connection = self._connection()
+        with (
+            map_database_errors(self._action),
+            connection.pipeline() as pipeline,
+            connection.cursor() as settings,
+            connection.cursor(row_factory=tuple_row) as cur,
+        ):
+            settings.execute(domain_listing.LIST_SETTINGS)
+            cur.execute(statement, params)
+            pipeline.sync()
+            return cur.fetchall()
 
     def scan(
         self, tenant_id: str, collection: Collection, *, after: str | None = None, limit: int = 500
