@@ -410,7 +410,7 @@ def _sort_index(field: str) -> str:
 
 
 #: Version 6: listing without scanning a tenant's whole collection (see
-#: :mod:`botmox_core.backends.sqlite.domains`). Each (tenant, collection) gets a partition
+#: :mod:`botmox_core.backends.sqlite.records`). Each (tenant, collection) gets a partition
 #: number, and a record's integer key ``seq`` is ``partition << 32 | n``, so one partition's
 #: records are one ``seq`` range. ``domain_records`` is rebuilt with ``seq`` as its INTEGER
 #: PRIMARY KEY (a plain rowid may change on VACUUM) and ``search`` and ``sort_keys`` before
