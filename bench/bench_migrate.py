@@ -216,9 +216,10 @@ def main() -> None:
                 finally:
                     source.close()
             elif name == "rtdb":
+                from botmox_rtdb.rules import rules_document
                 from botmox_rtdb.testing import running_emulator
 
-                with running_emulator() as host_port:
+                with running_emulator(rules=rules_document()) as host_port:
                     backend = seed_rtdb(host_port, args.records)
                     try:
                         results.append(measure("rtdb", backend, admin, args.records))

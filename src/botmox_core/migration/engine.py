@@ -14,8 +14,10 @@ services' rules; one the target cannot hold is reported with its tenant, stream,
 never silently dropped, and the rest is copied (the run then ends non-zero). A batch the target
 refuses is written again one record per unit, so the refused records are named.
 
-Each side is read one page ahead in a thread of its own (:func:`read_stream`), so the source's
-and the target's reads overlap the comparison and the writes.
+Each side is read one page ahead in a thread of its own (:func:`read_stream`), and a batch is
+written (then its checkpoint stored) in a writer thread while the next one is read and compared,
+one batch at a time in order: the reads, the comparison and the writes overlap. A stream's
+writes are done before the next stream starts.
 
 Resumable: after each committed batch the key reached is stored in the *target*'s control
 entries (``migration_checkpoint``, in one unit with the lock's renewal; through a stretch that
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 import attrs
@@ -287,6 +289,49 @@ class _Run:
         self.state = state
         self._wrote = False
         self._saved_at = time.monotonic()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="migrate-write")
+        self._pending: Future[None] | None = None
+
+    def close(self) -> None:
+        """Wait for the batch being written and stop the writer thread."""
+        self._writer.shutdown(wait=True)
+
+    def _commit(
+        self,
+        tenant: str,
+        stream: Stream,
+        batch: list[_Action],
+        result: StreamReport,
+        entry_key: str,
+        position: dict[str, Any],
+    ) -> None:
+        """In the writer thread: write ``batch``, then store the position it reaches. Only
+        the writer changes the checkpoint state and the write counts while a stream runs."""
+        self._flush(tenant, stream, batch, result)
+        self.state["streams"][entry_key] = position
+        self._save()
+
+    def _submit(
+        self,
+        tenant: str,
+        stream: Stream,
+        batch: list[_Action],
+        result: StreamReport,
+        entry_key: str,
+        position: dict[str, Any],
+    ) -> None:
+        """Hand the batch to the writer once the one before it is written (its error, the
+        lock's loss among them, is raised here)."""
+        self._drain()
+        self._pending = self._writer.submit(
+            self._commit, tenant, stream, batch, result, entry_key, position
+        )
+
+    def _drain(self) -> None:
+        """Wait until every handed batch is written."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def _save(self) -> None:
         """Store the checkpoint with the lock's renewal: after a batch that wrote, otherwise
@@ -356,18 +401,16 @@ class _Run:
             reached = current.key
             pending_reads += 1
             if len(batch) >= self.options.batch_size or pending_reads >= self.options.page_size:
-                self._flush(tenant, stream, batch, result)
+                position = {"after": list(reached), "done": False}
+                self._submit(tenant, stream, batch, result, entry_key, position)
                 batch = []
                 pending_reads = 0
                 self.progress.advance(label, advanced)
                 advanced = 0
-                self.state["streams"][entry_key] = {"after": list(reached), "done": False}
-                self._save()
-        self._flush(tenant, stream, batch, result)
+        self._submit(tenant, stream, batch, result, entry_key, {"after": None, "done": True})
+        self._drain()
         if advanced:
             self.progress.advance(label, advanced)
-        self.state["streams"][entry_key] = {"after": None, "done": True}
-        self._save()
 
     def _flush(
         self, tenant: str, stream: Stream, batch: list[_Action], result: StreamReport
@@ -519,9 +562,12 @@ def migrate(
     shown = progress or _Silent()
     if options.dry_run:
         run = _Run(source, target, options, report, shown, None, {"streams": {}})
-        for tenant in tenants:
-            for stream in streams:
-                run.copy(tenant, stream)
+        try:
+            for tenant in tenants:
+                for stream in streams:
+                    run.copy(tenant, stream)
+        finally:
+            run.close()
         report.seconds = time.perf_counter() - started
         return report
     controlled = control_backend(target, "target")
@@ -532,9 +578,12 @@ def migrate(
         else:
             state = {"run": fingerprint, "streams": {}}
         run = _Run(source, target, options, report, shown, lock, state)
-        for tenant in tenants:
-            for stream in streams:
-                run.copy(tenant, stream)
+        try:
+            for tenant in tenants:
+                for stream in streams:
+                    run.copy(tenant, stream)
+        finally:
+            run.close()
         clear_checkpoint(controlled)
     report.seconds = time.perf_counter() - started
     return report

@@ -106,6 +106,8 @@ def _parse(raw: bytes) -> dict[str, Any]:
 
 
 def _fields(value: Mapping[str, Any], kind: str, names: tuple[str, ...]) -> None:
+    if len(value) == len(names) + 1 and value.keys() == {"kind", *names}:
+        return
     unknown = sorted(set(value) - {"kind", *names})
     if unknown:
         raise _Bad(f"{kind}: unknown field {unknown[0]!r}")
@@ -157,13 +159,14 @@ def _plain_size(value: dict[str, Any], max_depth: int) -> int | None:
             return None
         members: Any
         if type(node) is dict:
-            for key in node:
-                if key not in good:
-                    if type(key) is not str or key_error(key) is not None:
-                        return None
-                    if len(good) < _MAX_GOOD_KEYS:
-                        good.add(key)
-                bound += 6 * len(key) + 3
+            if not good.issuperset(node):
+                for key in node:
+                    if key not in good:
+                        if type(key) is not str or key_error(key) is not None:
+                            return None
+                        if len(good) < _MAX_GOOD_KEYS:
+                            good.add(key)
+            bound += 6 * sum(map(len, node)) + 3 * len(node)
             members = node.values()
         else:
             members = node
