@@ -33,5 +33,5 @@ class BotmoxGroup(click.Group):
         except BotmoxError as exc:
             raise click.ClickException(printable(f"{exc.code}: {exc.message}")) from exc
         except click.ClickException as exc:
-            exc.message = printable(exc.message)
+            exc.message = printable(exc.message)  # type: ignore[misc]  # Final only in stubs
             raise
