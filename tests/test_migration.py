@@ -232,6 +232,40 @@ def test_a_second_migration_into_the_same_target_is_refused(
     assert _run(source, target).ok
 
 
+def test_a_run_whose_lock_is_taken_over_stops_before_its_next_batch(
+    source: SqliteBackend, target: SqliteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread finds the lock gone when it stores a batch's checkpoint: the run
+    raises and writes no batch after that one (nor its checkpoint)."""
+    _seed(source, bots=1000)
+    from botmox_core.migration import streams
+
+    batches: list[str] = []
+    write_many, renew = streams.RecordStream.write_many, MigrationLock.renew
+
+    def counted(self: Any, uow: Any, tenant: str, items: Any) -> None:
+        if self.collection is Collection.BOTS:
+            batches.append(items[-1].label)
+        write_many(self, uow, tenant, items)
+
+    def renew_after_a_takeover(self: MigrationLock, checkpoint: Any = None) -> None:
+        if len(batches) == 2:
+            with target.unit_of_work() as uow:
+                uow.control.modify(LOCK_KEY, lambda held: {**held, "owner": "someone else"})
+                uow.commit()
+        renew(self, checkpoint)
+
+    monkeypatch.setattr(streams.RecordStream, "write_many", counted)
+    monkeypatch.setattr(MigrationLock, "renew", renew_after_a_takeover)
+    with pytest.raises(MigrationLockedError):
+        _run(source, target, batch_size=100, page_size=100)
+    assert batches == ["bot-0099", "bot-0199"]
+    with target.unit_of_work() as uow:
+        assert [r.id for r in uow.records.scan("t1", Collection.BOTS, limit=1000)][-1] == "bot-0199"
+    state = read_checkpoint(target)
+    assert state is not None and state["streams"]["t1\x00records/bots"]["after"] == ["bot-0099"]
+
+
 def test_a_lock_left_by_a_dead_process_is_taken_over(
     source: SqliteBackend, target: SqliteBackend
 ) -> None:
