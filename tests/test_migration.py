@@ -251,7 +251,7 @@ def test_a_run_whose_lock_is_taken_over_stops_before_its_next_batch(
     def renew_after_a_takeover(self: MigrationLock, checkpoint: Any = None) -> None:
         if len(batches) == 2:
             with target.unit_of_work() as uow:
-                uow.control.modify(LOCK_KEY, lambda held: {**held, "owner": "someone else"})
+                uow.control.modify(LOCK_KEY, lambda held: {**(held or {}), "owner": "someone else"})
                 uow.commit()
         renew(self, checkpoint)
 
