@@ -40,6 +40,7 @@ from botmox_core.backends.sqlite.schema import (
     schema_version,
 )
 from botmox_core.backends.sqlite.unit import SqliteReadUnitOfWork, SqliteUnitOfWork
+from botmox_core.backends.sqlite.writer_queue import WriterQueue
 from botmox_core.errors import (
     BotmoxError,
     ConfigurationError,
@@ -116,6 +117,7 @@ class SqliteBackend:
         self._inherited: list[sqlite3.Connection] = []
         self._connection: sqlite3.Connection | None = self._open()
         self._readers = ReaderPool(self)
+        self._writers = WriterQueue(None if self.in_memory else self.path)
         self._audit_commits = AuditGroupCommit(self)
 
     def __repr__(self) -> str:
@@ -198,6 +200,7 @@ class SqliteBackend:
                 return
             self._closed = True
             self._readers.close()
+            self._writers.close()
             connection, self._connection = self._connection, None
             if connection is not None:
                 try:

@@ -39,6 +39,7 @@ from botmox_core.backends.sqlite.vault import (
     SqliteSecretBindingRepository,
     SqliteSecretRepository,
 )
+from botmox_core.backends.sqlite.writer_queue import WriterQueue
 from botmox_core.errors import BotmoxError, DatabaseError, ServiceUnavailableError
 from botmox_core.ports.agents import AgentRepository, CommandRepository
 from botmox_core.ports.control import ControlRepository
@@ -73,6 +74,8 @@ class _Connections(Protocol):
     _pid: int
     _closed: bool
     _readers: ReaderPool
+    _writers: WriterQueue
+    busy_timeout: float
 
     def _checkout(self, timeout: float | None = None) -> sqlite3.Connection: ...
 
@@ -96,6 +99,7 @@ class SqliteUnitOfWork:
         self._entered = False
         self._transaction_open = False
         self._aborted = False
+        self._queued = False  # holds the backend's writer queue lock
         statements = _UnitStatements(self)
         self.tokens: ApiTokenRepository = SqliteApiTokenRepository(statements)
         self.vms: VmRepository = SqliteVmRepository(statements)
@@ -152,6 +156,7 @@ class SqliteUnitOfWork:
             log.warning("rollback failed after %s: %s", exc_type, rollback_error)
         finally:
             self._transaction_open = False
+            self._dequeue()
             self._backend._checkin(connection, broken=broken)
 
     def commit(self) -> None:
@@ -159,17 +164,25 @@ class SqliteUnitOfWork:
         the transaction (its writes are gone, nothing is committed)."""
         connection = self._active_connection()
         self._raise_if_aborted(connection)
-        if connection.in_transaction:
-            with translate_sqlite_errors(self._backend._label):
-                connection.execute("COMMIT")
+        try:
+            if connection.in_transaction:
+                with translate_sqlite_errors(self._backend._label):
+                    connection.execute("COMMIT")
+        finally:
+            if not connection.in_transaction:
+                self._dequeue()
         self._transaction_open = False
 
     def rollback(self) -> None:
         """Discard the unit's uncommitted writes."""
         connection = self._active_connection()
-        if connection.in_transaction:
-            with translate_sqlite_errors(self._backend._label):
-                connection.execute("ROLLBACK")
+        try:
+            if connection.in_transaction:
+                with translate_sqlite_errors(self._backend._label):
+                    connection.execute("ROLLBACK")
+        finally:
+            if not connection.in_transaction:
+                self._dequeue()
         self._transaction_open = False
 
     def _active_connection(self) -> sqlite3.Connection:
@@ -193,9 +206,20 @@ class SqliteUnitOfWork:
             )
 
     def _begin(self, connection: sqlite3.Connection) -> None:
-        with translate_sqlite_errors(self._backend._label):
-            connection.execute("BEGIN IMMEDIATE")
+        backend = self._backend
+        self._queued = backend._writers.acquire(backend.busy_timeout)
+        try:
+            with translate_sqlite_errors(backend._label):
+                connection.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._dequeue()
+            raise
         self._transaction_open = True
+
+    def _dequeue(self) -> None:
+        if self._queued:
+            self._queued = False
+            self._backend._writers.release()
 
 
 class SqliteReadUnitOfWork(SqliteUnitOfWork):
