@@ -15,48 +15,7 @@ LIMIT = 500
 #: (yet) split or justified in its own docstring. Paths are relative to the repository root.
 #: An entry that is no longer over the limit, or whose docstring now has its own ``Size:`` line,
 #: fails the check below, so the list cannot go stale.
-ALLOWED: dict[str, str] = {
-    # -- being changed by other engineers at the time of writing; their owners add the reason or
-    #    split them (the one-line reason we would write is given):
-    "src/botmox_core/backends/sqlite/domains.py": (
-        "the SQL of every domain repository on one connection; being reworked (record codec)"
-    ),
-    "src/botmox_core/backends/sqlite/schema.py": (
-        "the schema and its migrations step by step, one ordered history read top to bottom"
-    ),
-    "src/botmox_core/backends/sqlite/backend.py": (
-        "the SQLite backend and its unit of work; being reworked (capabilities, record codec)"
-    ),
-    "src/botmox_core/cli/inventory.py": (
-        "the operator inventory commands; being changed (admin list/show); split per aggregate"
-    ),
-    "plugins/botmox-supabase/src/botmox_supabase/domain_repositories.py": (
-        "every domain repository on PostgreSQL; being reworked (record codec); split per domain"
-    ),
-    "plugins/botmox-rtdb/src/botmox_rtdb/domain_repositories.py": (
-        "every domain repository on RTDB; being reworked (record codec); split per domain"
-    ),
-    # -- not split yet (issue 10, item 5 and the size rule); split by concern next:
-    "src/botmox_core/testing/storage.py": (
-        "ObjectStorage conformance in one class; split into mixins by concern (put/get, "
-        "listing, presigning, errors) like testing/repository/"
-    ),
-    "src/botmox_core/testing/vault.py": (
-        "vault repository conformance in one class; split into secrets, versions, bindings"
-    ),
-    "src/botmox_core/agent/runtime.py": (
-        "the agent runtime; split connection/transport from command execution"
-    ),
-    "src/botmox_core/security/key_ring.py": (
-        "key ring file format, rotation and verification; split format from rotation"
-    ),
-    "src/botmox_core/services/domains/settings.py": (
-        "settings-tree paths, schemas and service; split path parsing and schemas from the service"
-    ),
-    "plugins/botmox-rtdb/src/botmox_rtdb/repositories.py": (
-        "the core repositories on RTDB; split per aggregate like the conformance kit"
-    ),
-}
+ALLOWED: dict[str, str] = {}
 
 
 def _modules() -> list[Path]:
