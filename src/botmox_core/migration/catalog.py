@@ -1,5 +1,6 @@
 """Every migration stream in copy order, and the look-up by name (its own module: it composes
-:mod:`.streams` and :mod:`.artifact_streams`, which share the stream types of the first)."""
+:mod:`.streams`, :mod:`.artifact_streams` and :mod:`.vault_streams`, which share the stream
+types of the first)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from botmox_core.migration.artifact_streams import ARTIFACT_STREAMS
 from botmox_core.migration.streams import (
     AggregateStream,
     ArchiveStream,
-    BindingStream,
     LogStream,
     RecordStream,
-    SecretStream,
     SettingsStream,
     Stream,
 )
+from botmox_core.migration.vault_streams import BindingStream, SecretStream
 
 __all__ = ["STREAMS", "stream_named"]
 
