@@ -32,8 +32,8 @@ import httpx
 from botmox_core.backends.sqlite import SqliteBackend
 from botmox_core.domain.records import Collection, DomainRecord
 from botmox_core.migration import MigrationOptions, migrate, parity
-from botmox_core.migration.engine import read_stream
 from botmox_core.migration.catalog import STREAMS
+from botmox_core.migration.engine import read_stream
 from botmox_core.ports import DataBackend
 
 TENANT = "bench"
