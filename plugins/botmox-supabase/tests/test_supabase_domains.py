@@ -14,8 +14,9 @@ import pytest
 from botmox_supabase import domain_listing
 from botmox_supabase.backend import PostgresDataBackend
 from botmox_supabase.domain_repositories import COLLECTION_TABLES, dump_json, list_statement
+from botmox_supabase.migrations import apply_migrations, shipped_migrations
 
-from botmox_core.domain.listing import ListQuery, apply_query
+from botmox_core.domain.listing import ListQuery, apply_query, search_text
 from botmox_core.domain.patching import apply_patch
 from botmox_core.domain.records import (
     AggregateKey,
@@ -31,6 +32,8 @@ from botmox_core.ports.domains import supports_domains
 from botmox_core.testing.domains import DomainRepositoryConformance
 
 T1, T2 = "tenant-one", "tenant-two"
+#: The migration that made the narrow search table (botmox.domain_search).
+SEARCH_TABLE_MIGRATION = "20261205000000"
 
 # Values chosen to hit every rank and the tricky comparisons: code point order (upper before
 # lower, é after z, astral after BMP), ints and floats mixed, nested values, null.
@@ -448,6 +451,111 @@ def test_bot_sorts_use_their_index(
     )
     assert f"bots_sort_{sort}_idx" in plan, plan
     assert "Sort" not in plan.replace("Sort Key", ""), plan
+
+
+def _search_rows(sql: psycopg.Connection[Any]) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """(what the search table holds, what it must hold: every collection row's search text)."""
+    held = set(
+        sql.execute("select tenant_id, collection, id, search from botmox.domain_search").fetchall()
+    )
+    want: set[tuple[str, ...]] = set()
+    for table in COLLECTION_TABLES.values():
+        rows = sql.execute(f"select tenant_id, id, search from botmox.{table}").fetchall()
+        want |= {(tenant, table, record_id, search) for tenant, record_id, search in rows}
+    return held, want
+
+
+def _renamed(name: str) -> Callable[[DomainRecord], DomainRecord]:
+    return lambda r: DomainRecord(r.tenant_id, r.collection, r.id, {**r.data, "name": name})
+
+
+def test_search_table_migration_fills_in_existing_rows(empty_database_url: str) -> None:
+    """Rows written before the search table's migration are in it after the migration."""
+    shipped = shipped_migrations()
+    before = [m for m in shipped if m.version < SEARCH_TABLE_MIGRATION]
+    assert [m.version for m in shipped[len(before) :]][:1] == [SEARCH_TABLE_MIGRATION]
+    apply_migrations(empty_database_url, before)
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        for tenant in (T1, T2):
+            for index in range(3):
+                data = {"name": f"bot {index}", "tenant": tenant}
+                conn.execute(
+                    "insert into botmox.bots (tenant_id, id, data, search) values (%s, %s, %s, %s)",
+                    (tenant, f"b{index}", dump_json(data), search_text(f"b{index}", data)),
+                )
+        conn.execute(
+            "insert into botmox.workspace_notes (tenant_id, id, data, search)"
+            " values (%s, 'n1', '{}', %s)",
+            (T1, search_text("n1", {})),
+        )
+        apply_migrations(empty_database_url)
+        held, want = _search_rows(conn)
+    assert held == want and len(want) == 7
+
+
+def test_search_table_follows_every_write(
+    backend: PostgresDataBackend, sql: psycopg.Connection[Any]
+) -> None:
+    """The narrow search table holds exactly each record's (tenant, collection, id, search)
+    after add, modify, delete and put_many (new, changed and unchanged records, several
+    collections), a bulk COPY straight into a collection table, a unit left uncommitted, an
+    update changing a key, and a truncate; and a list with ``q`` counts from it."""
+    with backend.unit_of_work() as uow:
+        for index in range(6):
+            uow.records.add(
+                DomainRecord(T1, Collection.BOTS, f"b{index}", {"name": f"alpha {index}"})
+            )
+            uow.records.add(DomainRecord(T2, Collection.BOTS, f"b{index}", {"name": "beta"}))
+        uow.records.add(DomainRecord(T1, Collection.NOTES, "n1", {"title": "alpha note"}))
+        uow.commit()
+    held, want = _search_rows(sql)
+    assert held == want and len(want) == 13
+
+    with backend.unit_of_work() as uow:
+        rename = _renamed("gamma")
+        assert uow.records.modify(T1, Collection.BOTS, "b0", rename) is not None
+        assert uow.records.delete(T1, Collection.BOTS, "b1")
+        uow.records.put_many(
+            [
+                DomainRecord(T1, Collection.BOTS, "b2", {"name": "alpha 2"}),  # unchanged
+                DomainRecord(T1, Collection.BOTS, "b3", {"name": "delta"}),  # changed
+                DomainRecord(T1, Collection.BOTS, "b9", {"name": "alpha new"}),  # new
+                DomainRecord(T1, Collection.PROXIES, "p1", {"ip": "10.0.0.1"}),
+            ]
+        )
+        uow.commit()
+    held, want = _search_rows(sql)
+    assert held == want
+    assert (T1, "bots", "b0", "\x1fb0\x1fgamma\x1f") in held
+    assert not any(row[2] == "b1" and row[0] == T1 for row in held)
+
+    with backend.unit_of_work() as uow:  # not committed: the search table keeps its rows
+        uow.records.put_many([DomainRecord(T1, Collection.BOTS, "b2", {"name": "omega"})])
+        uow.records.delete(T1, Collection.BOTS, "b4")
+    assert _search_rows(sql)[0] == held
+
+    with sql.cursor().copy(
+        "copy botmox.workspace_notes (tenant_id, id, data, search) from stdin"
+    ) as copy:
+        for index in range(3):
+            copy.write_row(
+                (T2, f"c{index}", dump_json({"t": "copied"}), f"\x1fc{index}\x1fcopied\x1f")
+            )
+    sql.execute(
+        "update botmox.bots set id = 'b5-renamed' where tenant_id = %s and id = 'b5'", (T1,)
+    )
+    held, want = _search_rows(sql)
+    assert held == want
+    assert (T1, "bots", "b5-renamed", "\x1fb5\x1falpha 5\x1f") in held
+
+    with backend.unit_of_work() as uow:
+        page = uow.records.list(T1, Collection.BOTS, ListQuery(q="alpha", sort="name"))
+        assert ([r.id for r in page.records], page.total) == (["b2", "b4", "b5-renamed", "b9"], 4)
+        assert uow.records.list(T2, Collection.NOTES, ListQuery(q="copied")).total == 3
+
+    sql.execute("truncate botmox.bots")
+    held, want = _search_rows(sql)
+    assert held == want and {row[1] for row in held} == {"workspace_notes", "resources_proxies"}
 
 
 def test_every_collection_has_its_table(sql: psycopg.Connection[Any]) -> None:

@@ -47,6 +47,8 @@ TABLES = {
     "bot_archive",
     "finance_aggregates",
     "app_settings",
+    # the narrow search table (20261205000000)
+    "domain_search",
     # the vault (20261202000000)
     "vault_secrets",
     "vault_secret_versions",
@@ -105,7 +107,7 @@ def test_domain_tables_are_the_backends() -> None:
     from botmox_supabase.domain_repositories import DOMAIN_TABLES
 
     assert set(DOMAIN_TABLES) <= TABLES
-    assert len(set(DOMAIN_TABLES)) == len(DOMAIN_TABLES) == 12
+    assert len(set(DOMAIN_TABLES)) == len(DOMAIN_TABLES) == 13
 
 
 def test_vault_tables_are_the_backends() -> None:

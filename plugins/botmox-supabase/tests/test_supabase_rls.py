@@ -101,6 +101,13 @@ for _collection in (
         " (%(tenant)s, %(key)s, '{\"name\": \"x\"}', '\x1fx\x1f')",
         f"update botmox.{_collection} set data = '{{}}' where tenant_id = %(tenant)s",
     )
+# The narrow search table (migration 20261205000000): filled by the collection tables' triggers
+# (the rows above put two per tenant and collection there), and here two more of its own.
+TABLES["domain_search"] = (
+    "insert into botmox.domain_search (tenant_id, collection, id, search) values"
+    " (%(tenant)s, 'bots', %(key)s, '\x1fx\x1f')",
+    "update botmox.domain_search set search = '' where tenant_id = %(tenant)s",
+)
 TABLES.update(
     {
         "bot_lifecycle_log": (

@@ -3,8 +3,10 @@
 
 * The filter ``q`` is a substring test on ``search``, the record's
   :func:`~botmox_core.domain.listing.search_text`. A ``q`` with a word of three letters or digits is
-  ``search like '%q%'`` (wildcards escaped), found through the trigram index (migration
-  ``20261204000000``: it narrows the candidates, the LIKE re-checks each). Any other ``q``
+  ``search like '%q%'`` (wildcards escaped). Its matches are counted in the narrow search table
+  ``botmox.domain_search`` (migration ``20261205000000``, kept by triggers in every write's
+  transaction) through its trigram index: the index narrows the candidates, the LIKE re-checks
+  each, on rows about a sixth of the collection table's. Any other ``q``
   (``vm-17``, ``a``, ``%``) narrows nothing there; it is ``strpos(search, q) > 0``, which that
   index cannot serve, counted in one index-only scan of the covering btree
   ``(tenant_id, search) include (id)``.
@@ -28,7 +30,7 @@ from psycopg import sql
 from botmox_core.domain.listing import SORT_FIELD_PATTERN, ListQuery
 from botmox_core.domain.records import Collection
 from botmox_core.errors import BadRequestError
-from botmox_supabase.domain_storage import COLLECTION_TABLES, collection_table
+from botmox_supabase.domain_storage import COLLECTION_TABLES, SEARCH_TABLE, collection_table
 
 __all__ = [
     "FEW_MATCHES_FACTOR",
@@ -124,14 +126,21 @@ def _filter(q: str) -> sql.SQL:
     return sql.SQL("strpos(search, %(q)s) > 0")
 
 
-def _matching(table: sql.Identifier, q: str) -> sql.Composed:
-    """The ids of the tenant's rows matching ``q``: from the trigram index, or from the covering
-    index and the rare rows with longer search texts (two partial indexes, so the first part is
-    an index-only scan)."""
+def _matching(collection: Collection, q: str) -> sql.Composed:
+    """The ids of the tenant's rows matching ``q``: from the narrow search table
+    (:data:`~botmox_supabase.domain_storage.SEARCH_TABLE`) through the collection's trigram
+    index, or from the collection table's covering index and the rare rows with longer search
+    texts (two partial indexes, so the first part is an index-only scan)."""
     if uses_trigrams(q):
-        return sql.SQL("select id from {table} where tenant_id = %(tenant)s and {filter}").format(
-            table=table, filter=_filter(q)
+        return sql.SQL(
+            "select id from {search} where tenant_id = %(tenant)s and collection = {name}"
+            " and {filter}"
+        ).format(
+            search=sql.Identifier("botmox", SEARCH_TABLE),
+            name=sql.Literal(COLLECTION_TABLES[Collection(collection)]),
+            filter=_filter(q),
         )
+    table = collection_table(collection)
     return sql.SQL(
         "select id from {table} where tenant_id = %(tenant)s"
         " and octet_length(search) <= {max} and {filter}"
@@ -160,7 +169,7 @@ def count_statement(collection: Collection, q: str) -> sql.Composed:
     ).format(
         table=sql.Literal(table),
         name=sql.Literal(f"botmox.{table}"),
-        matching=_matching(collection_table(collection), q),
+        matching=_matching(collection, q),
     )
 
 

@@ -4,7 +4,10 @@
 
 * ``search`` is :func:`~botmox_core.domain.listing.search_text` of the record, written with every
   row (by :meth:`~PostgresRecordRepository.add`, ``modify`` and ``put_many`` alike), so the list
-  filter is one LIKE in the database (:mod:`botmox_supabase.domain_listing`).
+  filter is one LIKE in the database (:mod:`botmox_supabase.domain_listing`). Triggers on every
+  collection table copy it into the narrow search table
+  (:data:`~botmox_supabase.domain_storage.SEARCH_TABLE`) in the same transaction, whichever
+  statement writes (migration ``20261205000000``).
 * ``modify`` reads the row ``FOR UPDATE`` inside the unit's transaction, so concurrent modifies
   of one record queue up and none is lost.
 * ``put_many`` copies the batch into a temporary table (``COPY``, dropped at the end and in any

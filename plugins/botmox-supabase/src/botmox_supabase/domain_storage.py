@@ -27,6 +27,7 @@ __all__ = [
     "DOMAIN_TABLES",
     "Connection",
     "DomainRepository",
+    "SEARCH_TABLE",
     "collection_table",
     "dump_json",
     "json_object",
@@ -46,9 +47,15 @@ COLLECTION_TABLES: Mapping[Collection, str] = {
     Collection.FINANCE_OPERATIONS: "finance_operations",
 }
 
+#: The search text of every record of the collections, one narrow table (migration
+#: ``20261205000000``): ``(tenant_id, collection, id, search)``, ``collection`` the collection's
+#: table name. Written only by triggers on the collection tables, in each write's transaction.
+SEARCH_TABLE = "domain_search"
+
 #: Every table of the domain data.
 DOMAIN_TABLES: tuple[str, ...] = (
     *COLLECTION_TABLES.values(),
+    SEARCH_TABLE,
     "bot_lifecycle_log",
     "bot_archive",
     "finance_aggregates",
