@@ -205,6 +205,11 @@ def row(label: str, figures: dict[str, Any]) -> str:
         f"{label:34} {figures['requests']['average']:>9.0f} {latency['p50']:>8.1f} "
         f"{latency['p99']:>8.1f} {non2xx:>7} {figures.get('cpu_ms_per_request', 0):>7.2f}"
         f"  {loadavg()}"
+        + (
+            f"  (statuses {figures.get('statuses')}, errors {figures.get('errorKinds')})"
+            if figures.get("statuses") or figures.get("errorKinds")
+            else ""
+        )
     )
 
 

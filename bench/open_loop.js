@@ -22,6 +22,8 @@ const latencies = []
 let ok = 0
 let non2xx = 0
 let errors = 0
+const statuses = {}
+const errorKinds = {}
 let settled = 0
 let next = 0
 const start = performance.now()
@@ -40,12 +42,20 @@ function fire (index) {
     response.on('end', () => {
       latencies.push(performance.now() - due)
       if (response.statusCode >= 200 && response.statusCode < 300) ok++
-      else non2xx++
+      else {
+        non2xx++
+        statuses[response.statusCode] = (statuses[response.statusCode] || 0) + 1
+      }
       settle()
     })
   })
   request.setTimeout(30000, () => request.destroy(new Error('timeout')))
-  request.on('error', () => { errors++; settle() })
+  request.on('error', (error) => {
+    errors++
+    const kind = error.code || error.message
+    errorKinds[kind] = (errorKinds[kind] || 0) + 1
+    settle()
+  })
   if (body) request.write(body)
   request.end()
 }
@@ -73,7 +83,9 @@ function settle () {
     },
     '2xx': ok,
     non2xx,
-    errors
+    errors,
+    statuses,
+    errorKinds
   }) + '\n')
   agent.destroy()
 }
