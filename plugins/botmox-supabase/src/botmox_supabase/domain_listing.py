@@ -6,7 +6,7 @@
   ``search like '%q%'`` (wildcards escaped). Its matches are counted in the narrow search table
   ``botmox.domain_search`` (migration ``20261205000000``, kept by triggers in every write's
   transaction) through its trigram index: the index narrows the candidates, the LIKE re-checks
-  each, on rows about a sixth of the collection table's. Any other ``q``
+  each, on rows about a quarter of the collection table's. Any other ``q``
   (``vm-17``, ``a``, ``%``) narrows nothing there; it is ``strpos(search, q) > 0``, which that
   index cannot serve, counted in one index-only scan of the covering btree
   ``(tenant_id, search) include (id)``.

@@ -4,15 +4,18 @@
 --
 -- * botmox.domain_search (tenant_id, collection, id, search): `collection` is the collection's
 --   table name (`bots`, ...), `search` the same text as that table's `search` column
---   (botmox_core.domain.listing.search_text). A row is about a sixth of a bot's row: with a
+--   (botmox_core.domain.listing.search_text). A row is about a quarter of a bot's row: with a
 --   frequent word (a status, a realm) nearly every page of the tenant holds a match, and the
 --   count re-checks ~2,100 pages per 100,000 records here instead of ~7,400 there.
 -- * Triggers keep it exact: after every insert, update, delete and truncate of a collection
 --   table, in the same statement's transaction, whoever writes (the server's add, modify,
 --   put_many, a migration's bulk copy, a hand-written statement). They are statement-level with
---   transition tables, so a batch of 500 rows is one insert here, not 500.
+--   transition tables, so a batch of 500 rows is one insert here, not 500. Measured on 1.1M bots:
+--   an add +0.1 ms, a modify +0.13 ms, a put_many of 500 records +18 ms (43 -> 61 ms).
 -- * A trigram index per collection (partial on `collection`, tenant_id in the index through
 --   btree_gin, as in 20261204000000): the posting lists hold only that collection's rows.
+--   fastupdate stays on (off made an add cost +0.7 ms and a put_many of 500 three times as
+--   much); new entries wait in its pending list until (auto)vacuum merges them.
 -- * Row-level security like the collection tables: authenticated users read their tenant's
 --   rows, nobody but the server (through the triggers) writes.
 
