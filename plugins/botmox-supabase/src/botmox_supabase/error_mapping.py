@@ -72,6 +72,8 @@ UNIQUE_RULES: dict[str, str] = {
     "bot_archive_pkey": "an archive entry with this id already exists",
     "finance_aggregates_pkey": "this finance aggregate already exists for the tenant",
     "app_settings_pkey": "the tenant already has a settings tree",
+    # kept by triggers from the collection tables: a duplicate there is refused first
+    "domain_search_pkey": "a record with this id already exists in the collection",
     "rate_limit_counters_pkey": "this rate-limit window is already counted",
     # the vault (secrets are per tenant and id; versions per secret; bindings per field)
     "vault_secrets_pkey": "a secret with this id already exists",
