@@ -17,8 +17,9 @@ from typing import Any
 
 import click
 
+from botmox_core.cli._options import json_option, location_options
 from botmox_core.cli._output import emit
-from botmox_core.cli.admin import _core, json_option, location_options, tenant_option
+from botmox_core.cli.admin import _core, tenant_option
 from botmox_core.converter import get_converter
 from botmox_core.errors import NotFoundError
 from botmox_core.ports.inventory import Inventory, inventory_of

@@ -4,7 +4,7 @@ configuration as ``botmox serve``), so they work while the server runs."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +15,13 @@ import click
 from botmox_core.backends.sqlite import DEFAULT_FILENAME
 from botmox_core.bootstrap import App, bootstrap
 from botmox_core.cli._group import BotmoxGroup
+from botmox_core.cli._options import (
+    CONFIG_HELP,
+    DATA_DIR_HELP,
+    INIT_HELP,
+    json_option,
+    location_options,
+)
 from botmox_core.cli._output import byte_progress, emit
 from botmox_core.config import Settings, load_settings
 from botmox_core.converter import parse_timestamp
@@ -25,66 +32,15 @@ from botmox_core.services.principal import utcnow
 
 log = logging.getLogger(__name__)
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 tenant_option = click.option("--tenant", required=True, help="Tenant id.")
-
-_DATA_DIR_HELP = "Directory of the embedded backends' files [default: ./.botmox]."
-_CONFIG_HELP = "TOML configuration file (also BOTMOX_CONFIG)."
-_INIT_HELP = (
-    "Create the data directory if it does not exist yet (a new installation). Without it an "
-    "absent data directory is refused."
-)
-
-
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """Store a location option given after the subcommand where the admin group keeps it."""
-    if value is not None and value is not False and param.name is not None:
-        ctx.ensure_object(dict)[param.name] = value
-    return value
-
-
-def location_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--data-dir``, ``--config`` and ``--init`` on a leaf command too, so they work before
-    or after the subcommand (``botmox admin token create ... --data-dir X``)."""
-    for option in reversed(
-        [
-            click.option(
-                "--data-dir",
-                type=click.Path(path_type=Path),
-                default=None,
-                expose_value=False,
-                callback=_remember,
-                help=_DATA_DIR_HELP,
-            ),
-            click.option(
-                "--config",
-                "config_file",
-                type=click.Path(dir_okay=False),
-                default=None,
-                expose_value=False,
-                callback=_remember,
-                help=_CONFIG_HELP,
-            ),
-            click.option(
-                "--init",
-                is_flag=True,
-                default=False,
-                expose_value=False,
-                callback=_remember,
-                help=_INIT_HELP,
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
 
 
 @click.group("admin", cls=BotmoxGroup)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=_DATA_DIR_HELP)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
 @click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False), default=None, help=_CONFIG_HELP
+    "--config", "config_file", type=click.Path(dir_okay=False), default=None, help=CONFIG_HELP
 )
-@click.option("--init", is_flag=True, default=False, help=_INIT_HELP)
+@click.option("--init", is_flag=True, default=False, help=INIT_HELP)
 @click.pass_context
 def admin_group(
     ctx: click.Context, data_dir: Path | None, config_file: str | None, init: bool

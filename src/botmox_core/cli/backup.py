@@ -14,46 +14,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from botmox_core.cli._group import BotmoxGroup
+from botmox_core.cli._options import json_option, path_options, settings_from
 from botmox_core.cli._output import emit
-from botmox_core.config import Settings, load_settings
+from botmox_core.config import Settings
 from botmox_core.ops import backup as backup_ops
 from botmox_core.ports import ObjectStorage
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 progress_option = click.option(
     "--progress/--no-progress", default=True, help="Progress bars on stderr (only on a terminal)."
 )
-
-
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value is not None and param.name is not None:
-        ctx.ensure_object(dict)[param.name] = value
-    return value
-
-
-def _location(command: Any) -> Any:
-    command = click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False),
-        default=None,
-        expose_value=False,
-        callback=_remember,
-        help="TOML configuration file (also BOTMOX_CONFIG).",
-    )(command)
-    return click.option(
-        "--data-dir",
-        type=click.Path(path_type=Path),
-        default=None,
-        expose_value=False,
-        callback=_remember,
-        help="Directory of the embedded backends' files [default: ./.botmox].",
-    )(command)
-
-
-def _settings(ctx: click.Context) -> Settings:
-    options = ctx.find_object(dict) or {}
-    return load_settings(config_file=options.get("config_file"), data_dir=options.get("data_dir"))
 
 
 def _storage(settings: Settings) -> ObjectStorage:
@@ -104,13 +73,13 @@ def _bars(enabled: bool) -> Iterator[backup_ops.Progress | None]:
 
 
 @click.group("backup", cls=BotmoxGroup)
-@_location
+@path_options
 def backup_group() -> None:
     """Back up and restore an installation: records, objects and signing keys."""
 
 
 @backup_group.command("create")
-@_location
+@path_options
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-keys", is_flag=True, help="Leave the signing key files out of the archive.")
 @progress_option
@@ -120,7 +89,7 @@ def create_command(
     ctx: click.Context, output: Path, no_keys: bool, progress: bool, as_json: bool
 ) -> None:
     """Write a backup archive to OUTPUT (.tar, or .tar.gz / .tgz compressed)."""
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     storage = _storage(settings)
     try:
         with _bars(progress) as bars:
@@ -155,7 +124,7 @@ def verify_command(archive: Path, progress: bool, as_json: bool) -> None:
 
 
 @backup_group.command("restore")
-@_location
+@path_options
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--force",
@@ -169,7 +138,7 @@ def restore_command(
     ctx: click.Context, archive: Path, force: bool, progress: bool, as_json: bool
 ) -> None:
     """Restore ARCHIVE into the configured installation (stop the server first)."""
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     storage = None if settings.storage == "localfs" else _storage(settings)
     try:
         with _bars(progress) as bars:

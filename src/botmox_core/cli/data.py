@@ -25,7 +25,8 @@ from rich.progress import (
 )
 
 from botmox_core.cli._group import BotmoxGroup
-from botmox_core.cli.admin import location_options, missing_data
+from botmox_core.cli._options import json_option, location_options
+from botmox_core.cli.admin import missing_data
 from botmox_core.config import load_settings
 from botmox_core.converter import get_converter
 from botmox_core.plugin import load_registry
@@ -39,7 +40,6 @@ from botmox_core.services.domains.transfer import (
 
 __all__ = ["data_group"]
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 tenant_option = click.option("--tenant", required=True, help="Tenant id.")
 
 

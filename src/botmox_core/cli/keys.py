@@ -9,44 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import click
 
 from botmox_core.cli._group import BotmoxGroup
+from botmox_core.cli._options import json_option, path_options, settings_from
 from botmox_core.cli._output import emit
-from botmox_core.config import Settings, load_settings
 from botmox_core.ops import keys as key_ops
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value is not None and param.name is not None:
-        ctx.ensure_object(dict)[param.name] = value
-    return value
-
-
-def _location(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--data-dir`` and ``--config`` before or after the subcommand."""
-    command = click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False),
-        default=None,
-        expose_value=False,
-        callback=_remember,
-        help="TOML configuration file (also BOTMOX_CONFIG).",
-    )(command)
-    return click.option(
-        "--data-dir",
-        type=click.Path(path_type=Path),
-        default=None,
-        expose_value=False,
-        callback=_remember,
-        help="Directory of the embedded backends' files [default: ./.botmox].",
-    )(command)
 
 
 def _kind(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,11 +26,6 @@ def _kind(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--lease", "kind", flag_value="lease", help="The lease token signing key ring."
     )(command)
-
-
-def _settings(ctx: click.Context) -> Settings:
-    options = ctx.find_object(dict) or {}
-    return load_settings(config_file=options.get("config_file"), data_dir=options.get("data_dir"))
 
 
 def _require_kind(kind: str | None) -> key_ops.KeyRingKind:
@@ -87,18 +52,18 @@ def _key_lines(keys: list[dict[str, Any]]) -> list[str]:
 
 
 @click.group("keys", cls=BotmoxGroup)
-@_location
+@path_options
 def keys_group() -> None:
     """Lease-signing and URL-signing key rings: list, rotate, retire."""
 
 
 @keys_group.command("list")
-@_location
+@path_options
 @json_option
 @click.pass_context
 def list_command(ctx: click.Context, as_json: bool) -> None:
     """Every key of both rings with its id and state (never a secret)."""
-    report = key_ops.list_keys(_settings(ctx))
+    report = key_ops.list_keys(settings_from(ctx))
     lines = []
     for kind, title in (("lease", "lease signing keys"), ("url", "download URL keys")):
         ring = report[kind]
@@ -109,7 +74,7 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
 
 
 @keys_group.command("rotate")
-@_location
+@path_options
 @_kind
 @click.option(
     "--verify-for",
@@ -126,7 +91,7 @@ def rotate_command(
     """Add a new active key; the previous one keeps verifying what it signed."""
     chosen = _require_kind(kind)
     result = key_ops.rotate(
-        _settings(ctx),
+        settings_from(ctx),
         chosen,
         verify_for=None if verify_for is None else timedelta(seconds=verify_for),
     )
@@ -142,7 +107,7 @@ def rotate_command(
 
 
 @keys_group.command("retire")
-@_location
+@path_options
 @_kind
 @click.argument("kid", required=False)
 @click.option(
@@ -155,6 +120,6 @@ def retire_command(
 ) -> None:
     """Retire KID, or every key whose verification window is over; its secret is erased."""
     chosen = _require_kind(kind)
-    result = key_ops.retire(_settings(ctx), chosen, kid, force=force)
+    result = key_ops.retire(settings_from(ctx), chosen, kid, force=force)
     retired = ", ".join(result["retired"]) or "nothing to retire"
     emit(result, as_json, f"{chosen} key ring {result['file']}: retired {retired}")

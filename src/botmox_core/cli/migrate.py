@@ -13,6 +13,7 @@ import click
 import httpx
 
 from botmox_core.cli._group import BotmoxGroup
+from botmox_core.cli._options import json_option
 from botmox_core.cli.data import _bars
 from botmox_core.converter import get_converter
 from botmox_core.migration.control import (
@@ -110,7 +111,6 @@ stream_option = click.option(
     multiple=True,
     help="Only this stream, e.g. records/bots, lifecycle_log, secrets (repeatable).",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @click.command("migrate")
