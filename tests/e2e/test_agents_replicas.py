@@ -13,7 +13,6 @@ Needs PostgreSQL (skips without it locally, fails under ``CI=true``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import subprocess
@@ -32,6 +31,7 @@ import pytest
 from botmox_core.agent import Agent, CommandContext, pair
 from botmox_core.errors import UnauthorizedError
 from botmox_core.testing.server import RunningServer, running_server
+from tests.e2e.agent_support import AgentInThread
 
 TENANT = "tenant-replicas"
 #: Well below the agent's 30 s heartbeat, which would also make the server look at the queue.
@@ -119,28 +119,23 @@ def _replicas(tmp: Path, dsn: str, transport: str, stack: ExitStack) -> Replicas
     return Replicas(a, b, _admin_token(a))
 
 
-class RunningAgent:
+class RunningAgent(AgentInThread):
     """The core's agent runtime, paired through replica B and connected to it, in a thread."""
 
     def __init__(self, replicas: Replicas, tmp: Path) -> None:
         pairing = replicas.call(
             replicas.a, "POST", "/api/v1/agents/pairings", json={"name": "rack-1"}
         )
-        self.state = pair(replicas.b.url, pairing["pairing_code"], state_path=tmp / "agent.json")
-        self.id = self.state.agent_id
-        self.journal = tmp / "agent.journal.sqlite3"
+        state = pair(replicas.b.url, pairing["pairing_code"], state_path=tmp / "agent.json")
+        super().__init__(
+            Agent(concurrency=8, shutdown_grace=2), state, tmp / "agent.journal.sqlite3"
+        )
+        self.id = state.agent_id
         self.runs: dict[str, int] = {}
         self.started_at: dict[str, float] = {}
         self.cancelled: set[str] = set()
-        self.runtime = Agent(concurrency=8, shutdown_grace=2)
         self.runtime.handler("proxmox.start")(self._start_vm)
         self.runtime.handler("proxmox.clone")(self._slow_clone)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self.finished = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="agent", daemon=True)
 
     async def _start_vm(self, ctx: CommandContext) -> dict[str, Any]:
         self.started_at.setdefault(ctx.id, time.monotonic())
@@ -160,32 +155,6 @@ class RunningAgent:
             self.cancelled.add(ctx.id)
             raise
         return {"cloned": True}
-
-    def _main(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            self._ready.set()
-            await self.runtime.run(self.state, journal_path=self.journal, stop=self._stop)
-
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # surfaced by the test
-            self.error = exc
-            self._ready.set()
-        finally:
-            self.finished.set()
-
-    def start(self) -> None:
-        self._thread.start()
-        assert self._ready.wait(10)
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self.finished.is_set():
-            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
-                self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=20)
-        assert not self._thread.is_alive(), "agent runtime did not stop"
 
 
 def _wait_connected(replicas: Replicas, agent: RunningAgent) -> None:

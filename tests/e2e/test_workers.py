@@ -10,12 +10,10 @@ other worker closes the socket. ``/metrics`` sums both workers. With
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ import pytest
 
 from botmox_core.agent import Agent, CommandContext, pair
 from botmox_core.testing.server import RunningServer, admin_cli, running_server
+from tests.e2e.agent_support import AgentInThread
 
 TENANT = "tenant-workers"
 METRICS_TOKEN = "metrics-" + "b2" * 16
@@ -33,7 +32,7 @@ METRICS_TOKEN = "metrics-" + "b2" * 16
 PROMPT_SECONDS = 5.0
 
 
-class AgentThread:
+class AgentThread(AgentInThread):
     """The core's agent runtime in a thread, paired with the server."""
 
     def __init__(self, server: RunningServer, token: str, tmp: Path) -> None:
@@ -43,49 +42,18 @@ class AgentThread:
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
         ).json()["data"]
-        self.state = pair(server.url, pairing["pairing_code"], state_path=tmp / "agent.json")
-        self.id = self.state.agent_id
+        state = pair(server.url, pairing["pairing_code"], state_path=tmp / "agent.json")
+        super().__init__(
+            Agent(concurrency=4, shutdown_grace=2), state, tmp / "agent.journal.sqlite3"
+        )
+        self.id = state.agent_id
         self.ran: dict[str, float] = {}
-        self.runtime = Agent(concurrency=4, shutdown_grace=2)
         self.runtime.handler("proxmox.start")(self._start)
-        self._journal = tmp / "agent.journal.sqlite3"
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self.finished = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="agent", daemon=True)
 
     async def _start(self, ctx: CommandContext) -> dict[str, Any]:
         self.ran.setdefault(ctx.id, time.monotonic())
         ctx.write(f"vm {ctx.payload['vmid']} started\n")
         return {"vmid": ctx.payload["vmid"]}
-
-    def _main(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            self._ready.set()
-            await self.runtime.run(self.state, journal_path=self._journal, stop=self._stop)
-
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # surfaced by the test
-            self.error = exc
-            self._ready.set()
-        finally:
-            self.finished.set()
-
-    def start(self) -> None:
-        self._thread.start()
-        assert self._ready.wait(10)
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self.finished.is_set():
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=20)
-        assert not self._thread.is_alive(), "agent runtime did not stop"
 
 
 def _client(server: RunningServer, token: str) -> httpx.Client:
