@@ -23,12 +23,15 @@ The suite is split by concern, one mixin each, all on
   exactly, duplicate versions, newest-first listing, dropping old envelopes;
 * :class:`SecretTransactionConformance` — check-and-set rotations under concurrency, rollback;
 * :class:`SecretBindingConformance` — bindings: upsert on the unique key, filters, order, delete,
-  tenant isolation.
+  tenant isolation;
+* :class:`VaultServiceConformance` — the vault service on the backend: a binding to
+  ``vm_settings``, another tenant's secret refused, one winner among concurrent rotations.
 
 :class:`SecretConformance` (everything ``uow.secrets`` must do) composes the first three and
-:class:`VaultRepositoryConformance` composes it with the bindings. :class:`VaultAtRestConformance`
-is opt-in: with a ``raw_vault_dump`` fixture (the store read around the backend) it checks a dump
-holds a sealed secret's ciphertext but never its plaintext. The builders (:func:`make_secret`,
+:class:`VaultRepositoryConformance` composes it with the bindings and the service.
+:class:`VaultAtRestConformance` is opt-in: with a ``raw_vault_dump`` fixture (the store read
+around the backend) it checks a dump holds a sealed secret's ciphertext but never its
+plaintext. The builders (:func:`make_secret`,
 :func:`make_version`, :func:`make_binding`, :func:`make_hpke_envelope`,
 :func:`make_aes_envelope`) are handy for a backend's own tests too.
 """
@@ -48,6 +51,7 @@ from botmox_core.testing.vault._support import (
 from botmox_core.testing.vault.at_rest import RawVaultDump, VaultAtRestConformance, envelope_texts
 from botmox_core.testing.vault.bindings import SecretBindingConformance
 from botmox_core.testing.vault.records import SecretRecordConformance
+from botmox_core.testing.vault.service import VaultServiceConformance
 from botmox_core.testing.vault.transactions import SecretTransactionConformance
 from botmox_core.testing.vault.versions import SecretVersionConformance
 
@@ -63,6 +67,7 @@ __all__ = [
     "VaultAtRestConformance",
     "VaultConformanceBase",
     "VaultRepositoryConformance",
+    "VaultServiceConformance",
     "envelope_texts",
     "make_aes_envelope",
     "make_binding",
@@ -80,7 +85,9 @@ class SecretConformance(
     """Pytest mixin: what ``uow.secrets`` must do (records, versions, transactions)."""
 
 
-class VaultRepositoryConformance(SecretConformance[B], SecretBindingConformance[B]):
+class VaultRepositoryConformance(
+    SecretConformance[B], SecretBindingConformance[B], VaultServiceConformance[B]
+):
     """Pytest mixin: the behaviour of every backend that declares ``capabilities.vault``.
     Fixtures and capability flags: see
     :class:`~botmox_core.testing.vault._base.VaultConformanceBase`."""
