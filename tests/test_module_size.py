@@ -6,16 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 500
-
-#: Modules over the limit whose files this check does not edit, each with the reason it is not
-#: (yet) split or justified in its own docstring. Paths are relative to the repository root.
-#: An entry that is no longer over the limit, or whose docstring now has its own ``Size:`` line,
-#: fails the check below, so the list cannot go stale.
-ALLOWED: dict[str, str] = {}
 
 
 def _modules() -> list[Path]:
@@ -35,14 +27,11 @@ def _has_reason(path: Path) -> bool:
 
 
 def oversized_without_reason(paths: list[Path], root: Path = ROOT) -> list[str]:
-    """The modules in ``paths`` over :data:`LIMIT` lines with no ``Size:`` docstring line and no
-    :data:`ALLOWED` entry."""
+    """The modules in ``paths`` over :data:`LIMIT` lines with no ``Size:`` docstring line."""
     return [
         f"{path.relative_to(root)}: {_lines(path)} lines"
         for path in paths
-        if _lines(path) > LIMIT
-        and str(path.relative_to(root)) not in ALLOWED
-        and not _has_reason(path)
+        if _lines(path) > LIMIT and not _has_reason(path)
     ]
 
 
@@ -59,14 +48,6 @@ def test_no_module_over_the_limit_without_a_reason() -> None:
         f"modules over {LIMIT} lines without a `Size:` line in their docstring (split them, or "
         "write why one module is the best structure):\n" + "\n".join(found)
     )
-
-
-@pytest.mark.parametrize("relative", sorted(ALLOWED))
-def test_allow_list_entries_are_still_needed(relative: str) -> None:
-    path = ROOT / relative
-    assert path.is_file(), f"{relative} is gone: drop it from ALLOWED"
-    assert _lines(path) > LIMIT, f"{relative} is within {LIMIT} lines now: drop it from ALLOWED"
-    assert not _has_reason(path), f"{relative} has its own `Size:` line: drop it from ALLOWED"
 
 
 def test_the_check_catches_a_long_module_and_accepts_a_reason(tmp_path: Path) -> None:
