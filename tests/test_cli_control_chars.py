@@ -21,6 +21,13 @@ def test_printable_escapes_controls_but_keeps_newlines_and_tabs() -> None:
     assert printable("two\nlines\tand ü") == "two\nlines\tand ü"
 
 
+def test_printable_escapes_format_characters_that_reorder_a_terminal_line() -> None:
+    # U+202E (right-to-left override) makes "tok_\u202eabc" display reversed; U+200B hides
+    assert printable("tok_\u202eabc\u200b") == "tok_\\u202eabc\\u200b"
+    assert printable("\U000e0001") == "\\U000e0001"
+    assert printable("\xa0") == "\\xa0"
+
+
 def test_an_error_naming_a_hostile_id_is_escaped(tmp_path: Path) -> None:
     data = ["admin", "--data-dir", str(tmp_path), "--init"]
     created = _botmox(*data, "token", "create", "--tenant", "acme", "--role", "admin")
