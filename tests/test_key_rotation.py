@@ -138,6 +138,7 @@ def test_a_verifying_key_stops_by_itself_and_retire_sweeps_it(tmp_path: Path) ->
     first, _ = ring.rotate(verify_for=timedelta(0), now=NOW - timedelta(hours=2))
     signer = LeaseTokenSigner.from_file(path)
     old = sign(signer)
+    assert signer.verify(old).lease_id == LEASE  # remembered as verified from here on
     second, _ = ring.rotate(verify_for=timedelta(minutes=5), now=NOW - timedelta(hours=1))
     signer.ring.refresh(force=True)
     with pytest.raises(UnauthorizedError, match="retired"):  # window over an hour ago

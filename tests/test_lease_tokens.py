@@ -64,6 +64,25 @@ def test_tampered_payload_and_foreign_key_are_refused() -> None:
         signer.verify(sign(LeaseTokenSigner.generate()))
 
 
+def test_a_remembered_token_does_not_vouch_for_its_forgeries(monkeypatch) -> None:
+    from botmox_core.security import lease_tokens
+
+    monkeypatch.setattr(lease_tokens, "VERIFIED_KEPT", 8)
+    signer = LeaseTokenSigner.generate()
+    token = sign(signer)
+    assert signer.verify(token).lease_id == LEASE  # now remembered
+    prefix, body, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    for forged in (f"{prefix}.{body}.{flipped}", token + "\n", f"{prefix}.{body}x.{signature}"):
+        with pytest.raises(UnauthorizedError):
+            signer.verify(forged)
+    tokens = [sign(signer) for _ in range(20)]
+    for each in tokens:
+        signer.verify(each)
+    assert len(signer._verified) <= 8  # bounded: the oldest are forgotten
+    assert signer.verify(token).lease_id == LEASE  # forgotten, then verified again
+
+
 @pytest.mark.parametrize(
     "token", ["", "abc", "bml1.x.y", "bml2.a.b", "a.b.c.d", "x" * 5000, "bml1.!!!.???", None, 17]
 )

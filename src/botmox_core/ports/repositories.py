@@ -362,15 +362,22 @@ def read_download_grant(
     if callable(reader):
         return reader(tenant_id, lease_id, scope)  # type: ignore[no-any-return]
     with read_unit_of_work(backend) as uow:
-        lease = uow.leases.get(tenant_id, lease_id)
-        if lease is None:
-            return DownloadGrant(None)
-        assignment = uow.assignments.get(tenant_id, lease.user_id, scope)
-        if assignment is None:
-            assignment = uow.assignments.get(tenant_id, None, scope)
-        if assignment is None:
-            return DownloadGrant(lease)
-        return DownloadGrant(lease, assignment, uow.releases.get(tenant_id, assignment.release_id))
+        return read_download_grant_in(uow, tenant_id, lease_id, scope)
+
+
+def read_download_grant_in(
+    uow: UnitOfWork, tenant_id: str, lease_id: str, scope: ReleaseScope
+) -> DownloadGrant:
+    """:func:`read_download_grant` through the repositories of a unit of work already open."""
+    lease = uow.leases.get(tenant_id, lease_id)
+    if lease is None:
+        return DownloadGrant(None)
+    assignment = uow.assignments.get(tenant_id, lease.user_id, scope)
+    if assignment is None:
+        assignment = uow.assignments.get(tenant_id, None, scope)
+    if assignment is None:
+        return DownloadGrant(lease)
+    return DownloadGrant(lease, assignment, uow.releases.get(tenant_id, assignment.release_id))
 
 
 def read_unit_of_work(backend: DataBackend) -> UnitOfWork:

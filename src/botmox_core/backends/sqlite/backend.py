@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from botmox_core.backends.sqlite.errors import translate_sqlite_errors
+from botmox_core.backends.sqlite.grants import GRANT_SQL, grant_from_row, grant_params
 from botmox_core.backends.sqlite.reading import AuditGroupCommit, ReaderPool
 from botmox_core.backends.sqlite.schema import (
     SCHEMA_VERSION,
@@ -47,9 +48,13 @@ from botmox_core.errors import (
     DatabaseError,
     ServiceUnavailableError,
 )
-from botmox_core.models import DownloadAuditEntry
+from botmox_core.models import DownloadAuditEntry, ReleaseScope
 from botmox_core.ports.health import HealthReport
-from botmox_core.ports.repositories import BackendCapabilities
+from botmox_core.ports.repositories import (
+    BackendCapabilities,
+    DownloadGrant,
+    read_download_grant_in,
+)
 
 __all__ = ["MEMORY", "SqliteBackend", "SqliteReadUnitOfWork", "SqliteUnitOfWork"]
 
@@ -138,6 +143,31 @@ class SqliteBackend:
         if self.in_memory:
             return SqliteUnitOfWork(self)
         return SqliteReadUnitOfWork(self)
+
+    def read_download_grant(
+        self, tenant_id: str, lease_id: str, scope: ReleaseScope
+    ) -> DownloadGrant:
+        """The lease, its effective assignment and release in one ``SELECT`` on a reader
+        connection (:class:`~botmox_core.ports.repositories.DownloadGrantBackend`, see
+        :mod:`~botmox_core.backends.sqlite.grants`); in a read unit for ``":memory:"``."""
+        if self.in_memory:
+            with self.read_unit_of_work() as uow:
+                return read_download_grant_in(uow, tenant_id, lease_id, scope)
+        if os.getpid() != self._pid:
+            self._after_fork()
+        if self._closed:
+            raise ServiceUnavailableError("the SQLite backend is closed")
+        connection = self._readers.checkout()
+        broken = True
+        try:
+            with translate_sqlite_errors(self._label):
+                row = connection.execute(
+                    GRANT_SQL, grant_params(tenant_id, lease_id, scope)
+                ).fetchone()
+            broken = False
+        finally:
+            self._readers.checkin(connection, broken=broken)
+        return grant_from_row(row)
 
     def append_audit(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
         """Append ``entry`` in a commit of its own or shared with the entries that arrived

@@ -25,6 +25,7 @@ the affected tests skip with the reason.
 The suite is split by aggregate, one mixin each (:class:`TokenConformance`,
 :class:`VmConformance`, :class:`LicenceConformance`, :class:`LeaseConformance`,
 :class:`ReleaseConformance`, :class:`AssignmentConformance`, :class:`AuditConformance`,
+:class:`DownloadGrantConformance`,
 :class:`TimestampConformance`, :class:`UnitOfWorkConformance`), all generic over the backend
 type; :class:`RepositoryConformance` composes them, so a backend that implements only some
 aggregates can run only their mixins.
@@ -49,6 +50,7 @@ from botmox_core.testing.repository._support import (
 from botmox_core.testing.repository.assignments import AssignmentConformance
 from botmox_core.testing.repository.audit import AuditConformance
 from botmox_core.testing.repository.backend import BackendBasicsConformance
+from botmox_core.testing.repository.grants import DownloadGrantConformance
 from botmox_core.testing.repository.leases import LeaseConformance
 from botmox_core.testing.repository.licences import LicenceConformance
 from botmox_core.testing.repository.releases import ReleaseConformance
@@ -64,6 +66,7 @@ __all__ = [
     "AssignmentConformance",
     "AuditConformance",
     "BackendBasicsConformance",
+    "DownloadGrantConformance",
     "LeaseConformance",
     "LicenceConformance",
     "ReleaseConformance",
@@ -94,6 +97,7 @@ class RepositoryConformance(
     ReleaseConformance[B],
     AssignmentConformance[B],
     AuditConformance[B],
+    DownloadGrantConformance[B],
     ScanConformance[B],
     TimestampConformance[B],
     UnitOfWorkConformance[B],

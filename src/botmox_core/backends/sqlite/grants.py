@@ -1,0 +1,61 @@
+"""The SQLite backend's download-grant read: the lease, the effective assignment and its release
+in one ``SELECT`` (:meth:`SqliteBackend.read_download_grant
+<botmox_core.backends.sqlite.backend.SqliteBackend.read_download_grant>`).
+
+One statement on a reader connection in autocommit is one snapshot, so the three rows are
+consistent with each other and with every unit committed before the read started; it takes no
+lock a writer waits for. The effective assignment is the lease user's for the scope, else the
+tenant default, exactly as :func:`botmox_core.ports.repositories.read_download_grant` defines it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from botmox_core.backends.sqlite.columns import CODEC
+from botmox_core.models import Assignment, Lease, Release, ReleaseScope
+from botmox_core.ports.repositories import DownloadGrant
+
+__all__ = ["GRANT_SQL", "grant_from_row", "grant_params"]
+
+_PARTS: tuple[tuple[str, type[Any], tuple[str, ...]], ...] = (
+    ("l", Lease, CODEC.fields(Lease)),
+    ("a", Assignment, CODEC.fields(Assignment)),
+    ("r", Release, CODEC.fields(Release)),
+)
+
+#: Parameters: tenant, lease id, then module, platform, channel twice (user's, then default).
+GRANT_SQL = (
+    "SELECT "  # noqa: S608 - fixed names only
+    + ", ".join(f"{alias}.{name}" for alias, _, names in _PARTS for name in names)
+    + " FROM leases AS l"
+    " LEFT JOIN assignments AS a ON a.rowid = coalesce("
+    "(SELECT rowid FROM assignments WHERE tenant_id = l.tenant_id AND user_id = l.user_id"
+    " AND module = ?3 AND platform = ?4 AND channel = ?5),"
+    "(SELECT rowid FROM assignments WHERE tenant_id = l.tenant_id AND user_id IS NULL"
+    " AND module = ?3 AND platform = ?4 AND channel = ?5))"
+    " LEFT JOIN releases AS r ON r.tenant_id = a.tenant_id AND r.id = a.release_id"
+    " WHERE l.tenant_id = ?1 AND l.id = ?2"
+)
+
+
+def grant_params(tenant_id: str, lease_id: str, scope: ReleaseScope) -> tuple[str, ...]:
+    """The parameters of :data:`GRANT_SQL`."""
+    return (tenant_id, lease_id, scope.module, scope.platform, scope.channel)
+
+
+def grant_from_row(row: sqlite3.Row | tuple[Any, ...] | None) -> DownloadGrant:
+    """The grant a row of :data:`GRANT_SQL` describes (no row: no lease)."""
+    if row is None:
+        return DownloadGrant(None)
+    values: list[Any] = []
+    start = 0
+    for _, model, names in _PARTS:
+        chunk = tuple(row[start : start + len(names)])
+        start += len(names)
+        values.append(
+            None if chunk[0] is None else CODEC.value(dict(zip(names, chunk, strict=True)), model)
+        )
+    lease, assignment, release = values
+    return DownloadGrant(lease, assignment, release if assignment is not None else None)
