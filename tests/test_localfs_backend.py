@@ -104,6 +104,32 @@ def test_valid_keys_round_trip(storage: LocalFsStorage, key: str) -> None:
     assert storage.head(key) is not None
 
 
+def test_head_follows_every_change_of_a_remembered_object(
+    storage: LocalFsStorage, tmp_path: Path
+) -> None:
+    """head parses a metadata file once, then stats it: every put, delete or edit is seen."""
+    key = "bots/fishing.zip"
+    storage.put(key, io.BytesIO(b"a" * 100))
+    first = storage.head(key)
+    assert first is not None and storage.head(key) == first  # the second comes from memory
+    storage.put(key, io.BytesIO(b"b" * 100))  # same size, other bytes
+    second = storage.head(key)
+    assert second is not None and second.sha256 == hashlib.sha256(b"b" * 100).hexdigest()
+    assert second.sha256 != first.sha256
+    storage.delete(key)
+    assert storage.head(key) is None
+    storage.put(key, io.BytesIO(b"c" * 7))
+    assert storage.head(key).size_bytes == 7  # type: ignore[union-attr]
+    (meta,) = storage.root.glob("*/*.meta.json")
+    meta.write_text("{not json")  # edited in place by hand
+    with pytest.raises(StorageError, match="corrupt"):
+        storage.head(key)
+    other = LocalFsStorage(storage.root, base_url="http://x.example/", url_key=KEY)  # a replica
+    meta.unlink()
+    assert other.head(key) is None and storage.head(key) is None
+    other.close()
+
+
 def test_metadata_never_collides_with_object_keys(storage: LocalFsStorage) -> None:
     digest = hashlib.sha256(b"release").hexdigest()
     lookalikes = ["release", "release.meta.json", f"{digest}.meta.json", f"{digest[:2]}/.lock"]

@@ -93,6 +93,8 @@ ABANDONED_UPLOAD_SECONDS = 24 * 3600
 
 _OPEN_ATTEMPTS = 5
 _META_SUFFIX = ".meta.json"
+#: Metadata files :meth:`LocalFsStorage.head` remembers parsed (oldest forgotten first).
+HEADS_KEPT = 4096
 _BLOB_SUFFIX = ".blob"
 
 if sys.platform != "win32":
@@ -183,6 +185,8 @@ class LocalFsStorage:
         self.base_url = self.url_signer.base_url
         self._chunk_size = chunk_size
         self._thread_lock = threading.Lock()
+        # key -> (metadata path, (mtime ns, size, inode) of the file parsed, what it said)
+        self._heads: dict[str, tuple[str, tuple[int, int, int], ObjectInfo]] = {}
         with _os_errors_as_storage_errors("create the object directory"):
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -407,9 +411,41 @@ class LocalFsStorage:
         return cast(BinaryIO, reader)
 
     def head(self, key: str) -> ObjectInfo | None:
-        """Size, sha256, ETag (the sha256) and content type of the object, or None."""
-        meta = self._read_meta(validate_object_key(key))
-        return None if meta is None else self._info(meta)
+        """Size, sha256, ETag (the sha256) and content type of the object, or None.
+
+        The metadata file is parsed once per version: a key asked again costs one ``stat``
+        while the file is the one parsed (a put or delete replaces or removes it, so its
+        inode, size or mtime changes and the next head reads it afresh)."""
+        known = self._heads.get(key)  # only keys that passed validation get in
+        if known is not None:
+            path, stamp, info = known
+            with _os_errors_as_storage_errors("read object metadata"):
+                try:
+                    status = os.stat(path)
+                except FileNotFoundError:
+                    return None
+            if (status.st_mtime_ns, status.st_size, status.st_ino) == stamp:
+                return info
+        key = validate_object_key(key)
+        shard, digest = self._shard_and_digest(key)
+        path = os.fspath(shard / f"{digest}{_META_SUFFIX}")
+        with _os_errors_as_storage_errors("read object metadata"):
+            try:
+                status = os.stat(path)
+            except FileNotFoundError:
+                return None
+        meta = self._read_meta(key)
+        if meta is None:
+            return None
+        info = self._info(meta)
+        heads = self._heads
+        while len(heads) >= HEADS_KEPT:
+            try:  # threads share the dict: another may have evicted the same entry first
+                heads.pop(next(iter(heads)), None)
+            except (RuntimeError, StopIteration):
+                break
+        heads[key] = (path, (status.st_mtime_ns, status.st_size, status.st_ino), info)
+        return info
 
     def delete(self, key: str) -> None:
         """Remove the object; removing a missing object does nothing."""
