@@ -138,8 +138,8 @@ def test_one_audit_row_per_attempt_under_concurrent_load(core: App) -> None:
 
 
 def _stall_writer(backend: SqliteBackend) -> Any:
-    """Hold the backend's writing connection (an open unit) so that the next audit leader
-    blocks until the returned unit is left."""
+    """Hold the backend's writing connection (an open unit) so that the audit writer's next
+    commit blocks until the returned unit is left."""
     unit = backend.unit_of_work()
     unit.__enter__()
     return unit
@@ -159,7 +159,7 @@ def test_audit_entries_arriving_during_a_commit_share_the_next_one(core: App) ->
     stalled = _stall_writer(backend)
     with ThreadPoolExecutor(5) as pool:
         first = pool.submit(append_audit_entry, backend, _entry("vm-first-0001"))
-        _wait_for(lambda: group._writing and not group._pending)  # the leader took its batch
+        _wait_for(lambda: group.busy and not group._pending)  # the writer took its batch
         rest = [
             pool.submit(append_audit_entry, backend, _entry(f"vm-next-{n:04d}")) for n in range(4)
         ]
@@ -183,7 +183,7 @@ def test_a_failing_entry_fails_only_its_own_caller_in_a_shared_commit(core: App)
     names = ["vm-good-0001", "vm-bad-00001", "vm-good-0002", "vm-bad-00002"]
     with ThreadPoolExecutor(5) as pool:
         lead = pool.submit(append_audit_entry, backend, _entry("vm-good-0000"))
-        _wait_for(lambda: group._writing and not group._pending)
+        _wait_for(lambda: group.busy and not group._pending)
         batch = {name: pool.submit(append_audit_entry, backend, _entry(name)) for name in names}
         _wait_for(lambda: len(group._pending) == 4)
         stalled.__exit__(None, None, None)
@@ -212,6 +212,7 @@ def test_a_resolve_whose_audit_write_fails_is_not_answered_200(tmp_path: Path) -
     )
     app = create_app(settings)
     core: App = app.state.core
+    assert core.downloads.runs_locally  # the event-loop path: checks inline, audit queued
     token, principal = _provision(core)
     lease = _lease(core, principal, "vm-good-0001")
     headers = {"Authorization": f"Bearer {token}"}

@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import secrets
-import sys
 import tempfile
 import threading
 import time
@@ -41,6 +40,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from botmox_core.backends.localfs_files import (
+    BoundedReader,
+    fsync_directory,
+    lock_file,
+    os_errors_as_storage_errors,
+)
 from botmox_core.backends.signed_urls import (
     DOWNLOAD_ROUTE_PREFIX,
     MIN_URL_KEY_BYTES,
@@ -97,64 +102,6 @@ _META_SUFFIX = ".meta.json"
 HEADS_KEPT = 4096
 _BLOB_SUFFIX = ".blob"
 
-if sys.platform != "win32":
-    import fcntl
-
-    def _lock_file(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-
-else:  # pragma: no cover - botmox servers run on POSIX; a process-local lock still serialises
-
-    def _lock_file(fd: int) -> None:
-        return None
-
-
-@contextlib.contextmanager
-def _os_errors_as_storage_errors(action: str) -> Iterator[None]:
-    """Map ``OSError`` to :class:`StorageError` without putting file paths in the message."""
-    try:
-        yield
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise StorageError(f"localfs could not {action}: {reason}") from exc
-
-
-def _fsync_directory(path: Path) -> None:
-    if sys.platform == "win32":  # pragma: no cover - directories cannot be fsynced there
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _BoundedReader(io.RawIOBase):
-    """Reads at most ``length`` bytes from an already positioned raw file, then EOF."""
-
-    def __init__(self, file: io.FileIO, length: int) -> None:
-        super().__init__()
-        self._file = file
-        self._remaining = length
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._remaining <= 0:
-            return 0
-        view = memoryview(buffer).cast("B")
-        count = self._file.readinto(view[: min(len(view), self._remaining)])
-        if not count:
-            return 0
-        self._remaining -= count
-        return count
-
-    def close(self) -> None:
-        if not self.closed:
-            self._file.close()
-        super().close()
-
 
 class LocalFsStorage:
     """Object storage in a local directory; implements :class:`~botmox_core.ports.ObjectStorage`.
@@ -166,7 +113,7 @@ class LocalFsStorage:
     """
 
     name = "localfs"
-    capabilities = StorageCapabilities(presign=True)
+    capabilities = StorageCapabilities(presign=True, local_reads=True)
 
     def __init__(
         self,
@@ -187,7 +134,7 @@ class LocalFsStorage:
         self._thread_lock = threading.Lock()
         # key -> (metadata path, (mtime ns, size, inode) of the file parsed, what it said)
         self._heads: dict[str, tuple[str, tuple[int, int, int], ObjectInfo]] = {}
-        with _os_errors_as_storage_errors("create the object directory"):
+        with os_errors_as_storage_errors("create the object directory"):
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def __repr__(self) -> str:
@@ -205,7 +152,7 @@ class LocalFsStorage:
         with self._thread_lock:
             fd = os.open(shard / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                _lock_file(fd)  # released when the descriptor closes
+                lock_file(fd)  # released when the descriptor closes
                 yield
             finally:
                 os.close(fd)
@@ -213,7 +160,7 @@ class LocalFsStorage:
     def _read_meta(self, key: str) -> dict[str, Any] | None:
         shard, digest = self._shard_and_digest(key)
         path = shard / f"{digest}{_META_SUFFIX}"
-        with _os_errors_as_storage_errors("read object metadata"):
+        with os_errors_as_storage_errors("read object metadata"):
             try:
                 raw = path.read_bytes()
             except FileNotFoundError:
@@ -291,7 +238,7 @@ class LocalFsStorage:
                 with contextlib.suppress(OSError):
                     os.unlink(blob)
                 raise
-            _fsync_directory(shard)
+            fsync_directory(shard)
             self._remove_blobs(shard, digest, keep=version)
 
     # -- ObjectStorage --------------------------------------------------------------------------
@@ -314,7 +261,7 @@ class LocalFsStorage:
         """
         key = validate_object_key(key)
         shard, _ = self._shard_and_digest(key)
-        with _os_errors_as_storage_errors("store the object"):
+        with os_errors_as_storage_errors("store the object"):
             shard.mkdir(exist_ok=True, mode=0o700)
             fd, temp_name = tempfile.mkstemp(dir=shard, prefix=".tmp-")
         temp_path = Path(temp_name)
@@ -377,7 +324,7 @@ class LocalFsStorage:
             if meta is None:
                 raise ArtifactObjectNotFoundError(f"object {key!r} does not exist")
             blob = shard / f"{digest}.{meta['version']}{_BLOB_SUFFIX}"
-            with _os_errors_as_storage_errors("open the object"):
+            with os_errors_as_storage_errors("open the object"):
                 try:
                     return self._info(meta), open(blob, "rb", buffering=0)
                 except FileNotFoundError:
@@ -402,12 +349,12 @@ class LocalFsStorage:
                     code="INVALID_RANGE",
                 )
             stop = info.size_bytes if end is None else min(end + 1, info.size_bytes)
-            with _os_errors_as_storage_errors("read the object"):
+            with os_errors_as_storage_errors("read the object"):
                 file.seek(start)
         except BaseException:
             file.close()
             raise
-        reader = io.BufferedReader(_BoundedReader(file, stop - start), buffer_size=self._chunk_size)
+        reader = io.BufferedReader(BoundedReader(file, stop - start), buffer_size=self._chunk_size)
         return cast(BinaryIO, reader)
 
     def head(self, key: str) -> ObjectInfo | None:
@@ -419,7 +366,7 @@ class LocalFsStorage:
         known = self._heads.get(key)  # only keys that passed validation get in
         if known is not None:
             path, stamp, info = known
-            with _os_errors_as_storage_errors("read object metadata"):
+            with os_errors_as_storage_errors("read object metadata"):
                 try:
                     status = os.stat(path)
                 except FileNotFoundError:
@@ -429,7 +376,7 @@ class LocalFsStorage:
         key = validate_object_key(key)
         shard, digest = self._shard_and_digest(key)
         path = os.fspath(shard / f"{digest}{_META_SUFFIX}")
-        with _os_errors_as_storage_errors("read object metadata"):
+        with os_errors_as_storage_errors("read object metadata"):
             try:
                 status = os.stat(path)
             except FileNotFoundError:
@@ -453,9 +400,9 @@ class LocalFsStorage:
         shard, digest = self._shard_and_digest(key)
         if not shard.is_dir():
             return
-        with _os_errors_as_storage_errors("delete the object"), self._commit_lock(shard):
+        with os_errors_as_storage_errors("delete the object"), self._commit_lock(shard):
             (shard / f"{digest}{_META_SUFFIX}").unlink(missing_ok=True)
-            _fsync_directory(shard)
+            fsync_directory(shard)
             self._remove_blobs(shard, digest, keep=None)
         log.debug("localfs deleted %s", key)
 

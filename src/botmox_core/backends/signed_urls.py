@@ -84,6 +84,8 @@ URL_KEY_FILE = "localfs-url.key"
 
 MIN_URL_KEY_BYTES = 16
 _MAX_EXPIRES_DIGITS = 15
+#: URLs :meth:`DownloadUrlSigner.sign` remembers (the same object, second and key sign alike).
+_SIGNED_KEPT = 1024
 
 
 def _parse_url_key(text: str, source: str) -> bytes:
@@ -169,6 +171,9 @@ class DownloadUrlSigner:
             key = KeyRing.single(URL_KEYS, key.hex())
         self.base_url = base_url.rstrip("/")
         self.ring = key
+        # (storage, key, expires, signing kid, secret) -> the URL made for them: a boot storm
+        # resolves one object many times a second, and the same inputs sign to the same URL
+        self._signed: dict[tuple[str, str, int, str, bytes], PresignedUrl] = {}
 
     def __repr__(self) -> str:
         return f"DownloadUrlSigner(base_url={self.base_url!r})"
@@ -188,6 +193,10 @@ class DownloadUrlSigner:
             raise BadRequestError("ttl_seconds must be a positive whole number of seconds")
         expires = int(time.time() if now is None else now) + ttl_seconds
         signing_key, secret = self.ring.active()
+        memo = (storage_name, key, expires, signing_key.kid, secret)
+        known = self._signed.get(memo)
+        if known is not None:
+            return known
         signature = self._signature(secret, storage_name, key, expires)
         if not signing_key.legacy:  # URLs of the legacy key stay as they always were
             signature = f"{signing_key.kid}.{signature}"
@@ -195,7 +204,15 @@ class DownloadUrlSigner:
             f"{self.base_url}{DOWNLOAD_ROUTE_PREFIX}{quote(storage_name, safe='')}/"
             f"{quote(key, safe='/')}?expires={expires}&signature={signature}"
         )
-        return PresignedUrl(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
+        signed = PresignedUrl(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
+        remembered = self._signed
+        while len(remembered) >= _SIGNED_KEPT:
+            try:  # threads share the dict: another may have evicted the same entry first
+                remembered.pop(next(iter(remembered)), None)
+            except (RuntimeError, StopIteration):
+                break
+        remembered[memo] = signed
+        return signed
 
     def verify(
         self,
@@ -275,6 +292,10 @@ class ServerSignedStorage:
         self.inner = inner
         self.url_signer = signer
         self.name = inner.name
+        # signing is local arithmetic: reads are as local as the inner storage's head
+        self.capabilities = StorageCapabilities(
+            presign=True, local_reads=getattr(inner.capabilities, "local_reads", False)
+        )
 
     def __repr__(self) -> str:
         return f"ServerSignedStorage({self.inner!r})"

@@ -69,6 +69,11 @@ class BackendCapabilities:
             (write freeze, migration lock and checkpoints; the backend is a
             :class:`~botmox_core.ports.control.ControlDataBackend`); without it the server
             cannot be frozen and the backend cannot be a migration's target.
+        local_reads: :func:`read_download_grant` reads a database on this host's own disk
+            (no network round trip) and takes microseconds, as an embedded database's reads do.
+            The server then runs resolve-download's reads on its event loop rather than in a
+            worker thread (when the storage declares the same and the backend is a
+            :class:`QueuedAuditBackend`). A backend that talks to a server must not claim it.
         preferred_agent_transport: the agent transport that fits this backend when replicas
             share it (e.g. ``postgres`` for Supabase), used unless ``BOTMOX_AGENT_TRANSPORT``
             says otherwise and only when that transport is installed.
@@ -82,6 +87,7 @@ class BackendCapabilities:
     multi_record_transactions: bool = False
     microsecond_timestamps: bool = False
     validates_release_values: bool = False
+    local_reads: bool = False
     preferred_agent_transport: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
     )
@@ -322,6 +328,23 @@ class DurableAuditBackend(Protocol):
     def append_audit(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
         """Store ``entry`` durably and return it with its id; raise as ``audit.append`` and
         ``commit`` do when it cannot (then nothing of it was stored)."""
+
+
+AuditDone = Callable[["DownloadAuditEntry | None", "BaseException | None"], None]
+"""What :meth:`QueuedAuditBackend.submit_audit` calls when an entry's commit is over: the stored
+entry and None, or None and the error that kept it from being written."""
+
+
+class QueuedAuditBackend(Protocol):
+    """A :class:`DurableAuditBackend` that can also append without blocking its caller: the
+    entry is queued and a callback reports when it is durable (the SQLite backend's group
+    commit). A server awaits the callback on its event loop instead of holding a thread."""
+
+    def submit_audit(self, entry: DownloadAuditEntry, done: AuditDone) -> None:
+        """Queue ``entry`` and return at once. ``done(stored, None)`` is called -- on a thread of
+        the backend's -- once ``entry`` is as durable as :meth:`DurableAuditBackend.append_audit`
+        makes it, ``done(None, error)`` when it cannot be written; exactly one call either way.
+        Raises (calling nothing) when the entry cannot even be queued."""
 
 
 @attrs.frozen

@@ -123,9 +123,15 @@ class StorageCapabilities:
             :class:`~botmox_core.backends.signed_urls.ServerSignedStorage`, whose URLs the
             botmox server signs (HMAC, expiring) and serves from :meth:`ObjectStorage.open`, and
             the storage need not have a ``presign_download`` method at all.
+        local_reads: :meth:`ObjectStorage.head` and ``presign_download`` touch only this host
+            (local files and arithmetic, no network) and take microseconds. With a backend
+            declaring the same (:attr:`BackendCapabilities.local_reads
+            <botmox_core.ports.repositories.BackendCapabilities.local_reads>`) the server runs
+            resolve-download on its event loop. A storage behind a network must not claim it.
     """
 
     presign: bool = False
+    local_reads: bool = False
 
 
 @attrs.frozen

@@ -12,15 +12,21 @@ Who may resolve a lease (see :func:`botmox_core.services.leases.check_lease_owne
 (``LEASE_OWNER_MISMATCH`` otherwise, checked right after the tenant and the token); a caller
 bound to no user (a tenant service token, an agent) any lease whose token it holds.
 
-How one resolve runs (the hot path of every VM boot): the lease token's signature is checked
-first (no I/O); the lease, the effective assignment and its release are read together
-(:func:`~botmox_core.ports.repositories.read_download_grant`: one read-only unit of work, or one
+How one resolve runs (the hot path of every VM boot): :meth:`DownloadService.attempt` checks the
+lease token's signature first (no I/O; a token verified before is remembered, its key asked
+again); the lease, the effective assignment and its release are read together
+(:func:`~botmox_core.ports.repositories.read_download_grant`: one ``SELECT`` on SQLite, one
 statement on PostgreSQL; no write lock, and it sees every unit committed before it, so a lease
 revoked before the resolve started is refused); the checks then run in the order above; the
-storage is asked for the object and the URL signed outside any unit; then the audit entry is
-appended durably (:func:`~botmox_core.ports.repositories.append_audit_entry`: its own transaction,
-committed before this method returns). When the audit entry cannot be written the method raises
-the backend's error (503/502), so no attempt is ever answered 200 without its audit row.
+storage is asked for the object and the URL signed outside any unit. Nothing is written yet:
+the attempt carries its audit entry, which must be appended durably before
+:meth:`DownloadService.finish` gives the answer -- :meth:`DownloadService.resolve` does both in
+the calling thread (:func:`~botmox_core.ports.repositories.append_audit_entry`: its own
+transaction, committed before it returns); a server whose backend and storage read only local
+files (:attr:`DownloadService.runs_locally`) runs the attempt on its event loop and awaits the
+backend's group commit (:meth:`DownloadService.submit_audit`). When the audit entry cannot be
+written ``finish`` raises the backend's error (503/502), so no attempt is ever answered 200
+without its audit row.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from botmox_core.models import (
 )
 from botmox_core.ports import DataBackend, ObjectStorage, PresigningStorage, presigning
 from botmox_core.ports.repositories import (
+    AuditDone,
     DownloadGrant,
     append_audit_entry,
     read_download_grant,
@@ -79,6 +86,21 @@ def _well_formed(rule: Any, value: Any) -> str | None:
         return str(rule(value, "value"))
     except BotmoxError:
         return None
+
+
+@attrs.frozen
+class ResolveAttempt:
+    """One resolve's outcome before its audit entry is written.
+
+    Attributes:
+        entry: the audit entry recording it, to append durably before answering.
+        resolved: the download, when every check passed.
+        error: why not (a :class:`BotmoxError`, or what failed unexpectedly).
+    """
+
+    entry: DownloadAuditEntry
+    resolved: ResolvedDownload | None
+    error: BaseException | None
 
 
 @attrs.frozen
@@ -114,12 +136,26 @@ class DownloadService:
         self._url_ttl = url_ttl_seconds
         self._clock = clock
         self._presigner: PresigningStorage | None = None  # checked on first use, then kept
+        self._local: bool | None = None  # likewise
 
     def _presigning(self) -> PresigningStorage:
         # presigning() is a runtime Protocol check (~50 µs): once per service, not per resolve
         if self._presigner is None:
             self._presigner = presigning(self._storage)
         return self._presigner
+
+    @property
+    def runs_locally(self) -> bool:
+        """Whether a resolve's reads stay on this host and its audit entry can be queued
+        (backend and storage declare ``local_reads``; the backend is a
+        :class:`~botmox_core.ports.repositories.QueuedAuditBackend`): a server may then run
+        :meth:`attempt` on its event loop and await :meth:`submit_audit`."""
+        if self._local is None:
+            local = getattr(self._backend.capabilities, "local_reads", False) and getattr(
+                self._storage.capabilities, "local_reads", False
+            )
+            self._local = bool(local) and callable(getattr(self._backend, "submit_audit", None))
+        return self._local
 
     def resolve(
         self,
@@ -132,7 +168,37 @@ class DownloadService:
         channel: Any,
         request_ip: str | None = None,
     ) -> ResolvedDownload:
-        """Check the lease and assignment and issue a URL; audit the attempt either way."""
+        """Check the lease and assignment and issue a URL; audit the attempt either way (the
+        entry is durable before this returns or raises)."""
+        attempt = self.attempt(
+            principal,
+            lease_token=lease_token,
+            vm_uuid=vm_uuid,
+            module=module,
+            platform=platform,
+            channel=channel,
+            request_ip=request_ip,
+        )
+        try:
+            append_audit_entry(self._backend, attempt.entry)
+        except BotmoxError as exc:
+            return self.finish(attempt, exc)
+        return self.finish(attempt, None)
+
+    def attempt(
+        self,
+        principal: Principal,
+        *,
+        lease_token: Any,
+        vm_uuid: Any,
+        module: Any,
+        platform: Any,
+        channel: Any,
+        request_ip: str | None = None,
+    ) -> ResolveAttempt:
+        """Run every check and sign the URL, writing nothing: the outcome and the audit entry
+        that records it. The caller must append :attr:`ResolveAttempt.entry` durably and then
+        call :meth:`finish` (:meth:`resolve` does both)."""
         now = self._clock()
         draft: dict[str, Any] = {  # what the checks learn, kept even when one of them fails
             "tenant_id": principal.tenant_id,
@@ -157,28 +223,37 @@ class DownloadService:
                 AuditResult.ERROR if isinstance(exc, UpstreamError) else AuditResult.DENIED
             )
             draft["reason_code"] = exc.code
-            self._audit(DownloadAuditEntry(**draft))
-            raise
-        except Exception:
+            return ResolveAttempt(DownloadAuditEntry(**draft), None, exc)
+        except Exception as exc:
             log.exception("resolve-download failed (tenant=%s)", draft["tenant_id"])
             draft.update(result=AuditResult.ERROR, reason_code="INTERNAL_ERROR")
-            self._audit(DownloadAuditEntry(**draft))
-            raise
-        self._audit(DownloadAuditEntry(**draft))
-        return resolved
+            return ResolveAttempt(DownloadAuditEntry(**draft), None, exc)
+        return ResolveAttempt(DownloadAuditEntry(**draft), resolved, None)
 
-    def _audit(self, entry: DownloadAuditEntry) -> None:
-        """Append the attempt's entry, durable before the caller answers."""
-        try:
-            append_audit_entry(self._backend, entry)
-        except BotmoxError:
-            log.exception(
-                "could not write the download audit entry (tenant=%s lease=%s result=%s)",
+    def submit_audit(self, attempt: ResolveAttempt, done: AuditDone) -> None:
+        """Queue the attempt's entry on a :class:`~botmox_core.ports.repositories.
+        QueuedAuditBackend` (see :attr:`runs_locally`); ``done`` reports when it is durable."""
+        self._backend.submit_audit(attempt.entry, done)  # type: ignore[attr-defined]
+
+    def finish(
+        self, attempt: ResolveAttempt, audit_error: BaseException | None
+    ) -> ResolvedDownload:
+        """The attempt's answer once its audit entry was appended (``audit_error`` None), or
+        the append's error: no attempt is answered without its entry."""
+        if audit_error is not None:
+            entry = attempt.entry
+            log.error(
+                "could not write the download audit entry (tenant=%s lease=%s result=%s): %s",
                 entry.tenant_id,
                 entry.lease_id,
                 entry.result.value,
+                audit_error,
             )
-            raise
+            raise audit_error
+        if attempt.error is not None:
+            raise attempt.error
+        assert attempt.resolved is not None
+        return attempt.resolved
 
     def _check(
         self,

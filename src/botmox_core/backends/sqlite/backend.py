@@ -51,6 +51,7 @@ from botmox_core.errors import (
 from botmox_core.models import DownloadAuditEntry, ReleaseScope
 from botmox_core.ports.health import HealthReport
 from botmox_core.ports.repositories import (
+    AuditDone,
     BackendCapabilities,
     DownloadGrant,
     read_download_grant_in,
@@ -94,6 +95,7 @@ class SqliteBackend:
         multi_record_transactions=True,
         microsecond_timestamps=True,
         validates_release_values=True,
+        local_reads=True,
     )
 
     def __init__(
@@ -175,6 +177,17 @@ class SqliteBackend:
         this returns."""
         return self._audit_commits.append(entry)
 
+    def submit_audit(self, entry: DownloadAuditEntry, done: AuditDone) -> None:
+        """Queue ``entry`` for the next group commit and return at once
+        (:class:`~botmox_core.ports.repositories.QueuedAuditBackend`): ``done(stored, None)``
+        runs on the writer thread once the commit holding it is durable, ``done(None, error)``
+        when it cannot be written."""
+        if os.getpid() != self._pid:
+            self._after_fork()
+        if self._closed:
+            raise ServiceUnavailableError("the SQLite backend is closed")
+        self._audit_commits.submit(entry, done)
+
     def check_health(self) -> HealthReport:
         """Run ``SELECT 1`` (on a fresh connection for files) and report the latency.
         Never raises."""
@@ -224,6 +237,7 @@ class SqliteBackend:
         to the busy timeout to finish first."""
         if self._closed:
             return
+        self._audit_commits.close(timeout=self.busy_timeout)  # queued entries are written first
         acquired = self._lock.acquire(timeout=self.busy_timeout)
         try:
             if self._closed:

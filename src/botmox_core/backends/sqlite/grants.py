@@ -45,10 +45,32 @@ def grant_params(tenant_id: str, lease_id: str, scope: ReleaseScope) -> tuple[st
     return (tenant_id, lease_id, scope.module, scope.platform, scope.channel)
 
 
+#: Grants decoded from rows, by the row's values (the same row decodes to the same grant).
+_DECODED: dict[tuple[Any, ...], DownloadGrant] = {}
+DECODED_KEPT = 1024
+
+
 def grant_from_row(row: sqlite3.Row | tuple[Any, ...] | None) -> DownloadGrant:
-    """The grant a row of :data:`GRANT_SQL` describes (no row: no lease)."""
+    """The grant a row of :data:`GRANT_SQL` describes (no row: no lease). A row equal to one
+    decoded lately gives the grant decoded then (models are immutable): any change to the
+    lease, assignment or release changes the row, so it is decoded afresh."""
     if row is None:
         return DownloadGrant(None)
+    values_key = tuple(row)
+    known = _DECODED.get(values_key)
+    if known is not None:
+        return known
+    grant = _decode(values_key)
+    while len(_DECODED) >= DECODED_KEPT:
+        try:  # threads share the dict: another may have evicted the same entry first
+            _DECODED.pop(next(iter(_DECODED)), None)
+        except (RuntimeError, StopIteration):
+            break
+    _DECODED[values_key] = grant
+    return grant
+
+
+def _decode(row: tuple[Any, ...]) -> DownloadGrant:
     values: list[Any] = []
     start = 0
     for _, model, names in _PARTS:

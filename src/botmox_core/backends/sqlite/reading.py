@@ -5,16 +5,18 @@
   lock that a writer waits for and wait for no writer, and they do not queue behind the
   backend's one writing connection. A read unit sees every unit committed before its first
   read. Writing through one raises :class:`~botmox_core.errors.DatabaseError`.
-* **Audit appends** (:meth:`SqliteBackend.append_audit`) are group-committed: the first caller
-  becomes the leader and writes every entry queued meanwhile in one ``BEGIN IMMEDIATE`` ...
-  ``COMMIT`` (one fsync under ``synchronous=FULL``); every caller returns only after the commit
-  that holds its entry, so each entry is as durable as a unit of work of its own. When a batch
-  fails, its entries are written one by one, so one bad entry fails only its own caller.
+* **Audit appends** (:meth:`SqliteBackend.append_audit`, :meth:`SqliteBackend.submit_audit`)
+  are group-committed by a writer thread: every entry queued while a commit runs goes into the
+  next ``BEGIN IMMEDIATE`` ... ``COMMIT`` (one fsync under ``synchronous=FULL``); a caller hears
+  of its entry only after the commit that holds it, so each entry is as durable as a unit of
+  work of its own. When a batch fails, its entries are written one by one, so one bad entry
+  fails only its own caller.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,11 +25,14 @@ import attrs
 
 from botmox_core.backends.sqlite.errors import translate_sqlite_errors
 from botmox_core.errors import ServiceUnavailableError
+from botmox_core.ports.repositories import AuditDone
 
 if TYPE_CHECKING:
     from botmox_core.models import DownloadAuditEntry
 
 __all__ = ["AuditGroupCommit", "ReaderPool"]
+
+log = logging.getLogger(__name__)
 
 #: Reader connections kept open per backend (more are opened while more threads read at once;
 #: a server's worker threads are 40 by default).
@@ -101,81 +106,133 @@ class ReaderPool:
 
 
 @attrs.define
-class _Slot:
-    entry: DownloadAuditEntry
+class _Waiter:
+    """Turns :meth:`AuditGroupCommit.submit` back into a blocking call."""
+
     ready: threading.Event = attrs.Factory(threading.Event)
-    lead: bool = False  # set when this slot's caller is handed the next batch to write
     stored: DownloadAuditEntry | None = None
     error: BaseException | None = None
 
+    def __call__(self, stored: DownloadAuditEntry | None, error: BaseException | None) -> None:
+        self.stored, self.error = stored, error
+        self.ready.set()
+
 
 class AuditGroupCommit:
-    """Appends audit entries with one commit for every entry that arrived while the previous
-    commit ran. No thread of its own: the caller that finds no commit running writes the batch
-    (the leader), the others wait for their entry's commit; when the leader is done it hands the
-    next batch to the first caller waiting for one. Each waiting caller is woken once."""
+    """Appends audit entries durably, one commit for every entry that arrived while the previous
+    commit ran, on a writer thread of its own (started on first use, stopped by :meth:`close`).
+
+    :meth:`submit` queues an entry and returns at once; the writer takes everything queued,
+    writes it in one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (one fsync under ``synchronous=FULL``)
+    and then tells each caller, so an entry is reported stored only once it is as durable as a
+    unit of work of its own. When a batch fails, its entries are written one by one, so one bad
+    entry fails only its own caller. :meth:`append` is the blocking form. A server awaits the
+    callback from its event loop, so a resolve holds no worker thread while its entry commits.
+    """
 
     def __init__(self, backend: _Backend) -> None:
         self._backend = backend
         self._lock = threading.Lock()
-        self._pending: list[_Slot] = []
-        self._writing = False
+        self._wake = threading.Condition(self._lock)
+        self._pending: list[tuple[DownloadAuditEntry, AuditDone]] = []
+        self._writer: threading.Thread | None = None
+        self._closing = False
+        #: True while the writer writes a batch (for tests).
+        self.busy = False
         #: Entries per commit of the last batches (figures for tests and the bench).
         self.last_batch_sizes: list[int] = []
 
-    def append(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
-        slot = _Slot(entry)
+    def submit(self, entry: DownloadAuditEntry, done: AuditDone) -> None:
+        """Queue ``entry``; ``done(stored, None)`` is called on the writer thread after the
+        commit that holds it, ``done(None, error)`` when it cannot be written. ``done`` must be
+        quick and must not raise (it runs between commits). Raises
+        :class:`ServiceUnavailableError` (and calls nothing) once :meth:`close` has begun."""
         with self._lock:
-            self._pending.append(slot)
-            lead = not self._writing
-            self._writing = True
-        if not lead:
-            slot.ready.wait()
-            if not slot.lead:
-                return _outcome(slot)
-        with self._lock:
-            batch, self._pending = self._pending, []
-        try:
-            self._write(batch)
-        finally:
-            with self._lock:
-                if self._pending:
-                    successor = self._pending[0]
-                    successor.lead = True
-                    successor.ready.set()
-                else:
-                    self._writing = False
-            for each in batch:
-                if each is not slot:
-                    each.ready.set()
-        return _outcome(slot)
+            if self._closing:
+                raise ServiceUnavailableError("the SQLite backend is closing")
+            self._pending.append((entry, done))
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._run, name="botmox-sqlite-audit", daemon=True
+                )
+                self._writer.start()
+            elif len(self._pending) == 1:
+                self._wake.notify()
 
-    def _write(self, batch: list[_Slot]) -> None:
+    def append(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
+        """Append ``entry`` and return it with its id once its commit is over; raise what kept
+        it from being written."""
+        waiter = _Waiter()
+        self.submit(entry, waiter)
+        waiter.ready.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        if waiter.stored is None:  # pragma: no cover - the writer settles every entry
+            raise ServiceUnavailableError("the audit entry was not written")
+        return waiter.stored
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is queued, then stop the writer (new entries are refused from now)."""
+        with self._lock:
+            self._closing = True
+            writer = self._writer
+            self._wake.notify()
+        if writer is not None and writer is not threading.current_thread():
+            writer.join(timeout)
+
+    def forget_after_fork(self) -> None:
+        """Start afresh in a forked child (the parent's writer thread does not exist here)."""
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._pending = []
+        self._writer = None
+        self._closing = False
+        self.busy = False
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending and not self._closing:
+                    self._wake.wait()
+                if not self._pending:  # closing and nothing left
+                    self._writer = None
+                    return
+                batch, self._pending = self._pending, []
+                self.busy = True
+            try:
+                self._write(batch)
+            finally:
+                self.busy = False
+
+    def _write(self, batch: list[tuple[DownloadAuditEntry, AuditDone]]) -> None:
         self.last_batch_sizes = [*self.last_batch_sizes[-63:], len(batch)]
         try:
-            self._commit(batch)
-            return
+            stored = self._commit([entry for entry, _ in batch])
         except BaseException as exc:
             if len(batch) == 1:
-                batch[0].error = exc
+                _tell(batch[0][1], None, exc)
                 return
-        for slot in batch:  # the batch failed: each entry alone, so only bad ones fail
+        else:
+            for (_, done), entry in zip(batch, stored, strict=True):
+                _tell(done, entry, None)
+            return
+        for entry, done in batch:  # the batch failed: each entry alone, so only bad ones fail
             try:
-                self._commit([slot])
+                (alone,) = self._commit([entry])
             except BaseException as exc:
-                slot.error = exc
+                _tell(done, None, exc)
+            else:
+                _tell(done, alone, None)
 
-    def _commit(self, batch: list[_Slot]) -> None:
+    def _commit(self, entries: list[DownloadAuditEntry]) -> list[DownloadAuditEntry]:
         with self._backend.unit_of_work() as uow:
-            stored = [uow.audit.append(slot.entry) for slot in batch]
+            stored = [uow.audit.append(entry) for entry in entries]
             uow.commit()
-        for slot, entry in zip(batch, stored, strict=True):
-            slot.stored = entry
+        return stored
 
 
-def _outcome(slot: _Slot) -> DownloadAuditEntry:
-    if slot.error is not None:
-        raise slot.error
-    if slot.stored is None:  # pragma: no cover - a leader always settles its batch
-        raise ServiceUnavailableError("the audit entry was not written")
-    return slot.stored
+def _tell(done: AuditDone, stored: DownloadAuditEntry | None, error: BaseException | None) -> None:
+    try:
+        done(stored, error)
+    except Exception:  # a caller's callback must not stop the writer
+        log.exception("an audit completion callback failed")

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+import attrs
+
 from botmox_core.backends.sqlite.columns import CODEC, encode_timestamp
 from botmox_core.errors import BadRequestError
 from botmox_core.models import (
@@ -388,8 +390,8 @@ class SqliteDownloadAuditRepository:
 
     def append(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
         """Store the entry under a newly allocated id (the given id is ignored)."""
-        found = self._sql.rows(f"{_INSERT_AUDIT} RETURNING *", CODEC.record(entry))
-        return structured(found[0], DownloadAuditEntry)
+        found = self._sql.rows(f"{_INSERT_AUDIT} RETURNING id", CODEC.record(entry))
+        return attrs.evolve(entry, id=found[0][0])
 
     def list(
         self, tenant_id: str, *, lease_id: str | None = None, limit: int = 100
