@@ -143,6 +143,12 @@ def test_list_matches_the_reference(
                 "ck\\sla",
                 "50%",
                 "long long",
+                "-0.5",  # words joined by - _ . (the words trigram index)
+                "2.5",
+                "e_c",
+                "-01",
+                "a.b",
+                "0.",
             ]:
                 queries.append(ListQuery(sort=sort, descending=descending, q=q, limit=17))
     queries += [ListQuery(page=page, limit=7, sort="name") for page in range(1, 30)]
@@ -433,7 +439,9 @@ def test_bad_values_are_bad_requests(backend: PostgresDataBackend) -> None:
         assert uow.records.get(T1, Collection.NOTES, "n1") is None
 
 
-@pytest.mark.parametrize("sort", ["name", "status", "project_id", "created_at", "updated_at"])
+@pytest.mark.parametrize(
+    "sort", ["name", "status", "project_id", "level", "created_at", "updated_at"]
+)
 @pytest.mark.parametrize("descending", [False, True])
 def test_bot_sorts_use_their_index(
     sort: str, descending: bool, sql: psycopg.Connection[Any]
@@ -451,6 +459,54 @@ def test_bot_sorts_use_their_index(
     )
     assert f"bots_sort_{sort}_idx" in plan, plan
     assert "Sort" not in plan.replace("Sort Key", ""), plan
+
+
+def test_search_words_is_the_sql_function(sql: psycopg.Connection[Any]) -> None:
+    """``search_words`` maps exactly as ``botmox.domain_search_words`` (every ASCII character,
+    and others), and the words trigram index is used only for a ``q`` without a word of its
+    own that has one once joined."""
+    texts = [
+        "".join(chr(code) for code in range(1, 128)),
+        "\x1fbot-4242\x1fvm_17\x1f10.0.0.1:80\x1fa b\x1f",
+        "é-ж_\U0001f600.q",
+        "",
+    ]
+    for text in texts:
+        row = sql.execute("select botmox.domain_search_words(%s)", (text,)).fetchone()
+        assert row == (domain_listing.search_words(text),), text
+    assert domain_listing.search_words("vm-17") == "vmq17"
+    assert [
+        domain_listing.uses_word_trigrams(q)
+        for q in ["vm-17", "e_1", "1.5", "farming", "-1", "a b"]
+    ] == [True, True, True, False, False, False]
+
+
+def test_a_joined_q_is_counted_through_the_words_index(sql: psycopg.Connection[Any]) -> None:
+    """The count of a ``q`` such as ``vm-17`` reads the search table through its words index
+    (and the exact test re-checks), not every row of the tenant."""
+    sql.execute(
+        "insert into botmox.bots (tenant_id, id, data, search) select %s, 'b' || g, '{}',"
+        " chr(31) || 'b' || g || chr(31) || 'vm-' || g %% 400 || chr(31)"
+        " from generate_series(1, 20000) as g",
+        (T1,),
+    )
+    sql.execute("analyze botmox.domain_search")
+    sql.execute("set enable_seqscan = off")  # (a table this small is cheaper to read whole)
+    plan = "\n".join(
+        row[0]
+        for row in sql.execute(
+            b"explain " + domain_listing.count_statement(Collection.BOTS, "vm-17").as_bytes(sql),
+            {
+                "tenant": T1,
+                "pattern": domain_listing.like_pattern("vm-17"),
+                "words": domain_listing.like_pattern("vmq17"),
+                "q": "vm-17",
+                "max_ids": 10,
+            },
+        ).fetchall()
+    )
+    assert "domain_search_bots_words_idx" in plan, plan
+    assert "strpos(search, 'vm-17'::text) > 0" in plan, plan
 
 
 def _search_rows(sql: psycopg.Connection[Any]) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:

@@ -367,3 +367,48 @@ def test_policies_evaluate_the_claim_once_per_statement(database_url: str) -> No
             ).fetchall()
         }
         assert leading >= set(TABLES)
+
+
+def test_list_indexes_read_only_the_tenants_rows(database_url: str) -> None:
+    """As tenant A, the list's statements through the words trigram index (``q=vm-17``,
+    migration 20261206000000) and the ``level`` sort index see A's bots only, whichever tenant
+    they name, and so does a bare query on the indexed expression."""
+    from botmox_supabase import domain_listing
+
+    from botmox_core.domain.listing import ListQuery, search_text
+    from botmox_core.domain.records import Collection
+
+    a, b = f"tenant-a-{secrets.token_hex(4)}", f"tenant-b-{secrets.token_hex(4)}"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        for tenant, bots in ((a, 3), (b, 5)):
+            for index in range(bots):
+                data = {"name": f"{tenant}-{index}", "vm_name": "vm-17", "level": index}
+                admin.execute(
+                    "insert into botmox.bots (tenant_id, id, data, search) values (%s, %s, %s, %s)",
+                    (tenant, f"b{index}", json.dumps(data), search_text(f"b{index}", data)),
+                )
+    params = {
+        "pattern": domain_listing.like_pattern("vm-17"),
+        "words": domain_listing.like_pattern(domain_listing.search_words("vm-17")),
+        "q": "vm-17",
+        "max_ids": 100,
+        "limit": 50,
+        "offset": 0,
+    }
+    count = domain_listing.count_statement(Collection.BOTS, "vm-17")
+    by_level = domain_listing.list_statement(
+        Collection.BOTS, ListQuery(q="vm-17", sort="level", descending=True), matching=True
+    )
+    with psycopg.connect(database_url) as conn:
+        _as_authenticated(conn, _claims(a))
+        conn.execute("set local enable_seqscan = off")
+        for tenant, seen in ((a, 3), (b, 0)):
+            row = conn.execute(count, {**params, "tenant": tenant}).fetchone()
+            assert row is not None and row[0] == seen
+            page = conn.execute(by_level, {**params, "tenant": tenant}).fetchall()
+            assert [r[0] for r in page] == [f"b{i}" for i in reversed(range(seen))]
+        rows = conn.execute(
+            "select distinct tenant_id from botmox.domain_search"
+            " where botmox.domain_search_words(search) like '%vmq17%'"
+        ).fetchall()
+        assert rows == [(a,)]

@@ -2,22 +2,31 @@
 :meth:`~botmox_supabase.domain_records.PostgresRecordRepository.list` and the choice among them.
 
 * The filter ``q`` is a substring test on ``search``, the record's
-  :func:`~botmox_core.domain.listing.search_text`. A ``q`` with a word of three letters or digits is
-  ``search like '%q%'`` (wildcards escaped). Its matches are counted in the narrow search table
-  ``botmox.domain_search`` (migration ``20261205000000``, kept by triggers in every write's
-  transaction) through its trigram index: the index narrows the candidates, the LIKE re-checks
-  each, on rows about a quarter of the collection table's. Any other ``q``
-  (``vm-17``, ``a``, ``%``) narrows nothing there; it is ``strpos(search, q) > 0``, which that
-  index cannot serve, counted in one index-only scan of the covering btree
-  ``(tenant_id, search) include (id)``.
+  :func:`~botmox_core.domain.listing.search_text`. Its matches are counted in the narrow search
+  table ``botmox.domain_search`` (migration ``20261205000000``, kept by triggers in every write's
+  transaction), on rows about a quarter of the collection table's, through a trigram index
+  that narrows the candidates, each then re-checked exactly:
+
+  - a ``q`` with a word of three letters or digits (``farming``) is ``search like '%q%'``
+    (wildcards escaped) through the collection's plain trigram index;
+  - a ``q`` whose words are that long only once joined (``vm-17``: :data:`WORD_JOINERS`) is
+    ``domain_search_words(search) like '%words%'`` (:func:`search_words`, migration
+    ``20261206000000``), re-checked by ``strpos(search, q) > 0``;
+  - any other ``q`` (``a``, ``%``, ``-``) narrows nothing; it is ``strpos(search, q) > 0``,
+    counted in one index-only scan of the collection table's covering btree
+    ``(tenant_id, search) include (id)``.
 * The order is :func:`~botmox_core.domain.listing.sort_key` as SQL (``botmox.domain_rank``,
   ``domain_number`` and ``domain_text`` of ``data -> field``, then ``id``, all
-  ``COLLATE "C"``); bots have an expression index per sort field the web client uses.
-* With ``q``, one statement counts the matches and, when they are few, returns their ids; the
-  page is then chosen among those ids (primary-key reads) or read in sort-index order skipping
-  non-matches, whichever reads fewer rows (:func:`among_matches`). Without ``q`` the total is an
-  uncorrelated sub-select of the page statement; only a page past the end (no row to carry the
-  total) takes a second, count-only statement.
+  ``COLLATE "C"``); bots have an expression index per sort field the web client uses
+  (:data:`INDEXED_SORTS`).
+* With ``q``, one statement counts the matches (for a sort without an index it also returns
+  their ids, when they are few); the page is then chosen among the matching ids (primary-key
+  reads) or read in sort-index order skipping non-matches, whichever reads fewer rows
+  (:func:`among_matches`). For an indexed sort the count does not collect the ids (collecting
+  16,000 costs more than the count itself saves): the rare page chosen among them finds them
+  again, which is cheap exactly when they are few. Without ``q`` the total is an uncorrelated
+  sub-select of the page statement; only a page past the end (no row to carry the total) takes
+  a second, count-only statement.
 """
 
 from __future__ import annotations
@@ -38,12 +47,16 @@ __all__ = [
     "LIST_SETTINGS",
     "MAX_MATCH_IDS",
     "SEARCH_INDEX_MAX_BYTES",
+    "WORD_JOINERS",
+    "WORD_JOINER_SUBSTITUTE",
     "among_matches",
     "count_statement",
     "like_pattern",
     "list_statement",
+    "search_words",
     "tenant_count_statement",
     "uses_trigrams",
+    "uses_word_trigrams",
 ]
 
 #: Search texts up to this many bytes are in the covering index ``<table>_search_idx``
@@ -52,9 +65,17 @@ SEARCH_INDEX_MAX_BYTES = 1024
 
 #: Sort fields with an expression index per table (migration 20261201000000): a sorted page
 #: is read in index order. Without ``q`` (or with many matches) that reads about a page of rows.
+#: (``level``: migration 20261206000000.)
 INDEXED_SORTS: Mapping[Collection, frozenset[str]] = {
-    Collection.BOTS: frozenset({"name", "status", "project_id", "created_at", "updated_at"}),
+    Collection.BOTS: frozenset(
+        {"name", "status", "project_id", "level", "created_at", "updated_at"}
+    ),
 }
+
+#: The characters ``botmox.domain_search_words`` (migration 20261206000000) replaces, each with
+#: :data:`WORD_JOINER_SUBSTITUTE`, so words they join make one word for pg_trgm.
+WORD_JOINERS = "-_."
+WORD_JOINER_SUBSTITUTE = "q"
 
 #: Per-row cost of choosing a page among the matching ids, against reading in sort-index order
 #: (both read a row per step): see :func:`among_matches`.
@@ -80,6 +101,23 @@ def uses_trigrams(q: str) -> bool:
     """Whether ``q`` (normalised, ASCII-lower-cased) is found through the trigram index: it has
     a word of three letters or digits, so its trigrams narrow the tenant's rows."""
     return _TRIGRAM_WORD.search(q) is not None
+
+
+def search_words(text: str) -> str:
+    """``text`` with every one of :data:`WORD_JOINERS` replaced by
+    :data:`WORD_JOINER_SUBSTITUTE`, as ``botmox.domain_search_words`` does in SQL: a map from
+    character to character, so ``search_words(q)`` is in ``search_words(search)`` whenever
+    ``q`` is in ``search``."""
+    for joiner in WORD_JOINERS:
+        text = text.replace(joiner, WORD_JOINER_SUBSTITUTE)
+    return text
+
+
+def uses_word_trigrams(q: str) -> bool:
+    """Whether ``q`` is found through the words trigram index: it has no word of three letters
+    or digits itself (:func:`uses_trigrams`), but has one once its joiners are replaced
+    (``vm-17`` is ``vmq17``)."""
+    return not uses_trigrams(q) and uses_trigrams(search_words(q))
 
 
 def like_pattern(q: str) -> str:
@@ -117,28 +155,39 @@ def _order_by(query: ListQuery) -> sql.Composable:
 
 
 def _filter(q: str) -> sql.SQL:
-    """The filter ``q`` on ``search``: a LIKE the trigram index serves (parameter ``pattern``),
-    or, for a ``q`` whose trigrams narrow nothing, ``strpos`` (parameter ``q``; the same
-    substring test), which the trigram index cannot serve, so the planner reads the covering
-    index instead of re-checking every row of the tenant found through the trigram index."""
+    """The filter ``q`` on ``search`` as an exact test: a LIKE the trigram index serves
+    (parameter ``pattern``), or, for a ``q`` whose trigrams narrow nothing, ``strpos``
+    (parameter ``q``; the same substring test), which the trigram index cannot serve, so the
+    planner reads the covering index instead of re-checking every row of the tenant found
+    through the trigram index."""
     if uses_trigrams(q):
         return sql.SQL("search like %(pattern)s")
     return sql.SQL("strpos(search, %(q)s) > 0")
 
 
+def _narrowed(q: str) -> sql.Composable:
+    """The filter ``q`` in the search table: :func:`_filter`, preceded for a ``q`` found
+    through the words trigram index by its narrowing LIKE (parameter ``words``)."""
+    if uses_word_trigrams(q):
+        return sql.SQL("botmox.domain_search_words(search) like %(words)s and {}").format(
+            _filter(q)
+        )
+    return _filter(q)
+
+
 def _matching(collection: Collection, q: str) -> sql.Composed:
     """The ids of the tenant's rows matching ``q``: from the narrow search table
-    (:data:`~botmox_supabase.domain_storage.SEARCH_TABLE`) through the collection's trigram
-    index, or from the collection table's covering index and the rare rows with longer search
-    texts (two partial indexes, so the first part is an index-only scan)."""
-    if uses_trigrams(q):
+    (:data:`~botmox_supabase.domain_storage.SEARCH_TABLE`) through one of the collection's
+    trigram indexes, or from the collection table's covering index and the rare rows with
+    longer search texts (two partial indexes, so the first part is an index-only scan)."""
+    if uses_trigrams(q) or uses_word_trigrams(q):
         return sql.SQL(
             "select id from {search} where tenant_id = %(tenant)s and collection = {name}"
             " and {filter}"
         ).format(
             search=sql.Identifier("botmox", SEARCH_TABLE),
             name=sql.Literal(COLLECTION_TABLES[Collection(collection)]),
-            filter=_filter(q),
+            filter=_narrowed(q),
         )
     table = collection_table(collection)
     return sql.SQL(
@@ -149,16 +198,22 @@ def _matching(collection: Collection, q: str) -> sql.Composed:
     ).format(table=table, filter=_filter(q), max=sql.Literal(SEARCH_INDEX_MAX_BYTES))
 
 
-def count_statement(collection: Collection, q: str) -> sql.Composed:
-    """``(matches, ids, rows)`` for ``q`` (parameters ``tenant``, ``pattern``, ``q``,
-    ``max_ids``): how many of the tenant's rows match, their ids if at most ``max_ids`` (else
-    null), and how many rows the tenant has as the statistics estimate it (for
-    :func:`among_matches`): the table's rows times the tenant's share among the most common
-    values of ``tenant_id``, or all the table's rows for a tenant not among them (an upper
-    bound, which can only favour reading the matching ids, at most ``max_ids`` of them)."""
+def count_statement(collection: Collection, q: str, *, ids: bool = True) -> sql.Composed:
+    """``(matches, ids, rows)`` for ``q`` (parameters ``tenant``, ``pattern``, ``words``,
+    ``q``, ``max_ids``): how many of the tenant's rows match, their ids if ``ids`` and at most
+    ``max_ids`` (else null; collecting them costs about a fifth of the count), and how many
+    rows the tenant has as the statistics estimate it (for :func:`among_matches`): the table's
+    rows times the tenant's share among the most common values of ``tenant_id``, or all the
+    table's rows for a tenant not among them (an upper bound, which can only favour reading the
+    matching ids)."""
     table = COLLECTION_TABLES[Collection(collection)]
+    collected = (
+        sql.SQL("case when count(*) <= %(max_ids)s then array_agg(id) end")
+        if ids
+        else sql.SQL("null::text[]")
+    )
     return sql.SQL(
-        "select count(*), case when count(*) <= %(max_ids)s then array_agg(id) end,"
+        "select count(*), {collected},"
         " (select coalesce((select (greatest(c.reltuples, 0) * share.freq)::bigint"
         " from pg_catalog.pg_stats as s cross join lateral"
         " unnest(s.most_common_vals::text::text[], s.most_common_freqs) as share(value, freq)"
@@ -167,6 +222,7 @@ def count_statement(collection: Collection, q: str) -> sql.Composed:
         " from pg_catalog.pg_class as c where c.oid = {name}::regclass)"
         " from ({matching}) as matching"
     ).format(
+        collected=collected,
         table=sql.Literal(table),
         name=sql.Literal(f"botmox.{table}"),
         matching=_matching(collection, q),
@@ -180,13 +236,16 @@ def tenant_count_statement(collection: Collection) -> sql.Composed:
     )
 
 
-def list_statement(collection: Collection, query: ListQuery, *, ids: bool = False) -> sql.Composed:
-    """The page statement of a list (parameters ``tenant``, ``pattern``, ``q``, ``ids``,
-    ``limit``, ``offset``), rows ``(id, data, total)``.
+def list_statement(
+    collection: Collection, query: ListQuery, *, ids: bool = False, matching: bool = False
+) -> sql.Composed:
+    """The page statement of a list (parameters ``tenant``, ``pattern``, ``words``, ``q``,
+    ``ids``, ``limit``, ``offset``), rows ``(id, data, total)``.
 
     Without ``q`` the total is an uncorrelated sub-select on every row (one statement). With
     ``q`` the total was counted first (:func:`count_statement`) and ``total`` is null here;
-    ``ids`` picks the page among the matching ids that statement returned, else the rows are
+    ``ids`` picks the page among the matching ids that statement returned, ``matching`` among
+    the matching ids found again (in the search table) by this statement, else the rows are
     read with the filter (in sort-index order where there is one).
     """
     table, order = collection_table(collection), _order_by(query)
@@ -196,11 +255,16 @@ def list_statement(collection: Collection, query: ListQuery, *, ids: bool = Fals
             " from {table} where tenant_id = %(tenant)s order by {order}"
             " limit %(limit)s offset %(offset)s"
         ).format(table=table, order=order)
-    if ids:
+    if ids or matching:
+        among = (
+            sql.SQL("%(ids)s::text[]")
+            if ids
+            else sql.SQL("array({})").format(_matching(collection, query.q))
+        )
         return sql.SQL(
             "select id, data, null::bigint from {table} where tenant_id = %(tenant)s"
-            " and id = any(%(ids)s::text[]) order by {order} limit %(limit)s offset %(offset)s"
-        ).format(table=table, order=order)
+            " and id = any({among}) order by {order} limit %(limit)s offset %(offset)s"
+        ).format(table=table, among=among, order=order)
     return sql.SQL(
         "select id, data, null::bigint from {table} where tenant_id = %(tenant)s"
         " and {filter} order by {order} limit %(limit)s offset %(offset)s"

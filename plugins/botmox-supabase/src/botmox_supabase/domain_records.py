@@ -178,6 +178,9 @@ class PostgresRecordRepository(DomainRepository):
         params: dict[str, Any] = {
             "tenant": tenant_id,
             "pattern": None if query.q is None else domain_listing.like_pattern(query.q),
+            "words": None
+            if query.q is None
+            else domain_listing.like_pattern(domain_listing.search_words(query.q)),
             "q": query.q,
             "ids": None,
             "max_ids": domain_listing.MAX_MATCH_IDS,
@@ -186,10 +189,13 @@ class PostgresRecordRepository(DomainRepository):
         }
         if query.q is not None and SEARCH_SEPARATOR in query.q:
             return ListPage([], 0)  # never in a search text's values (the reference)
+        indexed = query.sort in (None, "id") or query.sort in domain_listing.INDEXED_SORTS.get(
+            Collection(collection), frozenset()
+        )
         first = (
             domain_listing.list_statement(collection, query)
             if query.q is None
-            else domain_listing.count_statement(collection, query.q)
+            else domain_listing.count_statement(collection, query.q, ids=not indexed)
         )
         rows = self._after_list_settings(first, params)
         if query.q is None:
@@ -202,14 +208,15 @@ class PostgresRecordRepository(DomainRepository):
         total, ids, size = int(rows[0][0]), rows[0][1], int(rows[0][2])
         if total == 0 or query.offset >= total:
             return ListPage([], total)
-        indexed = query.sort in (None, "id") or query.sort in domain_listing.INDEXED_SORTS.get(
-            Collection(collection), frozenset()
-        )
-        among = ids is not None and domain_listing.among_matches(
+        # An indexed sort's count collected no ids: a page among the matches finds them again.
+        among = (indexed or ids is not None) and domain_listing.among_matches(
             query, total, max(size, total), indexed
         )
         params["ids"] = ids if among else None
-        page = self._rows(domain_listing.list_statement(collection, query, ids=among), params)
+        statement = domain_listing.list_statement(
+            collection, query, ids=among and ids is not None, matching=among and ids is None
+        )
+        page = self._rows(statement, params)
         return ListPage([self._record(tenant_id, collection, row) for row in page], total)
 
     def _after_list_settings(
