@@ -201,6 +201,32 @@ def test_a_failing_entry_fails_only_its_own_caller_in_a_shared_commit(core: App)
     ]
 
 
+def test_closing_writes_every_queued_entry_first_then_refuses_more(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    backend = SqliteBackend(path)
+    heard: list[tuple[Any, Any]] = []
+    stalled = _stall_writer(backend)
+    for n in range(3):
+        backend.submit_audit(_entry(f"vm-queued-{n:03d}"), lambda s, e: heard.append((s, e)))
+    closing = threading.Thread(target=backend.close)
+    closing.start()
+    _wait_for(lambda: backend._audit_commits._closing)
+    with pytest.raises(BotmoxError, match="clos"):
+        backend.submit_audit(_entry("vm-too-late-01"), lambda s, e: heard.append((s, e)))
+    stalled.__exit__(None, None, None)
+    closing.join(timeout=30)
+    assert not closing.is_alive()
+    assert [error for _, error in heard] == [None, None, None]
+    assert all(stored.id for stored, _ in heard)
+    reopened = SqliteBackend(path)
+    try:
+        with reopened.unit_of_work() as uow:
+            rows = uow.audit.list(TENANT, limit=10)
+        assert sorted(row.vm_uuid or "" for row in rows) == [f"vm-queued-{n:03d}" for n in range(3)]
+    finally:
+        reopened.close()
+
+
 def test_a_resolve_whose_audit_write_fails_is_not_answered_200(tmp_path: Path) -> None:
     testing = pytest.importorskip("litestar.testing", reason="needs [server]")
     from botmox_server.app import create_app
