@@ -137,6 +137,7 @@ class AuditGroupCommit:
         self._pending: list[tuple[DownloadAuditEntry, AuditDone]] = []
         self._writer: threading.Thread | None = None
         self._closing = False
+        self._idle = False  # the writer waits for entries (set and read under the lock)
         #: True while the writer writes a batch (for tests).
         self.busy = False
         #: Entries per commit of the last batches (figures for tests and the bench).
@@ -156,7 +157,8 @@ class AuditGroupCommit:
                     target=self._run, name="botmox-sqlite-audit", daemon=True
                 )
                 self._writer.start()
-            elif len(self._pending) == 1:
+            elif self._idle:  # the writer sleeps: wake it (a busy one takes the queue next)
+                self._idle = False
                 self._wake.notify()
 
     def append(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
@@ -187,13 +189,16 @@ class AuditGroupCommit:
         self._pending = []
         self._writer = None
         self._closing = False
+        self._idle = False
         self.busy = False
 
     def _run(self) -> None:
         while True:
             with self._lock:
                 while not self._pending and not self._closing:
+                    self._idle = True
                     self._wake.wait()
+                self._idle = False
                 if not self._pending:  # closing and nothing left
                     self._writer = None
                     return
