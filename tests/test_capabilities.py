@@ -53,9 +53,35 @@ def test_shipped_storages_declare_whether_they_presign() -> None:
     from botmox_minio.storage import MinioStorage
     from botmox_s3.storage import S3Storage
 
-    for storage in (LocalFsStorage, S3Storage, MinioStorage):
+    for storage in (S3Storage, MinioStorage):  # behind a network: resolves use a thread
         assert storage.capabilities == StorageCapabilities(presign=True), storage
+    assert LocalFsStorage.capabilities == StorageCapabilities(presign=True, local_reads=True)
     assert FsspecStorage.capabilities == StorageCapabilities(presign=False)
+
+
+def test_only_the_embedded_pair_claims_local_reads() -> None:
+    """SQLite + localfs read only this host's files, so resolve-download may run on the event
+    loop; a backend or storage behind a network must not claim it."""
+    from botmox_rtdb import RtdbBackend
+    from botmox_supabase.backend import PostgresDataBackend
+
+    from botmox_core.backends.signed_urls import DownloadUrlSigner, ServerSignedStorage
+
+    assert SqliteBackend.capabilities.local_reads is True
+    assert PostgresDataBackend.capabilities.local_reads is False
+    assert RtdbBackend.capabilities.local_reads is False
+    assert BackendCapabilities().local_reads is False and StorageCapabilities().local_reads is False
+    signer = DownloadUrlSigner(base_url="http://x.example", key=b"k" * 32)
+
+    class Remote:  # a storage that cannot presign and reads over a network
+        name = "remote"
+        capabilities = StorageCapabilities(presign=False)
+
+    class LocalDisk(Remote):
+        capabilities = StorageCapabilities(presign=False, local_reads=True)
+
+    assert ServerSignedStorage(Remote(), signer).capabilities.local_reads is False  # type: ignore[arg-type]
+    assert ServerSignedStorage(LocalDisk(), signer).capabilities.local_reads is True  # type: ignore[arg-type]
 
 
 def test_capabilities_are_frozen_and_claim_nothing_by_default() -> None:
