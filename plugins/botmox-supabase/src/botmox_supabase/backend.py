@@ -1,8 +1,17 @@
 """The ``supabase`` data backend: a psycopg 3 connection pool and one transaction per unit of work.
 
-Connections are opened with ``prepare_threshold=None`` (no server-side prepared statements), so
-the backend works through Supavisor's transaction mode as well as on direct connections; no
-session state is relied on between transactions (the optional role switch is ``SET LOCAL``).
+In ``pooler_mode = transaction`` (the default) connections are opened with
+``prepare_threshold=None`` (no server-side prepared statements), so the backend works through
+Supavisor's transaction mode as well as on direct connections; no session state is relied on
+between transactions (the optional role switch is ``SET LOCAL``). In ``session`` mode (a direct
+connection or a session-mode pooler) statements a connection runs repeatedly are prepared on the
+server and the role is set once per connection.
+
+Resolve-download's two database steps are shaped for the hot path: the grant is one call of the
+``botmox.download_grant()`` function in autocommit (:mod:`botmox_supabase.download_grant`: its
+plans are cached per connection even unprepared), and audit entries are group-committed
+(:mod:`botmox_supabase.audit_commit`: one ``INSERT`` per batch of concurrent entries, each caller
+answered after the commit holding its entry).
 """
 
 from __future__ import annotations
@@ -10,6 +19,8 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -18,7 +29,7 @@ import psycopg_pool
 from psycopg import sql
 
 from botmox_core.errors import BotmoxError, ConfigurationError
-from botmox_core.models import Assignment, DownloadAuditEntry, Lease, Release, ReleaseScope
+from botmox_core.models import DownloadAuditEntry, ReleaseScope
 from botmox_core.ports.agents import AgentRepository, CommandRepository
 from botmox_core.ports.control import ControlRepository
 from botmox_core.ports.domains import (
@@ -41,6 +52,12 @@ from botmox_core.ports.repositories import (
 )
 from botmox_core.ports.vault import SecretBindingRepository, SecretRepository
 from botmox_supabase.agent_repositories import PostgresAgentRepository, PostgresCommandRepository
+from botmox_supabase.audit_commit import (
+    INSERT_AUDIT_BATCH_SQL,
+    AuditGroupCommit,
+    audit_batch_params,
+    stored_in_order,
+)
 from botmox_supabase.control_repository import PostgresControlRepository
 from botmox_supabase.domain_repositories import (
     PostgresAggregateRepository,
@@ -48,10 +65,10 @@ from botmox_supabase.domain_repositories import (
     PostgresRecordRepository,
     PostgresSettingsRepository,
 )
+from botmox_supabase.download_grant import DOWNLOAD_GRANT_SQL, decode_grant, grant_params
 from botmox_supabase.error_mapping import map_database_errors
 from botmox_supabase.options import SupabaseOptions
 from botmox_supabase.repositories import (
-    CODEC,
     PostgresApiTokenRepository,
     PostgresAssignmentRepository,
     PostgresDownloadAuditRepository,
@@ -73,32 +90,13 @@ log = logging.getLogger(__name__)
 HEALTH_TIMEOUT_SECONDS = 2.0
 #: A pooled connection unused for longer than this is checked with a round trip before use.
 IDLE_CHECK_SECONDS = 2.0
+#: ``pooler_mode = session``: a statement is prepared on the server at a connection's 5th run.
+PREPARE_THRESHOLD = 5
 _HEALTH_QUERY = (
     "select current_user::text, coalesce((select rolsuper or rolbypassrls from pg_roles"
     " where rolname = current_user), false),"
     " to_regclass('botmox.leases') is not null and to_regclass('botmox.download_audit') is not null"
 )
-
-
-#: resolve-download's reads in one statement: rows as JSON (timestamps as ISO text, which the
-#: codec parses), the user's assignment before the tenant default.
-_DOWNLOAD_GRANT = """
-with lease as (
-    select * from botmox.leases where tenant_id = %(tenant)s and id = %(lease)s
-), assignment as (
-    select a.* from botmox.assignments a
-    where a.tenant_id = %(tenant)s and a.module = %(module)s and a.platform = %(platform)s
-      and a.channel = %(channel)s
-      and (a.user_id is null or a.user_id = (select user_id from lease))
-    order by a.user_id is null
-    limit 1
-)
-select
-    (select to_jsonb(lease) from lease),
-    (select to_jsonb(assignment) from assignment),
-    (select to_jsonb(r) from botmox.releases r
-      where r.tenant_id = %(tenant)s and r.id = (select release_id from assignment))
-"""
 
 
 def _elapsed_ms(started: float) -> float:
@@ -264,11 +262,13 @@ class PostgresDataBackend:
             max_size=options.pool_max_size,
             timeout=options.pool_timeout,
             kwargs={
-                "prepare_threshold": None,
+                # session mode: psycopg's default (prepared on a connection's 5th run of it)
+                "prepare_threshold": PREPARE_THRESHOLD if options.keeps_session else None,
                 "autocommit": False,
                 "connect_timeout": max(1, round(options.connect_timeout)),
                 "application_name": "botmox",
             },
+            configure=self._configure if options.keeps_session and options.role else None,
             check=self._check_idle_connection,
             reconnect_timeout=max(30.0, options.pool_timeout * 6),
             name="botmox-supabase",
@@ -276,6 +276,7 @@ class PostgresDataBackend:
         )
         self._pool.open(wait=False)
         self._closed = False
+        self._audit = AuditGroupCommit(self._write_audit)
 
     def __repr__(self) -> str:
         return f"PostgresDataBackend({self.options!r})"
@@ -295,10 +296,43 @@ class PostgresDataBackend:
         return conn
 
     def _begin(self, conn: psycopg.Connection[Any]) -> None:
-        """Start the transaction's session state: the optional ``SET LOCAL ROLE``."""
-        if self.options.role:
+        """Start the transaction's session state: the optional ``SET LOCAL ROLE`` (``transaction``
+        pooler mode; in ``session`` mode the role was set when the connection opened)."""
+        role = self.options.role
+        if role and not self.options.keeps_session:
             with map_database_errors("set role"):
-                conn.execute(sql.SQL("set local role {}").format(sql.Identifier(self.options.role)))
+                conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+
+    @property
+    def _role_per_transaction(self) -> bool:
+        return bool(self.options.role) and not self.options.keeps_session
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Pool ``configure`` callback (``session`` mode with a ``role``): ``SET ROLE`` once for
+        the connection's life."""
+        assert self.options.role is not None
+        conn.execute(sql.SQL("set role {}").format(sql.Identifier(self.options.role)))
+        conn.commit()
+
+    @contextmanager
+    def _autocommit(self, action: str) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in autocommit for one statement that is its own transaction (no
+        ``BEGIN``/``COMMIT`` round trips); errors mapped. Not with a per-transaction role."""
+        if self._closed:
+            raise ConfigurationError("the supabase backend is closed")
+        with map_database_errors(action):
+            conn: psycopg.Connection[Any] = self._pool.getconn()
+        try:
+            with map_database_errors(action):
+                conn.autocommit = True
+                yield conn
+        finally:
+            try:
+                if not conn.closed:
+                    conn.autocommit = False  # back to the pool as it came
+            except psycopg.Error as error:  # broken: the pool discards it
+                log.debug("resetting autocommit failed: %s", type(error).__name__)
+            self._checkin(conn)
 
     def _check_idle_connection(self, conn: psycopg.Connection[Any]) -> None:
         """Pool ``check`` callback: a round trip only for a connection idle long enough that the
@@ -323,9 +357,9 @@ class PostgresDataBackend:
 
     def read_unit_of_work(self) -> PostgresUnitOfWork:
         """A unit that only reads, one round trip per read (:class:`PostgresReadUnitOfWork`);
-        with a configured ``role`` an ordinary unit instead (``SET LOCAL ROLE`` needs the
-        transaction)."""
-        if self.options.role:
+        with a ``role`` in ``transaction`` pooler mode an ordinary unit instead (``SET LOCAL
+        ROLE`` needs the transaction)."""
+        if self._role_per_transaction:
             return PostgresUnitOfWork(self)
         return PostgresReadUnitOfWork(self)
 
@@ -334,38 +368,38 @@ class PostgresDataBackend:
     ) -> DownloadGrant:
         """The lease, the effective assignment (the lease user's, else the tenant default) and
         its release in one statement, one round trip
-        (:class:`~botmox_core.ports.repositories.DownloadGrantBackend`)."""
-        params = {
-            "tenant": tenant_id,
-            "lease": lease_id,
-            "module": scope.module,
-            "platform": scope.platform,
-            "channel": scope.channel,
-        }
-        with self.read_unit_of_work() as unit, map_database_errors("download grant"):
-            row = unit._connection().execute(_DOWNLOAD_GRANT, params).fetchone()
-        lease_row, assignment_row, release_row = row if row is not None else (None, None, None)
-        if lease_row is None:
-            return DownloadGrant(None)
-        lease = CODEC.value(lease_row, Lease)
-        if assignment_row is None:
-            return DownloadGrant(lease)
-        assignment = CODEC.value(assignment_row, Assignment)
-        release = None if release_row is None else CODEC.value(release_row, Release)
-        return DownloadGrant(lease, assignment, release)
+        (:class:`~botmox_core.ports.repositories.DownloadGrantBackend`): a call of
+        ``botmox.download_grant()`` (:mod:`botmox_supabase.download_grant`) in autocommit, so
+        it sees every transaction committed before it began."""
+        params = grant_params(tenant_id, lease_id, scope)
+        if self._role_per_transaction:
+            with self.unit_of_work() as unit, map_database_errors("download grant"):
+                row = unit._connection().execute(DOWNLOAD_GRANT_SQL, params).fetchone()
+        else:
+            with self._autocommit("download grant") as conn:
+                row = conn.execute(DOWNLOAD_GRANT_SQL, params).fetchone()
+        return decode_grant(row)
 
     def append_audit(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
-        """Append a download audit entry in one round trip: a single ``INSERT`` in autocommit,
-        durable when it returns (:class:`~botmox_core.ports.repositories.DurableAuditBackend`;
-        PostgreSQL groups the WAL flushes of concurrent commits itself). With a configured
-        ``role``: in a unit of work (``SET LOCAL ROLE``, insert, commit)."""
-        if self.options.role:
-            with self.unit_of_work() as uow:
-                stored = uow.audit.append(entry)
-                uow.commit()
-            return stored
-        with PostgresReadUnitOfWork(self) as unit:  # autocommit: the insert commits itself
-            return PostgresDownloadAuditRepository(unit._connection).append(entry)
+        """Append a download audit entry, durable when this returns
+        (:class:`~botmox_core.ports.repositories.DurableAuditBackend`): group-committed with the
+        entries of concurrent callers (:class:`~botmox_supabase.audit_commit.AuditGroupCommit`),
+        one ``INSERT`` in autocommit per batch; a lone caller's batch is its own entry."""
+        return self._audit.append(entry)
+
+    def _write_audit(self, entries: Sequence[DownloadAuditEntry]) -> list[DownloadAuditEntry]:
+        """The group commit's writer: ``entries`` in one committed ``INSERT`` (with a role in
+        ``transaction`` pooler mode: ``SET LOCAL ROLE``, the insert, ``COMMIT``)."""
+        params = audit_batch_params(entries)
+        if self._role_per_transaction:
+            with self.unit_of_work() as unit:
+                with map_database_errors("download audit"):
+                    rows = unit._connection().execute(INSERT_AUDIT_BATCH_SQL, params).fetchall()
+                unit.commit()
+        else:
+            with self._autocommit("download audit") as conn:
+                rows = conn.execute(INSERT_AUDIT_BATCH_SQL, params).fetchall()
+        return stored_in_order(entries, [row[0] for row in rows])
 
     def check_health(self) -> HealthReport:
         """One round trip through the pool (within a couple of seconds); never raises.

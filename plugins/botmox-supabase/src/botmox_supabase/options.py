@@ -9,7 +9,12 @@ pool_min_size          ``BOTMOX_SUPABASE_POOL_MIN_SIZE``                        
 pool_max_size          ``BOTMOX_SUPABASE_POOL_MAX_SIZE``                              10
 pool_timeout           ``BOTMOX_SUPABASE_POOL_TIMEOUT`` (seconds to get a connection)  5
 connect_timeout        ``BOTMOX_SUPABASE_CONNECT_TIMEOUT`` (seconds)                  5
-role                   ``BOTMOX_SUPABASE_ROLE``: ``SET LOCAL ROLE`` per transaction    none
+role                   ``BOTMOX_SUPABASE_ROLE``: the role the server acts as          none
+pooler_mode            ``BOTMOX_SUPABASE_POOLER_MODE``: ``transaction`` (Supavisor   transaction
+                       transaction mode or any pooler that hands a session to another
+                       client between transactions) or ``session`` (a direct
+                       connection or a session-mode pooler: server-side prepared
+                       statements, ``role`` set once per connection)
 listen_database_url    ``BOTMOX_SUPABASE_LISTEN_DATABASE_URL``: session-mode URL of   database_url
                        the ``postgres`` agent transport's ``LISTEN`` connection
 notify_channel         ``BOTMOX_SUPABASE_NOTIFY_CHANNEL`` (``postgres`` transport)    botmox_agents
@@ -38,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["SupabaseOptions", "redact_database_url"]
 
 PLUGIN_NAME = "supabase"
+#: ``pooler_mode`` values: what sits between the server and PostgreSQL.
+POOLER_MODES = ("transaction", "session")
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -113,8 +120,17 @@ class SupabaseOptions:
         pool_min_size, pool_max_size: connection pool bounds.
         pool_timeout: seconds to wait for a pooled connection before answering 503.
         connect_timeout: seconds libpq waits for a new connection.
-        role: role switched to with ``SET LOCAL ROLE`` at the start of every transaction
-            (for a login role that is a member of ``service_role`` but lacks BYPASSRLS).
+        role: role the server acts as (for a login role that is a member of ``service_role``
+            but lacks BYPASSRLS): ``SET LOCAL ROLE`` at the start of every transaction in
+            ``transaction`` pooler mode, ``SET ROLE`` once per connection in ``session`` mode.
+        pooler_mode: ``transaction`` (the default, safe behind any pooler): no session state is
+            relied on between transactions -- no server-side prepared statements
+            (``prepare_threshold=None``), ``role`` per transaction. ``session``: the connection
+            is the server's for its whole life (a direct connection, Supavisor session mode):
+            statements run more than a few times on a connection are prepared on the server
+            (psycopg's ``prepare_threshold``), and ``role`` is set once when it opens. Choosing
+            ``session`` behind a transaction-mode pooler breaks statements ("prepared statement
+            does not exist"); choosing ``transaction`` on a direct connection only costs CPU.
         listen_database_url: URL the ``postgres`` agent transport listens and notifies on; must
             keep its session (direct connection or Supavisor session mode). Default:
             ``database_url``.
@@ -129,6 +145,7 @@ class SupabaseOptions:
     pool_timeout: float = 5.0
     connect_timeout: float = 5.0
     role: str | None = None
+    pooler_mode: str = "transaction"
     listen_database_url: str | None = attrs.field(
         default=None, repr=lambda url: "None" if url is None else redact_database_url(url)
     )
@@ -148,6 +165,11 @@ class SupabaseOptions:
             )
         if self.role is not None and not _ROLE_NAME.match(self.role):
             raise ConfigurationError(f"supabase role {self.role!r} is not a plain role name")
+        if self.pooler_mode not in POOLER_MODES:
+            raise ConfigurationError(
+                f"supabase pooler_mode must be one of {', '.join(POOLER_MODES)}, "
+                f"got {self.pooler_mode!r}"
+            )
         if self.listen_database_url is not None:
             _validate_url(self.listen_database_url)
         if not _ROLE_NAME.match(self.notify_channel):
@@ -155,6 +177,11 @@ class SupabaseOptions:
                 f"supabase notify_channel {self.notify_channel!r} must be 1-63 of a-z 0-9 _"
                 " (not starting with a digit)"
             )
+
+    @property
+    def keeps_session(self) -> bool:
+        """Whether a connection keeps its session between transactions (``session`` mode)."""
+        return self.pooler_mode == "session"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SupabaseOptions:
@@ -174,6 +201,7 @@ class SupabaseOptions:
             pool_timeout=_seconds(options, "pool_timeout", 5.0),
             connect_timeout=_seconds(options, "connect_timeout", 5.0),
             role=options.get("role") or None,
+            pooler_mode=(options.get("pooler_mode") or "transaction").strip().lower(),
             listen_database_url=(
                 _validate_url(options["listen_database_url"])
                 if options.get("listen_database_url")
