@@ -7,12 +7,23 @@ import secrets
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import psycopg
 import pytest
 from botmox_supabase.backend import PostgresDataBackend
 from psycopg import sql
 
-from botmox_core.models import Lease, LeaseStatus
+from botmox_core.models import (
+    Assignment,
+    AuditEvent,
+    AuditResult,
+    DownloadAuditEntry,
+    Lease,
+    LeaseStatus,
+    Release,
+    ReleaseScope,
+    ReleaseStatus,
+)
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -101,3 +112,85 @@ def test_unmigrated_database_is_reported_unhealthy(
     backend = make_backend(empty_database_url)
     report = backend.check_health()
     assert not report.ok and "botmox db migrate" in (report.detail or "")
+
+
+def _audit_entry(tenant: str, vm_uuid: str = "vm-0000001") -> DownloadAuditEntry:
+    return DownloadAuditEntry(
+        tenant, AuditEvent.DOWNLOAD_URL_ISSUED, AuditResult.ALLOWED, NOW, vm_uuid=vm_uuid
+    )
+
+
+def _assigned(backend: PostgresDataBackend, tenant: str) -> tuple[Lease, ReleaseScope]:
+    """A lease, and a release assigned as the tenant default for its scope."""
+    lease, scope = _lease(tenant), ReleaseScope("fishing", "windows", "stable")
+    where = (scope.module, scope.platform, scope.channel)
+    release = Release(
+        0, tenant, *where, "1.0.0", f"{tenant}/k", "ab" * 32, 10, ReleaseStatus.ACTIVE, NOW
+    )
+    with backend.unit_of_work() as uow:
+        uow.leases.add(lease)
+        stored = uow.releases.add(release)
+        uow.assignments.put(Assignment(tenant, *where, stored.id, NOW))
+        uow.commit()
+    return lease, scope
+
+
+@pytest.mark.parametrize(("mode", "prepares"), [("transaction", False), ("session", True)])
+def test_resolve_path_prepares_only_in_session_mode(
+    database_url: str, make_backend: Callable[..., PostgresDataBackend], mode: str, prepares: bool
+) -> None:
+    """The grant read and the audit insert run on one pooled connection here: in ``session``
+    mode psycopg prepares them on the server after a few runs, in ``transaction`` mode never."""
+    backend = make_backend(database_url, pool_min_size=1, pool_max_size=1, pooler_mode=mode)
+    lease, scope = _assigned(backend, "tenant-m")
+    for _ in range(8):
+        grant = backend.read_download_grant("tenant-m", lease.id, scope)
+        assert grant.lease == lease and grant.release is not None
+        assert backend.append_audit(_audit_entry("tenant-m")).id is not None
+    with backend._autocommit("check") as conn:
+        (prepared,) = conn.execute("select count(*) from pg_prepared_statements").fetchone()
+    assert (prepared > 0) is prepares
+
+
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_role_path_of_the_grant_read_and_the_audit(
+    database_url: str,
+    login_role: tuple[str, str],
+    make_backend: Callable[..., PostgresDataBackend],
+    mode: str,
+) -> None:
+    """A login role without BYPASSRLS and ``role=service_role``: the resolve path's read and
+    audit act as service_role (``SET LOCAL ROLE`` per transaction, or ``SET ROLE`` once per
+    connection in ``session`` mode), so they see and write every tenant's rows."""
+    name, password = login_role
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    dsn = f"postgresql://{name}:{password}@{info['host']}:{info['port']}/{info['dbname']}"
+    backend = make_backend(dsn, role="service_role", pooler_mode=mode)
+    assert backend.check_health().ok
+    lease, scope = _assigned(backend, "tenant-s")
+    for _ in range(6):  # past the prepare threshold in session mode
+        grant = backend.read_download_grant("tenant-s", lease.id, scope)
+        assert grant.lease == lease and grant.release is not None
+        stored = backend.append_audit(_audit_entry("tenant-s"))
+    with backend.read_unit_of_work() as uow:
+        assert [entry.id for entry in uow.audit.list("tenant-s", limit=1)] == [stored.id]
+        assert uow._connection().execute("select current_user").fetchone() == ("service_role",)
+
+
+def test_session_mode_sees_a_revocation_at_once(
+    database_url: str, make_backend: Callable[..., PostgresDataBackend]
+) -> None:
+    """Prepared (``session`` mode) or not, the grant read sees every commit before it began."""
+    backend = make_backend(database_url, pool_min_size=1, pool_max_size=1, pooler_mode="session")
+    lease, scope = _assigned(backend, "tenant-v")
+    for _ in range(6):
+        assert backend.read_download_grant("tenant-v", lease.id, scope).lease == lease
+    with backend.unit_of_work() as uow:
+        uow.leases.modify(
+            "tenant-v",
+            lease.id,
+            lambda current: attrs.evolve(current, status=LeaseStatus.REVOKED, revoked_at=NOW),
+        )
+        uow.commit()
+    revoked = backend.read_download_grant("tenant-v", lease.id, scope).lease
+    assert revoked is not None and revoked.status is LeaseStatus.REVOKED

@@ -86,11 +86,30 @@ def test_malformed_url_is_refused_without_echoing_the_password(url: str) -> None
         ("POOL_TIMEOUT", "0"),
         ("CONNECT_TIMEOUT", "soon"),
         ("ROLE", "service_role; drop table x"),
+        ("POOLER_MODE", "statement"),
     ],
 )
 def test_bad_numbers_and_roles_are_refused(key: str, value: str) -> None:
     with pytest.raises(ConfigurationError):
         options({"BOTMOX_SUPABASE_DATABASE_URL": URL, f"BOTMOX_SUPABASE_{key}": value})
+
+
+@pytest.mark.parametrize(
+    ("value", "mode", "keeps_session"),
+    [
+        (None, "transaction", False),
+        ("transaction", "transaction", False),
+        ("Session", "session", True),
+    ],
+)
+def test_pooler_mode(value: str | None, mode: str, keeps_session: bool) -> None:
+    """``transaction`` unless told: safe behind any pooler (no server-side prepared
+    statements); ``session`` for a direct connection or a session-mode pooler."""
+    environ = {"BOTMOX_SUPABASE_DATABASE_URL": URL}
+    if value is not None:
+        environ["BOTMOX_SUPABASE_POOLER_MODE"] = value
+    got = options(environ)
+    assert (got.pooler_mode, got.keeps_session) == (mode, keeps_session)
 
 
 def test_min_above_max_is_refused() -> None:

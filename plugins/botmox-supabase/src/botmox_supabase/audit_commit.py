@@ -141,6 +141,12 @@ class AuditGroupCommit:
         #: Entries per statement of the latest batches (for tests and benchmarks).
         self.batch_sizes: collections.deque[int] = collections.deque(maxlen=256)
 
+    @property
+    def queued(self) -> int:
+        """How many entries wait for a leader to write them (the batch under way excluded)."""
+        with self._lock:
+            return len(self._queue)
+
     def append(self, entry: DownloadAuditEntry) -> DownloadAuditEntry:
         """Append ``entry`` and return it stored (with its id) once the commit holding it has
         returned; raise what kept it from being written (then it was not stored)."""
@@ -197,6 +203,7 @@ class AuditGroupCommit:
             slot.settle(entry, None)
 
     def _alone(self, slot: _Slot) -> None:
+        self.batch_sizes.append(1)
         try:
             (stored,) = self._write([slot.entry])
         except Exception as exc:
