@@ -22,6 +22,7 @@ from botmox_core.bootstrap import bootstrap
 from botmox_core.config import load_settings
 from botmox_core.errors import BotmoxError, DatabaseError, ServiceUnavailableError
 from botmox_core.models import AuditEvent, AuditResult, DownloadAuditEntry, Role
+from botmox_core.services.downloads import ResolvedDownload
 from botmox_core.services.principal import Principal
 
 NOW = datetime(2026, 12, 7, 12, 0, 0, 123456, tzinfo=UTC)
@@ -138,7 +139,7 @@ def test_a_failing_entry_fails_only_its_own_caller_in_a_shared_commit(
     assert isinstance(outcomes["vm-bad-1"], DatabaseError)
     assert isinstance(outcomes["vm-bad-2"], DatabaseError)
     good = {o.id: o.vm_uuid for o in outcomes.values() if isinstance(o, DownloadAuditEntry)}
-    assert sorted(good.values()) == ["vm-good-1", "vm-good-2"]
+    assert sorted(str(vm) for vm in good.values()) == ["vm-good-1", "vm-good-2"]
     assert _rows(own_database_url, tenant) == {**good, first.result().id: "vm-good-0"}
     # the shared batch failed, then each of its entries was written alone
     assert list(backend._audit.batch_sizes)[-6:] == [1, 4, 1, 1, 1, 1]
@@ -213,7 +214,7 @@ def test_a_resolve_whose_audit_write_fails_is_not_answered(
         app.releases.assign(
             admin, module="fishing", platform="linux", channel="stable", release_id=release.id
         )
-        outcomes = {}
+        outcomes: dict[str, ResolvedDownload | BotmoxError] = {}
         for vm in ("vm-good-0001", "vm-bad-0001"):
             app.vms.register(runner, vm_uuid=vm)
             token = app.leases.issue(runner, vm_uuid=vm, module="fishing").token
@@ -230,7 +231,8 @@ def test_a_resolve_whose_audit_write_fails_is_not_answered(
                 outcomes[vm] = exc
     finally:
         app.close()
-    assert outcomes["vm-good-0001"].download_url  # type: ignore[union-attr]
+    good = outcomes["vm-good-0001"]
+    assert isinstance(good, ResolvedDownload) and good.download_url
     assert isinstance(outcomes["vm-bad-0001"], DatabaseError)
     assert sorted(_rows(own_database_url, "tenant-audit").values()) == ["vm-good-0001"]
 
