@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -202,6 +203,36 @@ def test_every_attempt_is_audited(deployment: Deployment) -> None:
     assert outcomes == [200, 200, 200, 403]
     entries = audit_for(d, lease["lease_id"])
     assert [e["result"] for e in entries] == ["denied", "allowed", "allowed", "allowed"]
+
+
+def test_every_attempt_is_audited_under_concurrent_load(deployment: Deployment) -> None:
+    """Over real sockets, 12 clients at once: one audit entry per answer, allowed or denied
+    (on the embedded default the checks run on the event loop and the entries share group
+    commits; elsewhere each resolve runs in a worker thread)."""
+    d = deployment
+    vm = new_vm(d)
+    lease = new_lease(d, vm)
+    shapes = [(vm, {}), (vm, {"module": "nope-bot"}), ("vm-somebody-else", {})]
+
+    def attempt(n: int) -> int:
+        target, overrides = shapes[n % 3]
+        return resolve(d, lease["token"], target, **overrides).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(attempt, range(180)))
+    assert sorted(set(statuses)) == [200, 403], statuses
+    assert statuses.count(200) == 60
+    listed = d.call(
+        "GET",
+        "/api/v1/artifacts/audit",
+        d.admin_token,
+        params={"lease_id": lease["lease_id"], "limit": 200},
+    )
+    assert listed.status_code == 200, listed.text
+    entries = listed.json()["data"]
+    assert len(entries) == 180
+    assert len({e["id"] for e in entries}) == 180
+    assert sum(e["result"] == "allowed" for e in entries) == 60
 
 
 def test_forged_bearer_token_is_refused(deployment: Deployment) -> None:
