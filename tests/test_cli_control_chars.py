@@ -38,3 +38,23 @@ def test_an_error_naming_a_hostile_id_is_escaped(tmp_path: Path) -> None:
     shown = answer.stdout + answer.stderr
     assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown
     assert "tok_\\x1b]0;pwned\\x07\\x0d" in answer.stderr
+
+
+def test_a_malformed_tenant_id_is_refused_not_matched(tmp_path: Path) -> None:
+    """``--tenant`` with a trailing newline, a control character or nothing at all is a usage
+    error (exit 2) naming the rule, on every command family, never a silent empty answer."""
+    data = ["--data-dir", str(tmp_path), "--init"]
+    commands = [
+        ["admin", *data, "token", "create", "--role", "admin", "--tenant"],
+        ["admin", *data, "license", "list", "--tenant"],
+        ["data", *data, "export", str(tmp_path / "x.jsonl"), "--tenant"],
+        ["migrate", "--from", "sqlite", "--to", "sqlite", "--tenant"],
+    ]
+    for command in commands:
+        for tenant in ("acme\n", "ac\x1bme", ""):
+            answer = _botmox(*command, tenant)
+            assert answer.returncode == 2, (command, tenant, answer.stdout, answer.stderr)
+            assert "a tenant id is 1-128 characters" in answer.stderr, answer.stderr
+            assert "\x1b" not in answer.stderr
+    accepted = _botmox("admin", *data, "license", "list", "--tenant", "acme")
+    assert accepted.returncode == 0, accepted.stderr

@@ -20,6 +20,7 @@ __all__ = [
     "location_options",
     "path_options",
     "settings_from",
+    "tenant_ids",
 ]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -30,6 +31,20 @@ INIT_HELP = (
     "Create the data directory if it does not exist yet (a new installation). Without it an "
     "absent data directory is refused."
 )
+
+
+def tenant_ids(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback of every ``--tenant``: refuse an id the server would refuse (a trailing
+    newline, control characters, an empty or over-long id) with the rule, instead of matching
+    nothing. The value is not echoed (it may hold terminal escapes)."""
+    from botmox_core.services import validation
+
+    for each in value if isinstance(value, tuple) else (value,):
+        if each is not None and not (isinstance(each, str) and validation.ID_RE.fullmatch(each)):
+            raise click.BadParameter(
+                "a tenant id is 1-128 characters of A-Z a-z 0-9 . _ : @ - starting alphanumeric"
+            )
+    return value
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:

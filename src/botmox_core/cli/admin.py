@@ -21,6 +21,7 @@ from botmox_core.cli._options import (
     INIT_HELP,
     json_option,
     location_options,
+    tenant_ids,
 )
 from botmox_core.cli._output import byte_progress, emit
 from botmox_core.config import Settings, load_settings
@@ -32,7 +33,7 @@ from botmox_core.services.principal import utcnow
 
 log = logging.getLogger(__name__)
 
-tenant_option = click.option("--tenant", required=True, help="Tenant id.")
+tenant_option = click.option("--tenant", required=True, callback=tenant_ids, help="Tenant id.")
 
 
 @click.group("admin", cls=BotmoxGroup)

@@ -25,7 +25,7 @@ from rich.progress import (
 )
 
 from botmox_core.cli._group import BotmoxGroup
-from botmox_core.cli._options import json_option, location_options
+from botmox_core.cli._options import json_option, location_options, tenant_ids
 from botmox_core.cli.admin import missing_data
 from botmox_core.config import load_settings
 from botmox_core.converter import get_converter
@@ -40,7 +40,7 @@ from botmox_core.services.domains.transfer import (
 
 __all__ = ["data_group"]
 
-tenant_option = click.option("--tenant", required=True, help="Tenant id.")
+tenant_option = click.option("--tenant", required=True, callback=tenant_ids, help="Tenant id.")
 
 
 @click.group("data", cls=BotmoxGroup)

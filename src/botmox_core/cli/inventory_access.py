@@ -17,6 +17,7 @@ from botmox_core.cli._inventory import (
     status_filter,
     user_filter,
 )
+from botmox_core.cli._options import tenant_ids
 from botmox_core.cli.admin import _core, entitlement_group, license_group, token_group
 from botmox_core.models import ApiToken, Entitlement, Licence, LicenceStatus
 from botmox_core.services.principal import utcnow
@@ -82,7 +83,12 @@ def _licence_line(licence: Licence) -> str:
 @inventory_command(
     license_group,
     "list",
-    click.option("--tenant", default=None, help="Only this tenant [default: every tenant]."),
+    click.option(
+        "--tenant",
+        default=None,
+        callback=tenant_ids,
+        help="Only this tenant [default: every tenant].",
+    ),
     status_filter([s.value for s in LicenceStatus]),
     tenant=False,
 )

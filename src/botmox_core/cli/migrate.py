@@ -13,7 +13,7 @@ import click
 import httpx
 
 from botmox_core.cli._group import BotmoxGroup
-from botmox_core.cli._options import json_option
+from botmox_core.cli._options import json_option, tenant_ids
 from botmox_core.cli.data import _bars
 from botmox_core.converter import get_converter
 from botmox_core.migration.control import (
@@ -103,7 +103,11 @@ def _json(data: Any) -> str:
 
 
 tenant_option = click.option(
-    "--tenant", "tenants", multiple=True, help="Only this tenant (repeatable; default: all)."
+    "--tenant",
+    "tenants",
+    multiple=True,
+    callback=tenant_ids,
+    help="Only this tenant (repeatable; default: all).",
 )
 stream_option = click.option(
     "--stream",
