@@ -454,7 +454,7 @@ def test_bot_sorts_use_their_index(
         row[0]
         for row in sql.execute(
             b"explain " + list_statement(Collection.BOTS, query).as_bytes(sql),
-            {"tenant": T1, "pattern": None, "limit": 50, "offset": 0},
+            {"tenant": T1, "limit": 50, "offset": 0},
         ).fetchall()
     )
     assert f"bots_sort_{sort}_idx" in plan, plan
@@ -492,16 +492,20 @@ def test_a_joined_q_is_counted_through_the_words_index(sql: psycopg.Connection[A
     )
     sql.execute("analyze botmox.domain_search")
     sql.execute("set enable_seqscan = off")  # (a table this small is cheaper to read whole)
+    query = ListQuery(q="vm-17", sort="level")
     plan = "\n".join(
         row[0]
         for row in sql.execute(
-            b"explain " + domain_listing.count_statement(Collection.BOTS, "vm-17").as_bytes(sql),
+            b"explain " + list_statement(Collection.BOTS, query).as_bytes(sql),
             {
                 "tenant": T1,
                 "pattern": domain_listing.like_pattern("vm-17"),
                 "words": domain_listing.like_pattern("vmq17"),
                 "q": "vm-17",
                 "max_ids": 10,
+                "factor": 1.0,
+                "limit": 50,
+                "offset": 0,
             },
         ).fetchall()
     )

@@ -19,14 +19,15 @@
   ``domain_number`` and ``domain_text`` of ``data -> field``, then ``id``, all
   ``COLLATE "C"``); bots have an expression index per sort field the web client uses
   (:data:`INDEXED_SORTS`).
-* With ``q``, one statement counts the matches (for a sort without an index it also returns
-  their ids, when they are few); the page is then chosen among the matching ids (primary-key
-  reads) or read in sort-index order skipping non-matches, whichever reads fewer rows
-  (:func:`among_matches`). For an indexed sort the count does not collect the ids (collecting
-  16,000 costs more than the count itself saves): the rare page chosen among them finds them
-  again, which is cheap exactly when they are few. Without ``q`` the total is an uncorrelated
-  sub-select of the page statement; only a page past the end (no row to carry the total) takes
-  a second, count-only statement.
+* A list is one statement (:func:`list_statement`), sent in the same round trip as
+  :data:`LIST_SETTINGS`: the total is counted once (a CTE), and the page is one of two
+  branches of a ``union all``, each behind a one-time filter on that count, so only the
+  chosen branch runs (none for a page past the end). With ``q`` the page is chosen among the
+  matching ids (primary-key reads) or read in sort-index order skipping non-matches,
+  whichever reads fewer rows. For an indexed sort the count does not
+  collect the ids (collecting 16,000 costs about a fifth of the count): the page among them
+  finds them again, which is cheap exactly when they are few. For any other sort the count
+  collects them when at most :data:`MAX_MATCH_IDS`.
 """
 
 from __future__ import annotations
@@ -49,12 +50,9 @@ __all__ = [
     "SEARCH_INDEX_MAX_BYTES",
     "WORD_JOINERS",
     "WORD_JOINER_SUBSTITUTE",
-    "among_matches",
-    "count_statement",
     "like_pattern",
     "list_statement",
     "search_words",
-    "tenant_count_statement",
     "uses_trigrams",
     "uses_word_trigrams",
 ]
@@ -78,18 +76,21 @@ WORD_JOINERS = "-_."
 WORD_JOINER_SUBSTITUTE = "q"
 
 #: Per-row cost of choosing a page among the matching ids, against reading in sort-index order
-#: (both read a row per step): see :func:`among_matches`.
+#: (both read a row per step): parameter ``factor`` of :func:`list_statement`.
 FEW_MATCHES_FACTOR = 1.0
 
-#: The count statement returns the matching ids when there are at most this many (else the page
-#: is read with the filter, in sort-index order or sorted).
+#: For a sort without an index, the count collects the matching ids when there are at most this
+#: many (else every match is read with the filter and sorted).
 MAX_MATCH_IDS = 5000
 
 #: Set for the unit's transaction before a list: a list reads one tenant's rows, a few
-#: milliseconds of work, where starting parallel workers or JIT-compiling costs more than it saves.
+#: milliseconds of work, where starting parallel workers or JIT-compiling costs more than it saves;
+#: and where a connection prepares statements on the server, each list is planned for its own
+#: parameters (a generic plan cannot tell a rare ``q`` from a broad one, nor which page branch
+#: runs).
 LIST_SETTINGS = (
     "select set_config('max_parallel_workers_per_gather', '0', true),"
-    " set_config('jit', 'off', true)"
+    " set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
 
 # A run of three ASCII letters or digits: a trigram pg_trgm extracts from a LIKE pattern without
@@ -125,16 +126,6 @@ def like_pattern(q: str) -> str:
     escaped; LIKE's default escape character is the backslash)."""
     escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
-
-
-def among_matches(query: ListQuery, matches: int, rows: int, indexed: bool) -> bool:
-    """Whether to choose the page among the ``matches`` matching ids (about ``matches`` rows
-    read) rather than in sort-index order, skipping non-matches (about
-    ``(offset + limit) * rows / matches`` rows read, ``rows`` the collection's rows)."""
-    if not indexed:
-        return True
-    in_order = (query.offset + query.limit) * rows / max(matches, 1)
-    return matches * FEW_MATCHES_FACTOR <= in_order
 
 
 def _order_by(query: ListQuery) -> sql.Composable:
@@ -198,74 +189,100 @@ def _matching(collection: Collection, q: str) -> sql.Composed:
     ).format(table=table, filter=_filter(q), max=sql.Literal(SEARCH_INDEX_MAX_BYTES))
 
 
-def count_statement(collection: Collection, q: str, *, ids: bool = True) -> sql.Composed:
-    """``(matches, ids, rows)`` for ``q`` (parameters ``tenant``, ``pattern``, ``words``,
-    ``q``, ``max_ids``): how many of the tenant's rows match, their ids if ``ids`` and at most
-    ``max_ids`` (else null; collecting them costs about a fifth of the count), and how many
-    rows the tenant has as the statistics estimate it (for :func:`among_matches`): the table's
-    rows times the tenant's share among the most common values of ``tenant_id``, or all the
-    table's rows for a tenant not among them (an upper bound, which can only favour reading the
-    matching ids)."""
+def _tenant_rows(collection: Collection) -> sql.Composed:
+    """How many rows the tenant (parameter ``tenant``) has in ``collection`` as the statistics
+    estimate it (to choose how to read the page): the table's rows times the tenant's share
+    among the most common values of ``tenant_id``, or all the table's rows for a tenant not
+    among them (an upper bound, which can only favour reading the matching ids)."""
     table = COLLECTION_TABLES[Collection(collection)]
-    collected = (
-        sql.SQL("case when count(*) <= %(max_ids)s then array_agg(id) end")
-        if ids
-        else sql.SQL("null::text[]")
-    )
     return sql.SQL(
-        "select count(*), {collected},"
-        " (select coalesce((select (greatest(c.reltuples, 0) * share.freq)::bigint"
+        "(select coalesce((select (greatest(c.reltuples, 0) * share.freq)::bigint"
         " from pg_catalog.pg_stats as s cross join lateral"
         " unnest(s.most_common_vals::text::text[], s.most_common_freqs) as share(value, freq)"
         " where s.schemaname = 'botmox' and s.tablename = {table} and s.attname = 'tenant_id'"
         " and share.value = %(tenant)s limit 1), greatest(c.reltuples, 0)::bigint)"
         " from pg_catalog.pg_class as c where c.oid = {name}::regclass)"
-        " from ({matching}) as matching"
-    ).format(
-        collected=collected,
-        table=sql.Literal(table),
-        name=sql.Literal(f"botmox.{table}"),
-        matching=_matching(collection, q),
-    )
+    ).format(table=sql.Literal(table), name=sql.Literal(f"botmox.{table}"))
 
 
-def tenant_count_statement(collection: Collection) -> sql.Composed:
-    """How many rows the tenant has in ``collection`` (parameter ``tenant``)."""
-    return sql.SQL("select count(*) from {} where tenant_id = %(tenant)s").format(
-        collection_table(collection)
-    )
+def list_statement(collection: Collection, query: ListQuery) -> sql.Composed:
+    """The one statement of a list (parameters ``tenant``, ``pattern``, ``words``, ``q``,
+    ``max_ids``, ``factor``, ``limit``, ``offset``): a row ``(null, null, total)``, then the
+    page's rows ``(id, data, null)`` in order.
 
+    The total is counted once (a CTE); the page is a branch of a ``union all`` behind a
+    one-time filter on that count, so only the chosen branch runs, and a page past the end
+    runs none. Without ``q``: the tenant's rows in order (sort index or primary key). With
+    ``q`` (``factor`` is :data:`FEW_MATCHES_FACTOR`):
 
-def list_statement(
-    collection: Collection, query: ListQuery, *, ids: bool = False, matching: bool = False
-) -> sql.Composed:
-    """The page statement of a list (parameters ``tenant``, ``pattern``, ``words``, ``q``,
-    ``ids``, ``limit``, ``offset``), rows ``(id, data, total)``.
-
-    Without ``q`` the total is an uncorrelated sub-select on every row (one statement). With
-    ``q`` the total was counted first (:func:`count_statement`) and ``total`` is null here;
-    ``ids`` picks the page among the matching ids that statement returned, ``matching`` among
-    the matching ids found again (in the search table) by this statement, else the rows are
-    read with the filter (in sort-index order where there is one).
+    * an indexed sort: among the matching ids (about ``matches`` rows read) when
+      ``matches * factor <= (offset + limit) * rows / matches`` (``rows`` the tenant's rows as
+      the statistics estimate them; reading in sort-index order skipping non-matches reads
+      about that many), found again in the search table (cheap exactly when they are few;
+      collecting them while counting costs about a fifth of a broad count); else in
+      sort-index order, with ``q``'s exact test on each row;
+    * any other sort: among the matching ids the count collected when at most ``max_ids``
+      (primary-key reads, then sorted), else every match read with the filter and sorted.
     """
     table, order = collection_table(collection), _order_by(query)
+    page = sql.SQL(
+        "(select id, data, null::bigint from {table} where tenant_id = %(tenant)s and {where}"
+        " and (select {chosen} from counted) order by {order} limit %(limit)s offset %(offset)s)"
+    )
     if query.q is None:
         return sql.SQL(
-            "select id, data, (select count(*) from {table} where tenant_id = %(tenant)s)"
-            " from {table} where tenant_id = %(tenant)s order by {order}"
-            " limit %(limit)s offset %(offset)s"
-        ).format(table=table, order=order)
-    if ids or matching:
-        among = (
-            sql.SQL("%(ids)s::text[]")
-            if ids
-            else sql.SQL("array({})").format(_matching(collection, query.q))
+            "with counted as (select count(*) as matches from {table}"
+            ' where tenant_id = %(tenant)s) select null::text collate "C", null::jsonb, matches'
+            " from counted union all {page}"
+        ).format(
+            table=table,
+            page=page.format(
+                table=table,
+                where=sql.SQL("true"),
+                chosen=sql.SQL("matches > %(offset)s"),
+                order=order,
+            ),
         )
-        return sql.SQL(
-            "select id, data, null::bigint from {table} where tenant_id = %(tenant)s"
-            " and id = any({among}) order by {order} limit %(limit)s offset %(offset)s"
-        ).format(table=table, among=among, order=order)
+    matching = _matching(collection, query.q)
+    indexed = query.sort in (None, "id") or query.sort in INDEXED_SORTS.get(
+        Collection(collection), frozenset()
+    )
+    in_order: sql.Composable
+    counted: sql.Composable
+    among: sql.Composable
+    if indexed:
+        # matches * factor > (offset + limit) * rows / matches: reading in order reads fewer
+        in_order = sql.SQL(
+            "matches * %(factor)s::float8 > (%(offset)s + %(limit)s)::float8"
+            " * greatest(tenant_rows, matches) / greatest(matches, 1)"
+        )
+        counted = sql.SQL("count(*) as matches, {rows} as tenant_rows").format(
+            rows=_tenant_rows(collection)
+        )
+        among = sql.SQL("array({})").format(matching)
+    else:
+        in_order = sql.SQL("ids is null")
+        counted = sql.SQL(
+            "count(*) as matches, case when count(*) <= %(max_ids)s then array_agg(id) end as ids"
+        )
+        among = sql.SQL("(select ids from counted)::text[]")
     return sql.SQL(
-        "select id, data, null::bigint from {table} where tenant_id = %(tenant)s"
-        " and {filter} order by {order} limit %(limit)s offset %(offset)s"
-    ).format(table=table, filter=_filter(query.q), order=order)
+        "with counted as (select {counted} from ({matching}) as matching)"
+        ' select null::text collate "C", null::jsonb, matches from counted'
+        " union all {in_order} union all {among}"
+    ).format(
+        counted=counted,
+        matching=matching,
+        in_order=page.format(
+            table=table,
+            where=_filter(query.q),
+            chosen=sql.SQL("matches > %(offset)s and {}").format(in_order),
+            order=order,
+        ),
+        among=page.format(
+            table=table,
+            where=sql.SQL("id = any({})").format(among),
+            chosen=sql.SQL("matches > %(offset)s and not ({})").format(in_order),
+            order=order,
+        ),
+    )

@@ -182,42 +182,17 @@ class PostgresRecordRepository(DomainRepository):
             if query.q is None
             else domain_listing.like_pattern(domain_listing.search_words(query.q)),
             "q": query.q,
-            "ids": None,
             "max_ids": domain_listing.MAX_MATCH_IDS,
+            "factor": domain_listing.FEW_MATCHES_FACTOR,
             "limit": query.limit,
             "offset": query.offset,
         }
         if query.q is not None and SEARCH_SEPARATOR in query.q:
             return ListPage([], 0)  # never in a search text's values (the reference)
-        indexed = query.sort in (None, "id") or query.sort in domain_listing.INDEXED_SORTS.get(
-            Collection(collection), frozenset()
-        )
-        first = (
-            domain_listing.list_statement(collection, query)
-            if query.q is None
-            else domain_listing.count_statement(collection, query.q, ids=not indexed)
-        )
-        rows = self._after_list_settings(first, params)
-        if query.q is None:
-            if rows:
-                total = int(rows[0][2])
-            else:  # an empty collection, or a page past the end (no row carried the total)
-                count = self._rows(domain_listing.tenant_count_statement(collection), params)
-                total = int(count[0][0])
-            return ListPage([self._record(tenant_id, collection, row) for row in rows], total)
-        total, ids, size = int(rows[0][0]), rows[0][1], int(rows[0][2])
-        if total == 0 or query.offset >= total:
-            return ListPage([], total)
-        # An indexed sort's count collected no ids: a page among the matches finds them again.
-        among = (indexed or ids is not None) and domain_listing.among_matches(
-            query, total, max(size, total), indexed
-        )
-        params["ids"] = ids if among else None
-        statement = domain_listing.list_statement(
-            collection, query, ids=among and ids is not None, matching=among and ids is None
-        )
-        page = self._rows(statement, params)
-        return ListPage([self._record(tenant_id, collection, row) for row in page], total)
+        rows = self._after_list_settings(domain_listing.list_statement(collection, query), params)
+        total = next(int(row[2]) for row in rows if row[0] is None)
+        page = [self._record(tenant_id, collection, row) for row in rows if row[0] is not None]
+        return ListPage(page, total)
 
     def _after_list_settings(
         self, statement: sql.Composed, params: dict[str, Any]
