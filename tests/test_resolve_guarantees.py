@@ -168,7 +168,10 @@ def test_audit_entries_arriving_during_a_commit_share_the_next_one(core: App) ->
         stored = [first.result(timeout=30), *(f.result(timeout=30) for f in rest)]
     assert group.last_batch_sizes[-2:] == [1, 4]
     assert len({entry.id for entry in stored}) == 5
-    assert {row.vm_uuid for row in _audit_rows(core)} == {e.vm_uuid for e in stored}
+    # each caller is told the id its own row got (the batch is one executemany)
+    assert {(row.id, row.vm_uuid) for row in _audit_rows(core)} == {
+        (e.id, e.vm_uuid) for e in stored
+    }
 
 
 def test_a_failing_entry_fails_only_its_own_caller_in_a_shared_commit(core: App) -> None:

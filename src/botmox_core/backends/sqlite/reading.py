@@ -231,7 +231,7 @@ class AuditGroupCommit:
 
     def _commit(self, entries: list[DownloadAuditEntry]) -> list[DownloadAuditEntry]:
         with self._backend.unit_of_work() as uow:
-            stored = [uow.audit.append(entry) for entry in entries]
+            stored: list[DownloadAuditEntry] = uow.audit.append_many(entries)
             uow.commit()
         return stored
 

@@ -7,7 +7,7 @@ the ``BEGIN IMMEDIATE`` transaction and translates :mod:`sqlite3` errors; they n
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -80,6 +80,10 @@ class Statements(Protocol):
 
     def rows(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Execute one statement and fetch every row; errors arrive translated."""
+
+    def run_many(self, sql: str, params: Iterable[Params]) -> sqlite3.Cursor:
+        """Execute ``sql`` once per parameter set (``executemany``); errors arrive
+        translated."""
 
 
 class SqliteApiTokenRepository:
@@ -392,6 +396,20 @@ class SqliteDownloadAuditRepository:
         """Store the entry under a newly allocated id (the given id is ignored)."""
         found = self._sql.rows(f"{_INSERT_AUDIT} RETURNING id", CODEC.record(entry))
         return attrs.evolve(entry, id=found[0][0])
+
+    def append_many(self, entries: Sequence[DownloadAuditEntry]) -> list[DownloadAuditEntry]:
+        """Store ``entries`` in order, in one ``executemany`` (the audit group commit's batch).
+
+        The ids: ``AUTOINCREMENT`` gives each new row one more than the largest id the table
+        ever held, and the unit holds the write lock (``BEGIN IMMEDIATE``), so nobody else
+        inserts meanwhile: the batch's rows get the consecutive ids ending at
+        ``last_insert_rowid()``."""
+        if not entries:
+            return []
+        self._sql.run_many(_INSERT_AUDIT, [CODEC.record(entry) for entry in entries])
+        last = int(self._sql.rows("SELECT last_insert_rowid()")[0][0])
+        first = last - len(entries) + 1
+        return [attrs.evolve(entry, id=first + n) for n, entry in enumerate(entries)]
 
     def list(
         self, tenant_id: str, *, lease_id: str | None = None, limit: int = 100
