@@ -1,6 +1,6 @@
 """The domain repositories of the Supabase backend: record collections, the bot lifecycle log and
 ban archive, finance aggregates and the settings tree (migrations ``20261201000000`` and
-``20261204000000``), one module per concern, all re-exported here:
+``20261204000000`` to ``20261206000000``), one module per concern, all re-exported here:
 
 * :mod:`botmox_supabase.domain_storage`: the tables, the JSON written to ``jsonb`` columns;
 * :mod:`botmox_supabase.domain_records`: the record collections (get, add, modify, delete,
