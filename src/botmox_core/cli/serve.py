@@ -103,6 +103,7 @@ def serve_command(
     try:
         import uvicorn
 
+        from botmox_core.cli._workers import reuse_port_supported, run_workers
         from botmox_server import create_app
         from botmox_server.logs import logging_config
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -136,7 +137,10 @@ def serve_command(
         return
     with _worker_environment(settings, workers, config_file) as transport:
         _log_serving(settings, workers, transport)
-        uvicorn.run(WORKER_APP, factory=True, workers=workers, **options)
+        if reuse_port_supported():  # a socket per worker: the kernel spreads connections
+            run_workers(WORKER_APP, options, workers)
+        else:  # uvicorn's one shared socket
+            uvicorn.run(WORKER_APP, factory=True, workers=workers, **options)
 
 
 def worker_app() -> Any:
