@@ -6,9 +6,12 @@ batch at once, and a resolve whose audit write fails is never answered."""
 from __future__ import annotations
 
 import io
+import itertools
 import secrets
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +19,7 @@ from pathlib import Path
 import attrs
 import psycopg
 import pytest
+from botmox_supabase.audit_commit import AuditGroupCommit
 from botmox_supabase.backend import PostgresDataBackend
 
 from botmox_core.bootstrap import bootstrap
@@ -26,6 +30,9 @@ from botmox_core.services.downloads import ResolvedDownload
 from botmox_core.services.principal import Principal
 
 NOW = datetime(2026, 12, 7, 12, 0, 0, 123456, tzinfo=UTC)
+#: Appends per thread of the contention test (enough that a lost wake-up shows: it hung in
+#: every run of a version that had one).
+CONTENDED_APPENDS = 3000
 REFUSING_TRIGGER = """
 create function botmox.test_refuse_audit() returns trigger language plpgsql as $$
 begin
@@ -235,6 +242,46 @@ def test_a_resolve_whose_audit_write_fails_is_not_answered(
     assert isinstance(good, ResolvedDownload) and good.download_url
     assert isinstance(outcomes["vm-bad-0001"], DatabaseError)
     assert sorted(_rows(own_database_url, "tenant-audit").values()) == ["vm-good-0001"]
+
+
+def test_the_lead_is_handed_on_under_contention_without_a_lost_wake_up() -> None:
+    """The hand-over protocol alone, as fast as it goes (a writer that stores in memory, a
+    thread switch forced every microsecond): every caller gets its own entry back and none
+    waits forever -- a caller promoted to leader between queueing and waiting, or settled
+    before it waits, still goes on."""
+    ids = itertools.count(1)
+    stored: dict[int, str] = {}
+
+    def write(entries: Sequence[DownloadAuditEntry]) -> list[DownloadAuditEntry]:
+        time.sleep(0)  # let queued callers in while the "statement" runs
+        written = [attrs.evolve(entry, id=next(ids)) for entry in entries]
+        stored.update((entry.id, entry.vm_uuid or "") for entry in written)
+        return written
+
+    committer = AuditGroupCommit(write)
+    failures: list[str] = []
+
+    def caller(name: int) -> None:
+        for n in range(CONTENDED_APPENDS):
+            entry = _entry("tenant-x", f"vm-{name}-{n}")
+            got = committer.append(entry)
+            if got.vm_uuid != entry.vm_uuid or stored.get(got.id) != entry.vm_uuid:
+                failures.append(f"{entry.vm_uuid} got {got}")
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=caller, args=(n,), daemon=True) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 60
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    finally:
+        sys.setswitchinterval(interval)
+    assert not any(thread.is_alive() for thread in threads), "a caller never woke up"
+    assert not failures, failures[:3]
+    assert len(stored) == 16 * CONTENDED_APPENDS and max(committer.batch_sizes) > 1
 
 
 def test_a_lone_caller_is_not_kept_waiting(pg_backend: PostgresDataBackend) -> None:

@@ -52,12 +52,7 @@ from botmox_core.ports.repositories import (
 )
 from botmox_core.ports.vault import SecretBindingRepository, SecretRepository
 from botmox_supabase.agent_repositories import PostgresAgentRepository, PostgresCommandRepository
-from botmox_supabase.audit_commit import (
-    INSERT_AUDIT_BATCH_SQL,
-    AuditGroupCommit,
-    audit_batch_params,
-    stored_in_order,
-)
+from botmox_supabase.audit_commit import AuditGroupCommit, audit_insert, stored_in_order
 from botmox_supabase.control_repository import PostgresControlRepository
 from botmox_supabase.domain_repositories import (
     PostgresAggregateRepository,
@@ -390,15 +385,15 @@ class PostgresDataBackend:
     def _write_audit(self, entries: Sequence[DownloadAuditEntry]) -> list[DownloadAuditEntry]:
         """The group commit's writer: ``entries`` in one committed ``INSERT`` (with a role in
         ``transaction`` pooler mode: ``SET LOCAL ROLE``, the insert, ``COMMIT``)."""
-        params = audit_batch_params(entries)
+        query, params = audit_insert(entries)
         if self._role_per_transaction:
             with self.unit_of_work() as unit:
                 with map_database_errors("download audit"):
-                    rows = unit._connection().execute(INSERT_AUDIT_BATCH_SQL, params).fetchall()
+                    rows = unit._connection().execute(query, params).fetchall()
                 unit.commit()
         else:
             with self._autocommit("download audit") as conn:
-                rows = conn.execute(INSERT_AUDIT_BATCH_SQL, params).fetchall()
+                rows = conn.execute(query, params).fetchall()
         return stored_in_order(entries, [row[0] for row in rows])
 
     def check_health(self) -> HealthReport:
