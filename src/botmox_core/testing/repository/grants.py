@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from botmox_core.errors import BadRequestError
 from botmox_core.models import LeaseStatus
 from botmox_core.ports import DataBackend
 from botmox_core.ports.repositories import (
@@ -88,8 +89,8 @@ class DownloadGrantConformance(RepositoryConformanceBase[B]):
             DownloadGrant(None),
             "another tenant's lease",
         )
-        _check_equal(
-            read_download_grant(backend, tenant, lease.id + "\n", SCOPE),
-            DownloadGrant(None),
-            "a lease id with a trailing newline",
-        )
+        try:
+            newline = read_download_grant(backend, tenant, lease.id + "\n", SCOPE)
+        except BadRequestError:
+            return  # refusing the malformed id is as good as matching nothing
+        _check_equal(newline, DownloadGrant(None), "a lease id with a trailing newline")
