@@ -50,6 +50,10 @@ def _tcp_rows(port: int) -> list[tuple[str, int]]:
     return rows
 
 
+def _listening(port: int) -> set[int]:
+    return {inode for state, inode in _tcp_rows(port) if state == "0A"}
+
+
 def _socket_inodes(pid: int) -> set[int]:
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -72,10 +76,10 @@ def _wait(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-
 def test_each_worker_listens_on_its_own_socket_and_shares_a_burst(tmp_path: Path) -> None:
     with running_server(tmp_path / "srv", args=["--workers", "2"]) as server:
         port = int(server.url.rsplit(":", 1)[1])
-        _wait(lambda: len(_workers(server)) == 2)
+        # the server answered through its first worker; wait for the second one to listen
+        _wait(lambda: len(_workers(server)) == 2 and len(_listening(port)) == 2)
         workers = _workers(server)
-        listening = {inode for state, inode in _tcp_rows(port) if state == "0A"}
-        assert len(listening) == 2  # one listening socket per worker
+        listening = _listening(port)  # one listening socket per worker
         owners = [listening & _socket_inodes(pid) for pid in workers]
         assert all(len(owned) == 1 for owned in owners) and owners[0] != owners[1]
 
