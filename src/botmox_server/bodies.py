@@ -64,12 +64,3 @@ class AssignBody:
     channel: str
     release_id: int
     user_id: str | None = None
-
-
-@attrs.define
-class ResolveDownloadBody:
-    lease_token: str
-    vm_uuid: str
-    module: str
-    platform: str
-    channel: str = "stable"
