@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from botmox_supabase.options import SupabaseOptions, redact_database_url
 
@@ -38,7 +40,7 @@ def test_reads_the_plugin_options() -> None:
     assert (got.anon_key, got.service_role_key) == ("anon-key-value", "service-key-value")
 
 
-def test_reads_the_toml_table(tmp_path) -> None:
+def test_reads_the_toml_table(tmp_path: Path) -> None:
     config = tmp_path / "botmox.toml"
     config.write_text(f'[plugins.supabase]\ndatabase_url = "{URL}"\npool_max_size = 3\n')
     got = SupabaseOptions.from_settings(load_settings(environ={}, config_file=config))
@@ -169,7 +171,8 @@ def test_factory_builds_the_backend_without_connecting() -> None:
     try:
         assert backend.name == "supabase"
         report = backend.check_health()
-        assert not report.ok and "s3cr3t-pw" not in (report.detail or "")
+        assert not report.ok and report.detail is not None
+        assert "s3cr3t-pw" not in report.detail
         assert report.detail.startswith("SERVICE_UNAVAILABLE")
     finally:
         backend.close()
