@@ -90,6 +90,29 @@ def test_backend_declares_domains(backend: PostgresDataBackend) -> None:
         assert uow.records is not None and uow.settings is not None
 
 
+def test_tenant_rows_estimate(backend: PostgresDataBackend, sql: psycopg.Connection) -> None:
+    """``botmox.domain_tenant_rows`` (what a list compares its matches with): a tenant among the
+    statistics' most common values gets its share of the table's rows, any other tenant (or a
+    table never analysed) all of them, an unknown table nothing; the same answer every call,
+    once its plan is kept."""
+    with backend.unit_of_work() as uow:
+        for index in range(300):
+            tenant = T1 if index < 240 else T2
+            uow.records.add(DomainRecord(tenant, Collection.BOTS, f"b{index:03d}", {"n": index}))
+        uow.commit()
+    sql.execute("analyze botmox.bots")
+
+    def estimate(table: str, tenant: str) -> int | None:
+        row = sql.execute("select botmox.domain_tenant_rows(%s, %s)", (table, tenant)).fetchone()
+        assert row is not None
+        return None if row[0] is None else int(row[0])
+
+    for _ in range(8):  # past PL/pgSQL's first five custom plans
+        assert estimate("bots", T1) == 240 and estimate("bots", T2) == 60
+        assert estimate("bots", "nobody") == 300
+        assert estimate("no_such_table", T1) is None
+
+
 @pytest.mark.parametrize(
     ("factor", "max_ids"),
     [(0.0, 5000), (1e9, 5000), (0.0, 0)],

@@ -191,18 +191,15 @@ def _matching(collection: Collection, q: str) -> sql.Composed:
 
 def _tenant_rows(collection: Collection) -> sql.Composed:
     """How many rows the tenant (parameter ``tenant``) has in ``collection`` as the statistics
-    estimate it (to choose how to read the page): the table's rows times the tenant's share
-    among the most common values of ``tenant_id``, or all the table's rows for a tenant not
-    among them (an upper bound, which can only favour reading the matching ids)."""
+    estimate it (to choose how to read the page): ``botmox.domain_tenant_rows`` (migration
+    ``20261208000000``), the table's rows times the tenant's share among the most common values
+    of ``tenant_id``, or all the table's rows for a tenant not among them (an upper bound, which
+    can only favour reading the matching ids). A function, so its catalog query is planned once
+    per connection instead of on every list."""
     table = COLLECTION_TABLES[Collection(collection)]
-    return sql.SQL(
-        "(select coalesce((select (greatest(c.reltuples, 0) * share.freq)::bigint"
-        " from pg_catalog.pg_stats as s cross join lateral"
-        " unnest(s.most_common_vals::text::text[], s.most_common_freqs) as share(value, freq)"
-        " where s.schemaname = 'botmox' and s.tablename = {table} and s.attname = 'tenant_id'"
-        " and share.value = %(tenant)s limit 1), greatest(c.reltuples, 0)::bigint)"
-        " from pg_catalog.pg_class as c where c.oid = {name}::regclass)"
-    ).format(table=sql.Literal(table), name=sql.Literal(f"botmox.{table}"))
+    return sql.SQL("botmox.domain_tenant_rows({table}, %(tenant)s)").format(
+        table=sql.Literal(table)
+    )
 
 
 def list_statement(collection: Collection, query: ListQuery) -> sql.Composed:
