@@ -94,3 +94,13 @@ def test_readme_has_the_two_set_up_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "botmox serve" in readme and "nox -s tests" in readme
     assert "nox -s tests" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_supabase_page_lists_every_migration() -> None:
+    """docs/supabase.md's migration table names every migration the plugin ships, in order, and
+    none it does not ship."""
+    migrations = ROOT / "plugins/botmox-supabase/src/botmox_supabase/supabase/migrations"
+    shipped = sorted(path.name for path in migrations.glob("*.sql"))
+    page = (DOCS / "supabase.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^\| `(\d{14}_[a-z0-9_]+\.sql)` \|", page, flags=re.MULTILINE)
+    assert shipped and listed == shipped
