@@ -414,3 +414,31 @@ def test_list_indexes_read_only_the_tenants_rows(database_url: str) -> None:
             " where botmox.domain_search_words(search) like '%vmq17%'"
         ).fetchall()
         assert rows == [(a,)]
+
+
+def test_tenant_rows_estimate_tells_a_tenant_nothing_of_another(database_url: str) -> None:
+    """``botmox.domain_tenant_rows`` (migration 20261208000000) is granted to ``authenticated``.
+    As tenant A it names no tenant's share, A's own or B's: ``pg_stats`` hides the statistics of a
+    table whose row-level security applies to the caller, so every tenant gets the table-wide
+    upper bound (``pg_class.reltuples``, which PostgreSQL shows every role). The server's role
+    sees the shares. An unknown or hostile table name is no table."""
+    a, b = f"tenant-a-{secrets.token_hex(4)}", f"tenant-b-{secrets.token_hex(4)}"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        for tenant, bots in ((a, 30), (b, 10)):
+            for index in range(bots):
+                admin.execute(
+                    "insert into botmox.bots (tenant_id, id, data, search)"
+                    " values (%s, %s, '{}', '')",
+                    (tenant, f"b{index}"),
+                )
+        admin.execute("analyze botmox.bots")
+    with psycopg.connect(database_url) as conn:
+        conn.execute("set local role service_role")
+        estimate = "select botmox.domain_tenant_rows(%s, %s)"
+        assert conn.execute(estimate, ("bots", b)).fetchone() == (10,)
+        conn.rollback()
+        _as_authenticated(conn, _claims(a))
+        for tenant in (a, b, "nobody"):
+            assert conn.execute(estimate, ("bots", tenant)).fetchone() == (40,)
+        for name in ["bots\n", "bots; select 1", "../bots", "pg_authid"]:
+            assert conn.execute(estimate, (name, a)).fetchone() == (None,)
