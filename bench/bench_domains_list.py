@@ -43,6 +43,7 @@ from botmox_core.backends.sqlite.domains import INSERT_PARTITION, INSERT_RECORD,
 from botmox_core.domain.listing import ListQuery, apply_query
 from botmox_core.domain.records import Collection, DomainRecord
 from botmox_core.ports.domains import DomainDataBackend
+from botmox_core.ports.repositories import read_unit_of_work
 
 QUICK = bool(os.environ.get("BOTMOX_BENCH_QUICK"))
 PER_TENANT = 10_000 if QUICK else 100_000
@@ -290,7 +291,7 @@ def run(target: Target, rounds: int, baseline_rounds: int) -> dict[str, Any]:
         for label, query in QUERIES:
 
             def listed(q: ListQuery = query) -> Any:
-                with backend.unit_of_work() as uow:
+                with read_unit_of_work(backend) as uow:  # as the service lists
                     return uow.records.list(TENANT, Collection.BOTS, q)
 
             def baseline(q: ListQuery = query) -> Any:

@@ -4,6 +4,7 @@ list query."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,8 @@ import pytest
 from botmox_core.backends.sqlite import SqliteBackend
 from botmox_core.backends.sqlite import domains as sqlite_domains
 from botmox_core.backends.sqlite.backend import SqliteUnitOfWork
-from botmox_core.domain.records import AggregateKey, Collection
+from botmox_core.backends.sqlite.unit import SqliteReadUnitOfWork
+from botmox_core.domain.records import AggregateKey, Collection, DomainRecord
 from botmox_core.errors import (
     BadRequestError,
     DomainsNotSupportedError,
@@ -299,6 +301,7 @@ def repository_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         monkeypatch.setattr(cls, name, wrapper)
 
     counting(SqliteUnitOfWork, "__enter__")
+    counting(SqliteReadUnitOfWork, "__enter__")
     for name in ("get", "add", "modify", "delete", "list", "scan"):
         counting(sqlite_domains.SqliteRecordRepository, name)
     for name in ("get", "modify"):
@@ -306,19 +309,54 @@ def repository_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return calls
 
 
-def test_list_and_settings_reads_are_one_unit_and_one_call(
+def test_list_and_settings_reads_are_one_read_unit_and_one_call(
     services: DomainServices, repository_calls: Counter[str]
 ) -> None:
+    """The reads the web client polls with run in read units (a reader connection: no writer
+    lock), one repository call each; writes keep the writing unit."""
     services.records.list(ALICE, Collection.BOTS, q="x", sort="name")
     assert repository_calls == Counter(
-        {"SqliteUnitOfWork.__enter__": 1, "SqliteRecordRepository.list": 1}
+        {"SqliteReadUnitOfWork.__enter__": 1, "SqliteRecordRepository.list": 1}
     )
     repository_calls.clear()
     services.settings.read(ALICE, "ui/resource_tree")
     services.settings.read(ALICE)
+    services.finance.daily_stats(ALICE)
     assert repository_calls == Counter(
-        {"SqliteUnitOfWork.__enter__": 2, "SqliteSettingsRepository.get": 2}
+        {"SqliteReadUnitOfWork.__enter__": 3, "SqliteSettingsRepository.get": 2}
     )
+    repository_calls.clear()
+    services.records.create(ALICE, Collection.BOTS, {"id": "w1", "name": "written"})
+    assert services.records.get(ALICE, Collection.BOTS, "w1")["name"] == "written"
+    assert services.bots.lifecycle(ALICE, "w1") is None
+    assert repository_calls == Counter(
+        {
+            "SqliteUnitOfWork.__enter__": 1,
+            "SqliteRecordRepository.add": 1,
+            "SqliteReadUnitOfWork.__enter__": 2,
+            "SqliteRecordRepository.get": 2,
+        }
+    )
+
+
+def test_a_list_does_not_wait_for_an_open_write(
+    services: DomainServices, backend: SqliteBackend
+) -> None:
+    """A list while another unit holds the SQLite writer (an import, a slow ban) answers from
+    what was committed, without waiting for the writer."""
+    services.records.create(ALICE, Collection.BOTS, {"id": "c1", "name": "committed"})
+    with backend.unit_of_work() as writing:
+        writing.records.add(  # type: ignore[attr-defined]
+            DomainRecord(ALICE.tenant_id, Collection.BOTS, "open", {"name": "uncommitted"})
+        )
+        outcome: list[Any] = []
+        reader = threading.Thread(
+            target=lambda: outcome.append(services.records.list(ALICE, Collection.BOTS))
+        )
+        reader.start()
+        reader.join(timeout=10)
+        assert not reader.is_alive(), "the list waited for the open writing unit"
+    assert [bot["id"] for bot in outcome[0].data] == ["c1"] and outcome[0].total == 1
 
 
 # -- bot lifecycle -----------------------------------------------------------------------------

@@ -3,12 +3,13 @@ milliseconds, record ids and body limits."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from botmox_core.domain.records import RECORD_ID_PATTERN
 from botmox_core.errors import DomainsNotSupportedError
 from botmox_core.ports import DataBackend
 from botmox_core.ports.domains import DomainDataBackend, DomainUnitOfWork, supports_domains
+from botmox_core.ports.repositories import read_unit_of_work
 from botmox_core.services.domains.rules import invalid
 from botmox_core.services.principal import Clock, utcnow
 
@@ -61,6 +62,15 @@ class DomainService:
     def _unit(self) -> DomainUnitOfWork:
         """A new unit of work with the domain repositories."""
         return self._domains().unit_of_work()
+
+    def _read_unit(self) -> DomainUnitOfWork:
+        """A new unit that only reads, with the domain repositories: the backend's read unit
+        (:func:`~botmox_core.ports.repositories.read_unit_of_work`), so the reads the web client
+        polls with take no write lock (SQLite: a reader connection, not the writer's queue) and
+        cost no ``BEGIN``/``ROLLBACK`` round trips (PostgreSQL: autocommit). Each read in it
+        sees what was committed before it ran; on PostgreSQL two reads in one read unit may see
+        two different moments."""
+        return cast(DomainUnitOfWork, read_unit_of_work(self._domains()))
 
     def now_ms(self) -> int:
         """The service clock in epoch milliseconds."""

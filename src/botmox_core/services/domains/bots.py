@@ -41,7 +41,7 @@ class BotLifecycleService(DomainService):
 
     def _bot(self, principal: Principal, raw_id: Any) -> dict[str, Any]:
         rid = record_id(raw_id)
-        with (uow := self._unit()):
+        with (uow := self._read_unit()):
             record = uow.records.get(principal.tenant_id, Collection.BOTS, rid)
         if record is None:
             raise NotFoundError(BOT.not_found)

@@ -18,7 +18,7 @@ class FinanceService(DomainService):
 
     def aggregate(self, principal: Principal, key: AggregateKey) -> dict[str, Any]:
         """The tenant's aggregate (``{}`` when it has none)."""
-        with (uow := self._unit()):
+        with (uow := self._read_unit()):
             found = uow.aggregates.get(principal.tenant_id, key)
         return dict(found) if found is not None else {}
 

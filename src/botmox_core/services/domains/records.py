@@ -101,7 +101,7 @@ class RecordService(DomainService):
         """A page of the tenant's collection (``page, limit, sort, order, q``: see
         :func:`~botmox_core.services.domains.query.list_query`)."""
         query = list_query(**params)
-        with (uow := self._unit()):
+        with (uow := self._read_unit()):
             found = uow.records.list(principal.tenant_id, collection, query)
         return RecordPage(
             [record.entity() for record in found.records], found.total, query.page, query.limit
@@ -110,7 +110,7 @@ class RecordService(DomainService):
     def get(self, principal: Principal, collection: Collection, raw_id: Any) -> dict[str, Any]:
         """The entity; 404 with the collection's message when the tenant has none."""
         rid = record_id(raw_id)
-        with (uow := self._unit()):
+        with (uow := self._read_unit()):
             record = uow.records.get(principal.tenant_id, collection, rid)
         if record is None:
             raise NotFoundError(SCHEMAS[collection].not_found)

@@ -176,7 +176,7 @@ class SettingsService(DomainService):
         """The whole tree (``{}`` when empty) or the value at the path (``None`` if absent),
         secret fields shown as :func:`secret_marker`."""
         path = settings_path(raw_path)
-        with (uow := self._unit()):
+        with (uow := self._read_unit()):
             tree = uow.settings.get(principal.tenant_id)
             bindings = self._secret_bindings(uow, principal.tenant_id, path)
         value = value_at(tree or {}, path)

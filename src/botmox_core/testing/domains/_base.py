@@ -8,8 +8,12 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
+from botmox_core.domain.listing import ListQuery
+from botmox_core.domain.records import AggregateKey, Collection
 from botmox_core.ports import DataBackend
 from botmox_core.ports.domains import DomainUnitOfWork
+from botmox_core.ports.repositories import read_unit_of_work
+from botmox_core.testing.domains._support import make_record
 from botmox_core.testing.repository._base import RepositoryConformanceBase
 
 __all__ = ["DomainConformanceBase", "DOMAIN_REPOSITORIES"]
@@ -64,6 +68,29 @@ class DomainConformanceBase(RepositoryConformanceBase[B]):
         with backend.unit_of_work() as uow:
             missing = [name for name in DOMAIN_REPOSITORIES if not hasattr(uow, name)]
         assert not missing, f"the backend declares domains=True but its units lack {missing}"
+
+    def test_read_units_read_what_was_committed(self, backend: B, tenant: str) -> None:
+        """The services read through the backend's read unit
+        (:func:`~botmox_core.ports.repositories.read_unit_of_work`): it carries the four
+        repositories and sees every unit committed before it began."""
+
+        def write(uow: DomainUnitOfWork) -> None:
+            uow.records.add(make_record(tenant, record_id="read-a", name="alpha"))
+            uow.records.add(make_record(tenant, record_id="read-b", name="beta"))
+            uow.aggregates.put(tenant, AggregateKey.DAILY_STATS, {"2026-12-01": {"n": 1}})
+            uow.settings.modify(tenant, lambda tree: {**tree, "ui": {"theme": "dark"}})
+
+        self.write_unit(backend, write)
+        with read_unit_of_work(backend) as unit:
+            uow = _domain(unit)
+            page = uow.records.list(tenant, Collection.BOTS, ListQuery(q="alpha"))
+            got = uow.records.get(tenant, Collection.BOTS, "read-b")
+            daily = uow.aggregates.get(tenant, AggregateKey.DAILY_STATS)
+            tree = uow.settings.get(tenant)
+        assert ([r.id for r in page.records], page.total) == (["read-a"], 1)
+        assert got is not None and got.data["name"] == "beta"
+        assert daily == {"2026-12-01": {"n": 1}}
+        assert tree is not None and tree["ui"] == {"theme": "dark"}
 
 
 def _domain(uow: Any) -> DomainUnitOfWork:
