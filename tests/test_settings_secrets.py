@@ -173,3 +173,83 @@ def test_every_secret_field_has_a_binding() -> None:
         "ipqs.api_key",
         "telegram.bot_token",
     }
+
+
+def _secret(core: App, label: str) -> str:
+    made = core.vault.create(
+        ADMIN,
+        {
+            "label": label,
+            "alg": "aes-256-gcm",
+            "key_id": "k",
+            "nonce": base64.b64encode(bytes(12)).decode(),
+            "ciphertext": base64.b64encode(bytes(40)).decode(),
+        },
+    )
+    return str(made["id"])
+
+
+def test_a_whole_tree_read_takes_one_bindings_read_per_scope(
+    core: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings page re-reads the tree in a tight loop: its secret fields' bindings are
+    read one scope at a time (two reads), not field by field (six)."""
+    secret = _secret(core, "tg")
+    core.vault.bind(
+        ADMIN,
+        {
+            "scope_type": "tenant",
+            "scope_id": "api_keys",
+            "field_name": "telegram.bot_token",
+            "secret_ref": secret,
+        },
+    )
+    calls: list[str] = []
+    repository = type(core.backend.unit_of_work().bindings)  # type: ignore[attr-defined]
+    for name in ("get", "list"):
+        original = getattr(repository, name)
+        monkeypatch.setattr(
+            repository,
+            name,
+            lambda self, *a, _name=name, _original=original, **k: (
+                calls.append(_name) or _original(self, *a, **k)
+            ),
+        )
+    tree = core.domains.settings.read(ADMIN)
+    assert calls == ["list", "list"]
+    assert tree["api_keys"]["telegram"]["bot_token"]["set"] is True
+    assert "ipqs" not in tree["api_keys"] and "vmgenerator" not in tree  # unbound, unstored
+
+
+def test_a_scope_crowded_with_other_bindings_still_shows_each_secret_field(
+    core: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scope with more bindings than one read takes (other fields bound in it after the
+    secret field, so listed first): every secret field still reads its own binding."""
+    from botmox_core.services.domains import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "SCOPE_BINDINGS_READ", 3)
+    secret = _secret(core, "proxmox")
+    core.vault.bind(
+        ADMIN,
+        {
+            "scope_type": "vm_settings",
+            "scope_id": "vmgenerator",
+            "field_name": "proxmox.password",
+            "secret_ref": secret,
+        },
+    )
+    for number in range(4):
+        core.vault.bind(
+            ADMIN,
+            {
+                "scope_type": "vm_settings",
+                "scope_id": "vmgenerator",
+                "field_name": f"custom.field{number}",
+                "secret_ref": secret,
+            },
+        )
+    tree = core.domains.settings.read(ADMIN)
+    assert tree["vmgenerator"]["proxmox"]["password"]["set"] is True
+    assert tree["vmgenerator"]["proxmox"]["password"]["secret_ref"] == secret
+    assert "ssh" not in tree["vmgenerator"]  # unbound, unstored

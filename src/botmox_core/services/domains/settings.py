@@ -83,6 +83,8 @@ SECRET_FIELDS: Mapping[tuple[str, ...], tuple[ScopeType, str, str]] = {
     ("api_keys", "telegram", "bot_token"): (ScopeType.TENANT, "api_keys", "telegram.bot_token"),
 }
 _MISSING = object()
+#: How many bindings of one scope a settings read takes in one call (more: field by field).
+SCOPE_BINDINGS_READ = 100
 
 
 def _binding_doc(field: tuple[str, ...]) -> dict[str, str]:
@@ -198,10 +200,26 @@ class SettingsService(DomainService):
         if not supports_vault(self._backend):
             return dict.fromkeys(fields)
         vault = cast(VaultUnitOfWork, uow)
-        found: dict[tuple[str, ...], SecretBinding | None] = {}
+        by_scope: dict[tuple[ScopeType, str], list[tuple[str, ...]]] = {}
         for field in fields:
-            scope_type, scope_id, field_name = SECRET_FIELDS[field]
-            found[field] = vault.bindings.get(tenant_id, scope_type, scope_id, field_name)
+            scope_type, scope_id, _ = SECRET_FIELDS[field]
+            by_scope.setdefault((scope_type, scope_id), []).append(field)
+        found: dict[tuple[str, ...], SecretBinding | None] = {}
+        for (scope_type, scope_id), scoped in by_scope.items():
+            # One read per scope (two for the whole tree) instead of one per field: the settings
+            # page re-reads the tree in a tight loop. A scope with more bindings than one read
+            # returns is read field by field, as before.
+            listed = vault.bindings.list(
+                tenant_id, scope_type=scope_type, scope_id=scope_id, limit=SCOPE_BINDINGS_READ
+            )
+            named = {binding.field_name: binding for binding in listed}
+            complete = len(listed) < SCOPE_BINDINGS_READ
+            for field in scoped:
+                field_name = SECRET_FIELDS[field][2]
+                if field_name in named or complete:
+                    found[field] = named.get(field_name)
+                else:
+                    found[field] = vault.bindings.get(tenant_id, scope_type, scope_id, field_name)
         return found
 
     def write(self, principal: Principal, raw_path: Any, body: Any) -> Any:
