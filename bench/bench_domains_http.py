@@ -51,6 +51,7 @@ from bench_resolve import (
 from botmox_core.bootstrap import bootstrap
 from botmox_core.config import load_settings
 from botmox_core.domain.records import Collection, DomainRecord
+from botmox_core.ports.domains import after_bulk_write
 from botmox_core.testing.server import RunningServer, running_server
 
 QUICK = bool(os.environ.get("BOTMOX_BENCH_QUICK"))
@@ -90,6 +91,7 @@ def prepare(server: RunningServer) -> tuple[str, str]:
         with core.backend.unit_of_work() as uow:
             uow.settings.modify(TENANT, lambda _tree: SETTINGS)  # type: ignore[attr-defined]
             uow.commit()
+        after_bulk_write(core.backend)  # as `botmox data import` ends (PostgreSQL: VACUUM ANALYZE)
     finally:
         core.close()
     return token, bots[0][0]

@@ -421,6 +421,25 @@ def test_dry_run_counts_and_writes_nothing(
         assert uow.settings.get("t1") is None and list(uow.bot_history.log("t1")) == []
 
 
+def test_an_import_ends_with_the_backends_refresh_and_a_dry_run_does_not(
+    source: SqliteBackend, target: SqliteBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``after_bulk_write`` (PostgreSQL: VACUUM ANALYZE) runs once, after the last batch."""
+    refreshed: list[int] = []
+    monkeypatch.setattr(
+        target,
+        "after_bulk_write",
+        lambda: refreshed.append(len(all_records(target, "t1"))),
+        raising=False,
+    )
+    seed(source)
+    path = write(tmp_path, export_bytes(source))
+    import_tenant(target, "t1", path, dry_run=True)
+    assert refreshed == []
+    import_tenant(target, "t1", path)
+    assert refreshed == [len(all_records(target, "t1"))] and refreshed[0] > 0
+
+
 # -- the command line -------------------------------------------------------------------------
 
 

@@ -478,3 +478,18 @@ def test_cli_migrate_parity_and_freeze(tmp_path: Path) -> None:
     )
     assert switch.returncode == 0, switch.stderr
     assert json.loads(switch.stdout)["apply"] == {"BOTMOX_DATA_BACKEND": "sqlite"}
+
+
+def test_the_target_is_refreshed_after_a_run_not_after_a_dry_run(
+    source: SqliteBackend, target: SqliteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run ends with the target's ``after_bulk_write`` (PostgreSQL: VACUUM ANALYZE, so lists
+    are not planned from stale statistics); a dry run wrote nothing and refreshes nothing."""
+    refreshed: list[object] = []
+    monkeypatch.setattr(target, "after_bulk_write", lambda: refreshed.append(target), raising=False)
+    monkeypatch.setattr(source, "after_bulk_write", lambda: refreshed.append(source), raising=False)
+    _seed(source)
+    _run(source, target, dry_run=True)
+    assert refreshed == []
+    assert _run(source, target).ok
+    assert refreshed == [target]

@@ -65,6 +65,7 @@ from botmox_core.migration.streams import (
 )
 from botmox_core.ports import DataBackend
 from botmox_core.ports.control import supports_control
+from botmox_core.ports.domains import after_bulk_write
 
 __all__ = [
     "BATCH_SIZE",
@@ -483,5 +484,6 @@ def migrate(
         finally:
             run.close()
         clear_checkpoint(controlled)
+        after_bulk_write(target)  # statistics and search indexes caught up before lists
     report.seconds = time.perf_counter() - started
     return report

@@ -36,8 +36,10 @@ from botmox_core.ports.repositories import DataBackend, UnitOfWork
 __all__ = [
     "AggregateRepository",
     "BotHistoryRepository",
+    "BulkWriteBackend",
     "DomainDataBackend",
     "DomainUnitOfWork",
+    "after_bulk_write",
     "RecordRepository",
     "SettingsRepository",
     "supports_domains",
@@ -164,3 +166,22 @@ class DomainDataBackend(DataBackend, Protocol):
 def supports_domains(backend: DataBackend) -> TypeGuard[DomainDataBackend]:
     """Whether ``backend`` declares domain data (``capabilities.domains``)."""
     return backend.capabilities.domains
+
+
+class BulkWriteBackend(Protocol):
+    """A :class:`DomainDataBackend` that brings its query planning up to date after many
+    records were written at once. Optional: :func:`after_bulk_write` calls it where it exists."""
+
+    def after_bulk_write(self) -> None:
+        """Refresh what lists are planned and served from after a bulk write (an import, a
+        migration): statistics, pending index entries. Called once at the end, outside any unit
+        of work; it must not change any record, and may be slow (seconds on millions of rows)."""
+
+
+def after_bulk_write(backend: DataBackend) -> None:
+    """Call ``backend``'s :meth:`BulkWriteBackend.after_bulk_write` when it has one. A
+    PostgreSQL database fresh from an import lists about five times slower until its statistics
+    and trigram indexes catch up (autovacuum does it within minutes); this does it at once."""
+    refresh = getattr(backend, "after_bulk_write", None)
+    if callable(refresh):
+        refresh()

@@ -14,7 +14,7 @@ from typing import BinaryIO
 import attrs
 
 from botmox_core.ports import DataBackend
-from botmox_core.ports.domains import DomainDataBackend
+from botmox_core.ports.domains import DomainDataBackend, after_bulk_write
 from botmox_core.services.domains.transfer.format import (
     ImportReport,
     TransferError,
@@ -99,6 +99,8 @@ def import_tenant(
             batch, in_batch = [], set()
     if batch:
         _flush(domains, tenant, batch, report, dry_run, shown)
+    if not dry_run:
+        after_bulk_write(domains)  # statistics and search indexes caught up before lists
     return report
 
 
