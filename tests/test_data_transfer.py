@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from botmox_core.domain.records import (
     DomainRecord,
     LifecycleLogEntry,
 )
+from botmox_core.errors import DatabaseError
 from botmox_core.services.domains import transfer
 from botmox_core.services.domains.transfer import (
     FORMAT,
@@ -438,6 +440,28 @@ def test_an_import_ends_with_the_backends_refresh_and_a_dry_run_does_not(
     assert refreshed == []
     import_tenant(target, "t1", path)
     assert refreshed == [len(all_records(target, "t1"))] and refreshed[0] > 0
+
+
+def test_a_failing_refresh_after_an_import_is_a_warning_not_a_failure(
+    source: SqliteBackend,
+    target: SqliteBackend,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The data is written before the refresh: the database going away then (or a timeout on a
+    huge VACUUM) must not turn a finished import into an error."""
+
+    def broken() -> None:
+        raise DatabaseError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(target, "after_bulk_write", broken, raising=False)
+    seed(source)
+    with caplog.at_level(logging.WARNING, logger="botmox_core.ports.domains"):
+        report = import_tenant(target, "t1", write(tmp_path, export_bytes(source)))
+    assert report.counts["bots"]["created"] == 3
+    assert all_records(target, "t1") == all_records(source, "t1")
+    assert "refreshing the sqlite backend's statistics failed (DATABASE_ERROR" in caplog.text
 
 
 # -- the command line -------------------------------------------------------------------------

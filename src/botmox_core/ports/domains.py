@@ -20,6 +20,7 @@ backend that cannot (RTDB) may apply the reference in memory and says so in its 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeGuard, runtime_checkable
 
@@ -31,7 +32,10 @@ from botmox_core.domain.records import (
     DomainRecord,
     LifecycleLogEntry,
 )
+from botmox_core.errors import BotmoxError
 from botmox_core.ports.repositories import DataBackend, UnitOfWork
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AggregateRepository",
@@ -178,10 +182,24 @@ class BulkWriteBackend(Protocol):
         of work; it must not change any record, and may be slow (seconds on millions of rows)."""
 
 
-def after_bulk_write(backend: DataBackend) -> None:
-    """Call ``backend``'s :meth:`BulkWriteBackend.after_bulk_write` when it has one. A
-    PostgreSQL database fresh from an import lists about five times slower until its statistics
-    and trigram indexes catch up (autovacuum does it within minutes); this does it at once."""
+def after_bulk_write(backend: DataBackend) -> bool:
+    """Call ``backend``'s :meth:`BulkWriteBackend.after_bulk_write` when it has one; whether it
+    ran. A PostgreSQL database fresh from an import lists about five times slower until its
+    statistics and trigram indexes catch up (autovacuum does it within minutes); this does it at
+    once. The data is written by then, so a refresh that fails (the database gone, a timeout) is
+    logged as a warning and does not fail the import or migration that called it."""
     refresh = getattr(backend, "after_bulk_write", None)
-    if callable(refresh):
+    if not callable(refresh):
+        return False
+    try:
         refresh()
+    except BotmoxError as exc:
+        log.warning(
+            "the data is written, but refreshing the %s backend's statistics failed (%s: %s); "
+            "lists may be slow until autovacuum catches up",
+            getattr(backend, "name", "data"),
+            exc.code,
+            exc.message,
+        )
+        return False
+    return True
