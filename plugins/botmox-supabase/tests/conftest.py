@@ -20,6 +20,7 @@ from botmox_supabase.testing import (
     reset_database,
     running_postgres,
 )
+from psycopg.sql import SQL, Identifier, Literal
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -112,3 +113,26 @@ def sql(database_url: str) -> Iterator[psycopg.Connection]:
     """An autocommit superuser connection to the test's database (out-of-band checks)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def login_role(database_url: str) -> Iterator[tuple[str, str]]:
+    """A login role without BYPASSRLS that may SET ROLE service_role (what a dedicated server
+    user on Supabase would be); yields (name, password)."""
+    name, password = f"botmox_srv_{secrets.token_hex(4)}", secrets.token_hex(16)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            SQL("create role {} login password {}").format(Identifier(name), Literal(password))
+        )
+        conn.execute(SQL("grant service_role to {}").format(Identifier(name)))
+    yield name, password
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(SQL("drop role {}").format(Identifier(name)))
+
+
+@pytest.fixture
+def login_role_dsn(database_url: str, login_role: tuple[str, str]) -> str:
+    """``database_url`` as :func:`login_role` (its name and password instead of the user)."""
+    name, password = login_role
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    return f"postgresql://{name}:{password}@{info['host']}:{info['port']}/{info['dbname']}"

@@ -4,14 +4,12 @@ the service-role path, and the unit of work's guard rails."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import attrs
-import psycopg
 import pytest
 from botmox_supabase.backend import PostgresDataBackend
-from psycopg import sql
 
 from botmox_core.models import (
     Assignment,
@@ -65,31 +63,10 @@ def test_unit_of_work_guard_rails(pg_backend: PostgresDataBackend) -> None:
         uow.leases.get("tenant-p", "lease_x")
 
 
-@pytest.fixture
-def login_role(database_url: str) -> Iterator[tuple[str, str]]:
-    """A login role without BYPASSRLS that may SET ROLE service_role (what a dedicated server
-    user on Supabase would be); yields (name, password)."""
-    name, password = f"botmox_srv_{secrets.token_hex(4)}", secrets.token_hex(16)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("create role {} login password {}").format(
-                sql.Identifier(name), sql.Literal(password)
-            )
-        )
-        conn.execute(sql.SQL("grant service_role to {}").format(sql.Identifier(name)))
-    yield name, password
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
-
-
 def test_role_that_does_not_bypass_rls_is_reported_unhealthy(
-    database_url: str,
-    login_role: tuple[str, str],
-    make_backend: Callable[..., PostgresDataBackend],
+    login_role_dsn: str, make_backend: Callable[..., PostgresDataBackend]
 ) -> None:
-    name, password = login_role
-    info = psycopg.conninfo.conninfo_to_dict(database_url)
-    dsn = f"postgresql://{name}:{password}@{info['host']}:{info['port']}/{info['dbname']}"
+    dsn = login_role_dsn
     plain = make_backend(dsn)
     report = plain.check_health()
     assert not report.ok and "does not bypass row-level security" in (report.detail or "")
@@ -154,18 +131,12 @@ def test_resolve_path_prepares_only_in_session_mode(
 
 @pytest.mark.parametrize("mode", ["transaction", "session"])
 def test_role_path_of_the_grant_read_and_the_audit(
-    database_url: str,
-    login_role: tuple[str, str],
-    make_backend: Callable[..., PostgresDataBackend],
-    mode: str,
+    login_role_dsn: str, make_backend: Callable[..., PostgresDataBackend], mode: str
 ) -> None:
     """A login role without BYPASSRLS and ``role=service_role``: the resolve path's read and
     audit act as service_role (``SET LOCAL ROLE`` per transaction, or ``SET ROLE`` once per
     connection in ``session`` mode), so they see and write every tenant's rows."""
-    name, password = login_role
-    info = psycopg.conninfo.conninfo_to_dict(database_url)
-    dsn = f"postgresql://{name}:{password}@{info['host']}:{info['port']}/{info['dbname']}"
-    backend = make_backend(dsn, role="service_role", pooler_mode=mode)
+    backend = make_backend(login_role_dsn, role="service_role", pooler_mode=mode)
     assert backend.check_health().ok
     lease, scope = _assigned(backend, "tenant-s")
     for _ in range(6):  # past the prepare threshold in session mode

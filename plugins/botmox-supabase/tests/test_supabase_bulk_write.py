@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import random
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -110,25 +109,11 @@ def test_an_import_leaves_fresh_statistics_and_no_pending_search_entries(
 
 
 def test_a_role_that_owns_no_table_gets_no_error(
-    database_url: str, make_backend: Callable[..., PostgresDataBackend]
+    login_role_dsn: str, make_backend: Callable[..., PostgresDataBackend]
 ) -> None:
     """As a login role that only may act as ``service_role`` (owner of nothing), PostgreSQL
     skips every table with a warning: the import still succeeds."""
-    name, password = f"botmox_bulk_{secrets.token_hex(4)}", secrets.token_hex(16)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("create role {} login password {}").format(
-                sql.Identifier(name), sql.Literal(password)
-            )
-        )
-        conn.execute(sql.SQL("grant service_role to {}").format(sql.Identifier(name)))
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(database_url)
-        dsn = f"postgresql://{name}:{password}@{info['host']}:{info['port']}/{info['dbname']}"
-        for mode in ("transaction", "session"):
-            backend = make_backend(dsn, role="service_role", pooler_mode=mode)
-            backend.after_bulk_write()
-            backend.close()
-    finally:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
+    for mode in ("transaction", "session"):
+        backend = make_backend(login_role_dsn, role="service_role", pooler_mode=mode)
+        backend.after_bulk_write()
+        backend.close()
