@@ -5,10 +5,12 @@ records the target cannot hold reported (and the rest copied), canonical hashes,
 from __future__ import annotations
 
 import enum
+import gc
 import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -493,3 +495,35 @@ def test_the_target_is_refreshed_after_a_run_not_after_a_dry_run(
     assert refreshed == []
     assert _run(source, target).ok
     assert refreshed == [target]
+
+
+def test_a_failed_run_leaves_no_reading_thread_behind(
+    source: SqliteBackend, target: SqliteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped by an error mid-stream closes its reading generators itself, on its own
+    thread: their read-ahead threads are gone when ``migrate`` raises. Left to the garbage
+    collector, such a generator was once finalized while another thread started, and joined its
+    reader under the lock that start held: the run hung in CI (Python 3.11)."""
+    from botmox_core.migration import streams
+
+    _seed(source, bots=1000)
+    original = streams.RecordStream.write_many
+    calls = {"n": 0}
+
+    def failing(self: Any, uow: Any, tenant: str, items: Any) -> None:
+        calls["n"] += self.collection is Collection.BOTS
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # not a BotmoxError: the run stops
+        original(self, uow, tenant, items)
+
+    monkeypatch.setattr(streams.RecordStream, "write_many", failing)
+    collecting = gc.isenabled()
+    gc.disable()  # only the run itself may close them
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _run(source, target, batch_size=100, page_size=100)
+        readers = [t.name for t in threading.enumerate() if t.name.startswith("read-")]
+    finally:
+        if collecting:
+            gc.enable()
+    assert readers == []

@@ -30,8 +30,9 @@ One migration at a time writes into a target (``migration_lock``); see
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, closing
 from typing import Any
 
 import attrs
@@ -93,7 +94,7 @@ def read_stream(
     page_size: int,
     *,
     ahead: bool = True,
-) -> Iterator[Item]:
+) -> Generator[Item, None, None]:
     """Every item of the stream after ``after``, one unit of work per page. With ``ahead`` the
     next page is read in a thread of its own while the caller works through the current one
     (each page still in a unit of its own; closing the iterator waits for that read)."""
@@ -259,57 +260,66 @@ class _Run:
         if not stream.available(self.source):
             self.state["streams"][entry_key] = {"after": None, "done": True}
             return
-        sources = read_stream(self.source, stream, tenant, after, self.options.page_size)
-        if not stream.available(self.target):
-            for unstorable in sources:
-                result.source += 1
-                result.failed += 1
-                self.report.problem(
-                    tenant,
-                    stream.name,
-                    unstorable.label,
-                    f"the target backend {self.target.name!r} does not store {stream.name}",
-                )
-            self.state["streams"][entry_key] = {"after": None, "done": True}
-            return
-        targets = read_stream(self.target, stream, tenant, after, self.options.page_size)
-        batch: list[_Action] = []
-        reached: Key | None = after
-        since = self.options.since
-        pending_reads = 0
-        advanced = 0
-        for left, right in _merge(sources, targets):
-            current = left or right
-            assert current is not None
-            if left is not None:
-                result.source += 1
-                advanced += 1
-            if right is not None:
-                result.target += 1
-            if left is not None and right is None:
-                batch.append(_Action("create", left, None))
-            elif left is None and right is not None:
-                if self.options.prune:
-                    batch.append(_Action("delete", None, right))
-            elif left is not None and right is not None:
-                old = since is not None and left.stamp is not None and left.stamp < since
-                if old or left.hash == right.hash:
-                    result.unchanged += 1
-                else:
-                    batch.append(_Action("update", left, right))
-            reached = current.key
-            pending_reads += 1
-            if len(batch) >= self.options.batch_size or pending_reads >= self.options.page_size:
-                position = {"after": list(reached), "done": False}
-                self._submit(tenant, stream, batch, result, entry_key, position)
-                batch = []
-                pending_reads = 0
+        # Each reading generator is closed here, on this thread, whatever happens (its
+        # read-ahead thread joined): one left to the garbage collector can be finalized
+        # while another thread starts, joining its reader under threading's shutdown-locks
+        # lock, which that start holds: a deadlock (seen in CI on Python 3.11).
+        with ExitStack() as opened:
+            sources = opened.enter_context(
+                closing(read_stream(self.source, stream, tenant, after, self.options.page_size))
+            )
+            if not stream.available(self.target):
+                for unstorable in sources:
+                    result.source += 1
+                    result.failed += 1
+                    self.report.problem(
+                        tenant,
+                        stream.name,
+                        unstorable.label,
+                        f"the target backend {self.target.name!r} does not store {stream.name}",
+                    )
+                self.state["streams"][entry_key] = {"after": None, "done": True}
+                return
+            targets = opened.enter_context(
+                closing(read_stream(self.target, stream, tenant, after, self.options.page_size))
+            )
+            batch: list[_Action] = []
+            reached: Key | None = after
+            since = self.options.since
+            pending_reads = 0
+            advanced = 0
+            for left, right in _merge(sources, targets):
+                current = left or right
+                assert current is not None
+                if left is not None:
+                    result.source += 1
+                    advanced += 1
+                if right is not None:
+                    result.target += 1
+                if left is not None and right is None:
+                    batch.append(_Action("create", left, None))
+                elif left is None and right is not None:
+                    if self.options.prune:
+                        batch.append(_Action("delete", None, right))
+                elif left is not None and right is not None:
+                    old = since is not None and left.stamp is not None and left.stamp < since
+                    if old or left.hash == right.hash:
+                        result.unchanged += 1
+                    else:
+                        batch.append(_Action("update", left, right))
+                reached = current.key
+                pending_reads += 1
+                if len(batch) >= self.options.batch_size or pending_reads >= self.options.page_size:
+                    position = {"after": list(reached), "done": False}
+                    self._submit(tenant, stream, batch, result, entry_key, position)
+                    batch = []
+                    pending_reads = 0
+                    self.progress.advance(label, advanced)
+                    advanced = 0
+            self._submit(tenant, stream, batch, result, entry_key, {"after": None, "done": True})
+            self._drain()
+            if advanced:
                 self.progress.advance(label, advanced)
-                advanced = 0
-        self._submit(tenant, stream, batch, result, entry_key, {"after": None, "done": True})
-        self._drain()
-        if advanced:
-            self.progress.advance(label, advanced)
 
     def _flush(
         self, tenant: str, stream: Stream, batch: list[_Action], result: StreamReport

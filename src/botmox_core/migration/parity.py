@@ -19,6 +19,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import attrs
@@ -90,13 +91,14 @@ def _fold(backend: DataBackend, stream: Stream, tenant: str, buckets: int, page_
     sums = [0] * buckets
     total = 0
     sha256 = hashlib.sha256
-    for item in read_stream(backend, stream, tenant, None, page_size):
-        key = repr(item.key).encode()
-        index = zlib.crc32(key) % buckets
-        counts[index] += 1
-        mixed = sha256(key + b"\x00" + item.text.encode("utf-8", "surrogatepass")).digest()
-        sums[index] ^= int.from_bytes(mixed, "big")
-        total += 1
+    with closing(read_stream(backend, stream, tenant, None, page_size)) as items:  # see engine
+        for item in items:
+            key = repr(item.key).encode()
+            index = zlib.crc32(key) % buckets
+            counts[index] += 1
+            mixed = sha256(key + b"\x00" + item.text.encode("utf-8", "surrogatepass")).digest()
+            sums[index] ^= int.from_bytes(mixed, "big")
+            total += 1
     return total, counts, [value.to_bytes(32, "big") for value in sums]
 
 
@@ -112,11 +114,8 @@ def _gather(
     buckets: int,
     page_size: int,
 ) -> dict[Any, Item]:
-    return {
-        item.key: item
-        for item in read_stream(backend, stream, tenant, None, page_size)
-        if _bucket(item, buckets) in wanted
-    }
+    with closing(read_stream(backend, stream, tenant, None, page_size)) as items:  # see engine
+        return {item.key: item for item in items if _bucket(item, buckets) in wanted}
 
 
 def _compare(
