@@ -142,29 +142,23 @@ def measure(server: RunningServer, label: str) -> None:
             figures = paced(url, rate=rate, seconds=SECONDS, headers=auth)
             print(row(f"{name}, {rate}/s paced", figures))
     SERVER_PID.clear()  # CPU per request means nothing for runs sharing the server
+
+    def at(url: str, rate: int, **request: Any) -> Callable[[], dict[str, Any]]:
+        return lambda: paced(url, rate=rate, seconds=SECONDS, **request)
+
+    patch = {"method": "PATCH", "headers": writing}
     together = alongside(
         {
-            "bots list, 50/s paced": lambda: paced(
-                list_url, rate=50, seconds=SECONDS, headers=auth
-            ),
-            "settings, 200/s paced": lambda: paced(
-                settings_url, rate=200, seconds=SECONDS, headers=auth
-            ),
-            "  writer: PATCH bot, 50/s": lambda: paced(
+            "bots list, 50/s paced": at(list_url, 50, headers=auth),
+            "settings, 200/s paced": at(settings_url, 200, headers=auth),
+            "  writer: PATCH bot, 50/s": at(
                 f"{server.url}/api/v1/bots/{target}",
-                rate=50,
-                seconds=SECONDS,
-                method="PATCH",
-                headers=writing,
+                50,
+                **patch,
                 body=json.dumps({"status": "farming", "farm/location": "Nagrand"}),
             ),
-            "  writer: PATCH settings, 20/s": lambda: paced(
-                f"{server.url}/api/v1/settings/notifications",
-                rate=20,
-                seconds=SECONDS,
-                method="PATCH",
-                headers=writing,
-                body=json.dumps({"ban": True}),
+            "  writer: PATCH settings, 20/s": at(
+                f"{server.url}/api/v1/settings/notifications", 20, **patch, body='{"ban": true}'
             ),
         }
     )

@@ -442,6 +442,20 @@ def test_an_import_ends_with_the_backends_refresh_and_a_dry_run_does_not(
     assert refreshed == [len(all_records(target, "t1"))] and refreshed[0] > 0
 
 
+def test_an_import_that_writes_nothing_refreshes_nothing(
+    source: SqliteBackend, target: SqliteBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same file again: every record unchanged, so no VACUUM on a large database."""
+    refreshed: list[int] = []
+    monkeypatch.setattr(target, "after_bulk_write", lambda: refreshed.append(1), raising=False)
+    seed(source)
+    path = write(tmp_path, export_bytes(source))
+    import_tenant(target, "t1", path)
+    again = import_tenant(target, "t1", path)
+    assert all(not c["created"] and not c["updated"] for c in again.counts.values())
+    assert refreshed == [1]
+
+
 def test_a_failing_refresh_after_an_import_is_a_warning_not_a_failure(
     source: SqliteBackend,
     target: SqliteBackend,

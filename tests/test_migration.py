@@ -527,3 +527,14 @@ def test_a_failed_run_leaves_no_reading_thread_behind(
         if collecting:
             gc.enable()
     assert readers == []
+
+
+def test_a_run_that_writes_nothing_refreshes_nothing(
+    source: SqliteBackend, target: SqliteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _seed(source)
+    assert _run(source, target).writes > 0
+    refreshed: list[object] = []
+    monkeypatch.setattr(target, "after_bulk_write", lambda: refreshed.append(1), raising=False)
+    again = _run(source, target)
+    assert again.ok and again.writes == 0 and refreshed == []

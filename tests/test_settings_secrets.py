@@ -217,6 +217,9 @@ def test_a_whole_tree_read_takes_one_bindings_read_per_scope(
         )
     tree = core.domains.settings.read(ADMIN)
     assert calls == ["list", "list"]
+    calls.clear()
+    token = core.domains.settings.read(ADMIN, "api_keys/telegram/bot_token")
+    assert calls == ["get"] and token["set"] is True  # one field: one point read
     assert tree["api_keys"]["telegram"]["bot_token"]["set"] is True
     assert "ipqs" not in tree["api_keys"] and "vmgenerator" not in tree  # unbound, unstored
 

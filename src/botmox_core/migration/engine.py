@@ -494,6 +494,7 @@ def migrate(
         finally:
             run.close()
         clear_checkpoint(controlled)
-        after_bulk_write(target)  # statistics and search indexes caught up before lists
+        if report.writes:
+            after_bulk_write(target)  # statistics and search indexes caught up before lists
     report.seconds = time.perf_counter() - started
     return report

@@ -43,9 +43,9 @@ __all__ = [
     "BulkWriteBackend",
     "DomainDataBackend",
     "DomainUnitOfWork",
-    "after_bulk_write",
     "RecordRepository",
     "SettingsRepository",
+    "after_bulk_write",
     "supports_domains",
 ]
 
@@ -182,15 +182,15 @@ class BulkWriteBackend(Protocol):
         of work; it must not change any record, and may be slow (seconds on millions of rows)."""
 
 
-def after_bulk_write(backend: DataBackend) -> bool:
-    """Call ``backend``'s :meth:`BulkWriteBackend.after_bulk_write` when it has one; whether it
-    ran. A PostgreSQL database fresh from an import lists about five times slower until its
-    statistics and trigram indexes catch up (autovacuum does it within minutes); this does it at
-    once. The data is written by then, so a refresh that fails (the database gone, a timeout) is
-    logged as a warning and does not fail the import or migration that called it."""
+def after_bulk_write(backend: DataBackend) -> None:
+    """Call ``backend``'s :meth:`BulkWriteBackend.after_bulk_write` when it has one. A
+    PostgreSQL database fresh from an import lists about five times slower until its statistics
+    and trigram indexes catch up (autovacuum does it within minutes); this does it at once. The
+    data is written by then, so a refresh that fails (the database gone, a timeout) is logged
+    as a warning and does not fail the import or migration that called it."""
     refresh = getattr(backend, "after_bulk_write", None)
     if not callable(refresh):
-        return False
+        return
     try:
         refresh()
     except BotmoxError as exc:
@@ -201,5 +201,3 @@ def after_bulk_write(backend: DataBackend) -> bool:
             exc.code,
             exc.message,
         )
-        return False
-    return True

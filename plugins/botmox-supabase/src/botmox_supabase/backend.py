@@ -363,9 +363,10 @@ class PostgresDataBackend:
         """``VACUUM (ANALYZE)`` of the domain tables, in autocommit
         (:class:`~botmox_core.ports.domains.BulkWriteBackend`): fresh statistics for the list
         plans and ``botmox.domain_tenant_rows()``, the trigram indexes' pending entries merged,
-        the visibility map set for index-only scans. Right after an import of 20,000 bots a
-        list took 23 ms against 4 ms once this ran. A role that owns none of the tables gets
-        PostgreSQL's warning and nothing done (autovacuum catches up within minutes)."""
+        the visibility map set for index-only scans. Right after a load of 20,000 bots a
+        list took 20-23 ms at p50 against 3.4-4.1 ms once this ran (two runs). A role that
+        owns none of the tables gets PostgreSQL's warning and nothing done (autovacuum catches
+        up within minutes)."""
         statement = sql.SQL("vacuum (analyze) {}").format(
             sql.SQL(", ").join(sql.Identifier("botmox", table) for table in DOMAIN_TABLES)
         )

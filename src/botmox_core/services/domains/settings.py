@@ -207,13 +207,16 @@ class SettingsService(DomainService):
         found: dict[tuple[str, ...], SecretBinding | None] = {}
         for (scope_type, scope_id), scoped in by_scope.items():
             # One read per scope (two for the whole tree) instead of one per field: the settings
-            # page re-reads the tree in a tight loop. A scope with more bindings than one read
-            # returns is read field by field, as before.
-            listed = vault.bindings.list(
-                tenant_id, scope_type=scope_type, scope_id=scope_id, limit=SCOPE_BINDINGS_READ
-            )
-            named = {binding.field_name: binding for binding in listed}
-            complete = len(listed) < SCOPE_BINDINGS_READ
+            # page re-reads the tree in a tight loop. One field is one point read; a scope with
+            # more bindings than one list returns is read field by field.
+            named: dict[str, SecretBinding] = {}
+            complete = False
+            if len(scoped) > 1:
+                listed = vault.bindings.list(
+                    tenant_id, scope_type=scope_type, scope_id=scope_id, limit=SCOPE_BINDINGS_READ
+                )
+                named = {binding.field_name: binding for binding in listed}
+                complete = len(listed) < SCOPE_BINDINGS_READ
             for field in scoped:
                 field_name = SECRET_FIELDS[field][2]
                 if field_name in named or complete:

@@ -99,7 +99,8 @@ def import_tenant(
             batch, in_batch = [], set()
     if batch:
         _flush(domains, tenant, batch, report, dry_run, shown)
-    if not dry_run:
+    wrote = any(c["created"] or c["updated"] for c in report.counts.values())
+    if wrote and not dry_run:
         after_bulk_write(domains)  # statistics and search indexes caught up before lists
     return report
 
